@@ -1,0 +1,1 @@
+"""Studio: a no-code fine-tuning studio for image and text classifiers."""

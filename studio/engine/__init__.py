@@ -1,0 +1,1 @@
+"""The engine: data, models, strategies, the training loop, jobs. It never imports gradio."""

@@ -1,0 +1,43 @@
+"""Predictions from a finished run's saved model: image files or texts in, top-k labels out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from studio.engine import evaluation
+from studio.engine.data import open_rgb
+from studio.engine.device import pick_device
+from studio.engine.inputs import TextBatches, image_transform
+from studio.engine.models import load_model, load_tokenizer
+from studio.engine.runner import MODEL_DIR
+
+
+class ModelNotReady(LookupError):
+    pass
+
+
+class Predictor:
+    def __init__(self, run_dir: Path, device: str = "auto"):
+        folder = Path(run_dir) / MODEL_DIR
+        if not (folder / "studio_model.json").exists():
+            raise ModelNotReady(f"Run {Path(run_dir).name} has no saved model (it has not finished successfully).")
+        self.device = pick_device(device)
+        self.model, self.info = load_model(folder)
+        self.model.to(self.device)
+        self.labels = self.info.labels
+        prep = self.info.preprocessing
+        if prep.kind == "text":
+            self.batches = TextBatches(load_tokenizer(str(folder)), prep.max_length)
+        else:
+            self.transform = image_transform(prep, augment=False)
+
+    @torch.inference_mode()
+    def predict(self, inputs: list, top_k: int = 3) -> list[dict]:
+        """inputs: texts for a text model; image paths or PIL images for an image model."""
+        if self.info.preprocessing.kind == "text":
+            batch = {k: v.to(self.device) for k, v in self.batches.encode([str(x) for x in inputs]).items()}
+        else:
+            images = [x if hasattr(x, "convert") else open_rgb(x) for x in inputs]
+            batch = torch.stack([self.transform(im.convert("RGB")) for im in images]).to(self.device)
+        return evaluation.top_k(self.model(batch).cpu(), self.labels, top_k)

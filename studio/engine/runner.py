@@ -1,0 +1,115 @@
+"""Runs one recipe start to finish in the calling thread: data, model, strategy, loop, evaluation, saved model.
+Everything the run produces lands in its run folder."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, TensorDataset
+
+from studio.engine import evaluation, strategies
+from studio.engine.data import load_dataset
+from studio.engine.device import autocast_dtype, pick_device
+from studio.engine.events import EventLog, write_json
+from studio.engine.features import compute_features
+from studio.engine.inputs import make_loader
+from studio.engine.loop import Callback, Loop, LoopConfig, predict
+from studio.engine.models import StudioClassifier, build_backbone, load_tokenizer, resolve, save_model
+from studio.recipe import Recipe
+from studio.workspace import Workspace
+
+MODEL_DIR = "model"
+
+
+class BestCheckpoint(Callback):
+    """Writes the best weights so far to checkpoints/best.safetensors, so a crash loses nothing already learned."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "checkpoints" / "best.safetensors"
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        if loop.best["epoch"] == loop.epoch:
+            self.path.parent.mkdir(exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in loop.best["state"].items()}, str(self.path))
+
+
+def _feature_loaders(model, data, recipe, info, tokenizer, device, amp, workspace, log, cancel):
+    train_x, val_x = compute_features(model.backbone, info, data, tokenizer=tokenizer,
+                                      batch_size=recipe.train.batch_size, device=device, amp_dtype=amp,
+                                      cache_dir=workspace.cache_dir, events=log, cancel=cancel,
+                                      num_workers=recipe.train.num_workers)
+    generator = torch.Generator().manual_seed(recipe.train.seed)
+    train = DataLoader(TensorDataset(train_x, torch.tensor(data.train_labels)), batch_size=recipe.train.batch_size,
+                       shuffle=True, generator=generator)
+    val = DataLoader(TensorDataset(val_x, torch.tensor(data.val_labels)), batch_size=4 * recipe.train.batch_size)
+    return train, val
+
+
+def _example_loaders(data, recipe, info, tokenizer, device):
+    common = dict(tokenizer=tokenizer, num_workers=recipe.train.num_workers, pin_memory=device.type == "cuda")
+    train = make_loader(data.train_items, data.train_labels, info.preprocessing, batch_size=recipe.train.batch_size,
+                        shuffle=True, augment=info.preprocessing.kind == "image", seed=recipe.train.seed, **common)
+    val = make_loader(data.val_items, data.val_labels, info.preprocessing, batch_size=recipe.train.batch_size,
+                      shuffle=False, **common)
+    return train, val
+
+
+def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, cancel: threading.Event,
+            callbacks: list[Callback] = ()) -> dict:
+    """Trains the (already resolved) recipe; returns eval.json's content. Raises on failure or Cancelled."""
+    start = time.time()
+    torch.manual_seed(recipe.train.seed)
+    log.set_status("running", started=start)
+    device = pick_device(recipe.train.device)
+    amp = autocast_dtype(device, recipe.train.precision)
+    log.emit("log", message=f"Device: {device.type}" + (f", mixed precision {amp}" if amp else ", full precision"))
+
+    data = load_dataset(recipe.data, recipe.task, recipe.train.seed, workspace.uploads_dir)
+    write_json(run_dir / "data_report.json", data.report.to_dict())
+    write_json(run_dir / "labels.json", {"labels": data.classes})
+    log.emit("data", classes=data.classes, train=len(data.train_items), validation=len(data.val_items),
+             skipped=len(data.report.skipped), warnings=data.report.warnings)
+
+    log.emit("log", message=f"Loading model {recipe.model}")
+    backbone, info = build_backbone(recipe.model, recipe.task, pretrained=recipe.strategy != "scratch",
+                                    max_length=recipe.data.max_length)
+    info.labels = data.classes
+    tokenizer = load_tokenizer(resolve(recipe.model, recipe.task)[1]) if info.preprocessing.kind == "text" else None
+    model = StudioClassifier(backbone, len(data.classes))
+    groups = strategies.prepare(model, recipe)
+    params = strategies.count_parameters(model)
+    log.emit("model", family=info.family, **params)
+    model.to(device)
+
+    if recipe.strategy == "feature-extraction":
+        train_loader, val_loader = _feature_loaders(model, data, recipe, info, tokenizer, device, amp, workspace,
+                                                    log, cancel)
+        trained = model.head  # epochs run on cached features: the backbone never runs again
+    else:
+        train_loader, val_loader = _example_loaders(data, recipe, info, tokenizer, device)
+        trained = model
+    config = LoopConfig(epochs=recipe.train.epochs, device=device, amp_dtype=amp,
+                        weight_decay=recipe.train.weight_decay, warmup_ratio=recipe.train.warmup_ratio)
+    loop = Loop(trained, groups, train_loader, val_loader, config, log, cancel,
+                [BestCheckpoint(run_dir), *callbacks])
+    result = loop.run()
+
+    logits, labels = predict(trained, val_loader, device, amp, cancel)
+    report = evaluation.report(logits, labels, data.classes)
+    report.update(best_epoch=result["best_epoch"], steps=result["steps"], history=result["history"],
+                  samples_per_s=result["samples_per_s"], trainable_parameters=params["trainable"],
+                  total_parameters=params["total"], device=device.type)
+    write_json(run_dir / "eval.json", report)
+
+    model_dir = run_dir / MODEL_DIR
+    if recipe.strategy == "lora":
+        model.backbone.net.save_pretrained(str(model_dir / "adapter"))  # the adapter alone, in peft's format
+    strategies.finalize(model)
+    save_model(model.cpu(), info, model_dir, tokenizer)
+    log.set_status("completed", finished=time.time(), wall_time_s=round(time.time() - start, 2),
+                   accuracy=report["accuracy"], macro_f1=report["macro_f1"], val_loss=report["loss"],
+                   best_epoch=result["best_epoch"], trainable_parameters=params["trainable"])
+    return report

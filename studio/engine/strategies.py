@@ -1,0 +1,74 @@
+"""What trains under each strategy: which parameters require gradients, and their learning rates.
+
+prepare() returns optimizer parameter groups; the model is changed in place (frozen weights, LoRA adapters).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from studio.engine.models import StudioClassifier
+from studio.recipe import Recipe
+
+
+def _params(model: nn.Module, names: list[str]) -> list[nn.Parameter]:
+    lookup = dict(model.named_parameters())
+    return [lookup[name] for name in names]
+
+
+def _freeze_backbone(model: StudioClassifier) -> None:
+    model.backbone.requires_grad_(False)
+    model.head.requires_grad_(True)
+
+
+def _add_lora(model: StudioClassifier, recipe: Recipe) -> None:
+    from peft import LoraConfig, get_peft_model
+    backbone = model.backbone
+    targets = [name.removeprefix("net.") for name in backbone.lora_targets()]
+    config = LoraConfig(r=recipe.option("lora_r"), lora_alpha=recipe.option("lora_alpha"),
+                        lora_dropout=recipe.option("lora_dropout"), target_modules=targets, bias="none")
+    # get_peft_model freezes everything in the wrapped network but the adapters.
+    backbone.net = get_peft_model(backbone.net, config)
+    model.head.requires_grad_(True)
+
+
+def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
+    """Sets requires_grad for the recipe's strategy; returns the optimizer's parameter groups."""
+    lr = recipe.train.learning_rate
+    strategy = recipe.strategy
+    if strategy in ("full", "scratch"):
+        model.requires_grad_(True)
+    elif strategy == "feature-extraction":
+        _freeze_backbone(model)
+    elif strategy == "partial":
+        _freeze_backbone(model)
+        blocks = model.backbone.blocks()
+        for param in _params(model.backbone, [n for b in blocks[-recipe.option("trainable_blocks"):] for n in b]):
+            param.requires_grad_(True)
+    elif strategy == "lora":
+        _add_lora(model, recipe)
+    elif strategy == "layerwise":
+        model.requires_grad_(True)
+        decay = recipe.option("lr_decay")
+        blocks = model.backbone.blocks()
+        # The head learns at the full rate; each block below it at lr_decay times the rate of the block above.
+        groups = [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+        for depth, names in enumerate(reversed(blocks), start=1):
+            groups.append({"params": _params(model.backbone, names), "lr": lr * decay**depth,
+                           "name": f"block {len(blocks) - depth}"})
+        return groups
+    else:
+        raise ValueError(f"unknown strategy {strategy}")
+    return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "name": "trainable"}]
+
+
+def finalize(model: StudioClassifier) -> None:
+    """Folds LoRA adapters into the backbone weights, so the saved model is a plain network."""
+    from peft import PeftModel
+    if isinstance(model.backbone.net, PeftModel):
+        model.backbone.net = model.backbone.net.merge_and_unload()
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}

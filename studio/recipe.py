@@ -1,0 +1,221 @@
+"""The recipe: one typed description of a run, saved as YAML.
+
+The UI wizard fills it, `studio train RECIPE.yaml` replays it, tests build it in code. Every key is checked:
+unknown keys, wrong types and impossible values raise RecipeError naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASKS = ("image-classification", "text-classification")
+STRATEGIES = ("feature-extraction", "full", "partial", "layerwise", "lora", "scratch")
+
+# Options each strategy understands, with their defaults and allowed ranges (inclusive).
+STRATEGY_OPTIONS: dict[str, dict[str, tuple[type, Any, float, float]]] = {
+    "feature-extraction": {},
+    "full": {},
+    "partial": {"trainable_blocks": (int, 2, 1, 1000)},
+    "layerwise": {"lr_decay": (float, 0.8, 0.01, 1.0)},
+    "lora": {"lora_r": (int, 8, 1, 1024), "lora_alpha": (float, 16.0, 0.1, 4096.0),
+             "lora_dropout": (float, 0.05, 0.0, 0.9)},
+    "scratch": {},
+}
+
+# Defaults a non-engineer can trust: the frozen-backbone path gets more epochs (they cost almost nothing) and a
+# larger learning rate (only a linear head trains); paths that move pretrained weights use small rates.
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "feature-extraction": {"epochs": 30, "batch_size": 32, "learning_rate": 3e-3},
+    "full": {"epochs": 5, "batch_size": 16, "learning_rate": 5e-5},
+    "partial": {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4},
+    "layerwise": {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4},
+    "lora": {"epochs": 5, "batch_size": 16, "learning_rate": 5e-4},
+    "scratch": {"epochs": 10, "batch_size": 32, "learning_rate": 1e-3},
+}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names the key and says how to fix it."""
+
+
+@dataclass
+class DataSpec:
+    path: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
+    validation_split: float = 0.2
+    validation_path: str | None = None
+    max_length: int = 128  # text only: tokens kept per example
+
+
+@dataclass
+class TrainSpec:
+    epochs: int | None = None  # None: the strategy's default (STRATEGY_DEFAULTS)
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    num_workers: int = 0  # data-loading worker processes; 0 loads in the training thread
+
+
+@dataclass
+class Recipe:
+    task: str = "image-classification"
+    model: str = "efficientnet-lite0"
+    data: DataSpec = field(default_factory=DataSpec)
+    strategy: str = "feature-extraction"
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    output_dir: str = "runs"
+
+    # -- derived values: defaults resolved for this strategy ------------------------------------------------------
+    def resolved(self) -> "Recipe":
+        """A copy with every default filled in, as saved into the run folder."""
+        out = from_dict(to_dict(self))
+        for key, value in STRATEGY_DEFAULTS[self.strategy].items():
+            if getattr(out.train, key) is None:
+                setattr(out.train, key, value)
+        for key, (_, default, _, _) in STRATEGY_OPTIONS[self.strategy].items():
+            out.strategy_options.setdefault(key, default)
+        return out
+
+    def option(self, key: str) -> Any:
+        kind, default, _, _ = STRATEGY_OPTIONS[self.strategy][key]
+        return kind(self.strategy_options.get(key, default))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(to_dict(self), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+
+def to_dict(recipe: Recipe) -> dict[str, Any]:
+    return dataclasses.asdict(recipe)
+
+
+def load(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"Recipe file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"Could not read the recipe file {path}: {exc}") from None
+    return from_yaml(text)
+
+
+def from_yaml(text: str) -> Recipe:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"The recipe is not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    return from_dict(raw)
+
+
+def from_dict(raw: Any) -> Recipe:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"The recipe must be a mapping of keys to values, not {type(raw).__name__}.")
+    recipe = _build(Recipe, raw, prefix="")
+    validate(recipe)
+    return recipe
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise RecipeError(f"Unknown recipe key '{prefix}{unknown[0]}'. Known keys here: {', '.join(sorted(names))}.")
+    kwargs = {}
+    for name, value in raw.items():
+        kwargs[name] = _coerce(hints[name], value, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise RecipeError(f"Recipe key '{key}' must be a mapping, got {value!r}.")
+        return _build(hint, value, prefix=f"{key}.")
+    optional = isinstance(hint, types.UnionType) and type(None) in hint.__args__
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in hint.__args__ if a is not type(None))
+    origin = typing.get_origin(hint) or hint
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"Recipe key '{key}' must be a mapping, got {value!r}.")
+        return dict(value)
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # a hub id like 1234 or a path typed as a number is still a name
+    if not isinstance(value, origin) or (origin is not bool and isinstance(value, bool)):
+        raise RecipeError(f"Recipe key '{key}' must be {_type_word(origin)}, got {value!r}.")
+    return value
+
+
+def _type_word(kind: type) -> str:
+    return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(kind, kind.__name__)
+
+
+def _check_range(key: str, value: float | None, low: float, high: float) -> None:
+    if value is not None and not (low <= value <= high):
+        raise RecipeError(f"Recipe key '{key}' is {value}; it must be between {low:g} and {high:g}.")
+
+
+def validate(recipe: Recipe) -> None:
+    """Checks values (types were checked when building): raise RecipeError naming the key."""
+    if recipe.task not in TASKS:
+        raise RecipeError(f"Recipe key 'task' is '{recipe.task}'; choose one of: {', '.join(TASKS)}.")
+    if recipe.strategy not in STRATEGIES:
+        raise RecipeError(
+            f"Recipe key 'strategy' is '{recipe.strategy}'; choose one of: {', '.join(STRATEGIES)}.")
+    if not str(recipe.model).strip():
+        raise RecipeError("Recipe key 'model' is empty; name a catalog model, a hub id or a local folder.")
+    known = STRATEGY_OPTIONS[recipe.strategy]
+    for key, value in recipe.strategy_options.items():
+        if key not in known:
+            allowed = ", ".join(known) or "none"
+            raise RecipeError(f"Unknown recipe key 'strategy_options.{key}' for strategy '{recipe.strategy}'. "
+                              f"Options it understands: {allowed}.")
+        kind, _, low, high = known[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or (kind is int and not float(value).is_integer()):
+            raise RecipeError(f"Recipe key 'strategy_options.{key}' must be {_type_word(kind)}, got {value!r}.")
+        _check_range(f"strategy_options.{key}", value, low, high)
+    d, t = recipe.data, recipe.train
+    if not d.path.strip():
+        raise RecipeError("Recipe key 'data.path' is empty; give a folder of class sub-folders, a .zip, "
+                          "a .csv or a .jsonl file.")
+    if d.validation_path is None:
+        _check_range("data.validation_split", d.validation_split, 0.05, 0.5)
+    _check_range("data.max_length", d.max_length, 8, 4096)
+    _check_range("train.epochs", t.epochs, 1, 1000)
+    _check_range("train.batch_size", t.batch_size, 1, 4096)
+    _check_range("train.learning_rate", t.learning_rate, 1e-7, 1.0)
+    _check_range("train.weight_decay", t.weight_decay, 0.0, 1.0)
+    _check_range("train.warmup_ratio", t.warmup_ratio, 0.0, 0.5)
+    _check_range("train.seed", t.seed, 0, 2**32 - 1)
+    _check_range("train.num_workers", t.num_workers, 0, 64)
+    for key, value, allowed in (("train.device", t.device, ("auto", "cpu", "cuda", "mps")),
+                                ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16"))):
+        if value not in allowed:
+            raise RecipeError(f"Recipe key '{key}' is '{value}'; choose one of: {', '.join(allowed)}.")
+    out = Path(recipe.output_dir)
+    if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
+        raise RecipeError(f"Recipe key 'output_dir' is '{recipe.output_dir}'; it must be a folder name inside "
+                          "the workspace, such as 'runs'.")

@@ -1,0 +1,77 @@
+"""The workspace on disk: run folders, the feature cache, unpacked uploads. The run folder is the truth: everything
+here is read back from disk, so a restarted studio sees every run."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.engine.events import STATUS_FILE, read_json
+from studio.recipe import Recipe
+
+DEFAULT_WORKSPACE = "workspace"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("STUDIO_WORKSPACE", DEFAULT_WORKSPACE))
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).expanduser().resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache" / "features"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.root / "uploads"
+
+    def new_run_dir(self, recipe: Recipe) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(recipe.model.rstrip("/\\")).name or recipe.model).strip("-.")
+        base = self.root / recipe.output_dir
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug[:40]}-{recipe.strategy}"
+        for n in range(1, 10_000):
+            candidate = base / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                candidate.mkdir(parents=True, exist_ok=False)
+                return candidate
+            except FileExistsError:
+                continue
+        raise RuntimeError("could not create a run folder")
+
+    def run_dirs(self) -> list[Path]:
+        found = [p.parent for p in self.root.glob(f"*/*/{STATUS_FILE}")]
+        return sorted(found, key=lambda p: p.name)
+
+    def runs(self) -> list[dict]:
+        """One summary per run folder, oldest first."""
+        out = []
+        for run_dir in self.run_dirs():
+            status = read_json(run_dir / STATUS_FILE) or {}
+            out.append({"id": run_dir.name, "path": str(run_dir), "task": status.get("task"),
+                        "model": status.get("model"), "strategy": status.get("strategy"),
+                        "status": status.get("status", "unknown"), "accuracy": status.get("accuracy"),
+                        "macro_f1": status.get("macro_f1"), "created": status.get("created"),
+                        "wall_time_s": status.get("wall_time_s"), "error": status.get("error")})
+        return out
+
+    def find_run(self, ref: str) -> Path:
+        """A run by id (folder name) or by path."""
+        path = Path(ref).expanduser()
+        if (path / STATUS_FILE).exists():
+            return path.resolve()
+        matches = [p for p in self.run_dirs() if p.name == ref]
+        if not matches:
+            raise RunNotFound(f"No run called '{ref}' in {self.root}. `studio runs` lists the runs.")
+        return matches[-1]
