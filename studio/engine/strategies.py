@@ -31,14 +31,27 @@ def _add_lora(model: StudioClassifier, recipe: Recipe) -> None:
     model.head.requires_grad_(True)
 
 
+# When pretrained weights train beside a new head, the head (random at the start) learns this much faster.
+HEAD_LR_MULTIPLIER = 10.0
+
+
+def _groups(model: StudioClassifier, lr: float, head_lr: float) -> list[dict]:
+    return [{"params": list(model.head.parameters()), "lr": head_lr, "name": "head"},
+            {"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": lr, "name": "backbone"}]
+
+
 def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
     """Sets requires_grad for the recipe's strategy; returns the optimizer's parameter groups."""
     lr = recipe.train.learning_rate
     strategy = recipe.strategy
-    if strategy in ("full", "scratch"):
+    if strategy == "scratch":  # every weight starts random: one rate for all
         model.requires_grad_(True)
-    elif strategy == "feature-extraction":
+        return [{"params": list(model.parameters()), "lr": lr, "name": "all"}]
+    if strategy == "feature-extraction":
         _freeze_backbone(model)
+        return [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+    if strategy == "full":
+        model.requires_grad_(True)
     elif strategy == "partial":
         _freeze_backbone(model)
         blocks = model.backbone.blocks()
@@ -50,15 +63,15 @@ def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
         model.requires_grad_(True)
         decay = recipe.option("lr_decay")
         blocks = model.backbone.blocks()
-        # The head learns at the full rate; each block below it at lr_decay times the rate of the block above.
-        groups = [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
-        for depth, names in enumerate(reversed(blocks), start=1):
+        # The top block learns at lr, each block below it at lr_decay times the rate of the block above.
+        groups = [{"params": list(model.head.parameters()), "lr": lr * HEAD_LR_MULTIPLIER, "name": "head"}]
+        for depth, names in enumerate(reversed(blocks)):
             groups.append({"params": _params(model.backbone, names), "lr": lr * decay**depth,
-                           "name": f"block {len(blocks) - depth}"})
+                           "name": f"block {len(blocks) - 1 - depth}"})
         return groups
     else:
         raise ValueError(f"unknown strategy {strategy}")
-    return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "name": "trainable"}]
+    return _groups(model, lr, lr * HEAD_LR_MULTIPLIER)
 
 
 def finalize(model: StudioClassifier) -> None:
