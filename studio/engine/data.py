@@ -96,8 +96,8 @@ def _check_image(path: Path) -> str | None:
         open_rgb(path)
     except Image.DecompressionBombError:
         return "image is too large (dimensions over Pillow's safety limit)"
-    except Exception as exc:  # PIL raises many types for broken files; each one just means "unreadable"
-        return f"not a readable image ({type(exc).__name__})"
+    except Exception:  # PIL raises many types for broken files; each one just means "unreadable"
+        return "not a readable image (damaged, cut short, or not really an image)"
     return None
 
 

