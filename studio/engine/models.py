@@ -308,7 +308,7 @@ def resolve(model: str, task: str) -> tuple[str, str]:
     card = catalog.find(model)
     if card is not None:
         if card.task != task:
-            raise ModelError(f"'{model}' is a {card.task.split('-')[0]} model, but the task is {task}. "
+            raise ModelError(f"'{model}' is made for {card.task}, but the recipe's task is {task}. "
                              f"Pick one of: {', '.join(c.name for c in catalog.for_task(task))}.")
         if card.source == "package" and task == catalog.IMAGE:
             return "efficientnet-lite", card.name
