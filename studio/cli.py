@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    if args.command in ("train", "predict"):
+        _quiet_libraries()
     return args.func(args)
 
 

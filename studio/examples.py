@@ -32,11 +32,15 @@ def _shape_image(shape: str, rng: random.Random, size: int) -> Image.Image:
 
 
 def make_shapes(dest: Path, per_class: int = 60, size: int = 96, seed: int = 0) -> Path:
-    """Writes dest/<shape>/<n>.png for each shape; returns dest."""
+    """Writes dest/<shape>/<shape>_<n>.jpg for each shape; returns dest."""
     rng = random.Random(seed)
     for shape in SHAPES:
         folder = Path(dest) / shape
         folder.mkdir(parents=True, exist_ok=True)
         for n in range(per_class):
-            _shape_image(shape, rng, size).save(folder / f"{shape}_{n:03d}.png")
+            _shape_image(shape, rng, size).save(folder / f"{shape}_{n:03d}.jpg", quality=90)
     return Path(dest)
+
+
+if __name__ == "__main__":  # regenerates the bundled example images
+    make_shapes(ASSETS / "examples" / "shapes", per_class=40)

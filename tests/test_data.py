@@ -55,7 +55,7 @@ def test_zip_with_a_wrapper_folder(tmp_path):
     root = make_shapes(tmp_path / "pets", per_class=4, size=24)
     archive = tmp_path / "pets.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for path in root.rglob("*.png"):
+        for path in root.rglob("*.jpg"):
             zf.write(path, f"pets/{path.relative_to(root)}")
     data = load(archive)
     assert data.classes == ["circle", "square", "triangle"]

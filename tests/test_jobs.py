@@ -50,7 +50,7 @@ def test_image_strategies_on_a_tiny_vit(manager, tiny_vit, shapes_small, strateg
     job = manager.start(make_recipe("image", tiny_vit, shapes_small, strategy, epochs=1))
     status = finish(job)
     assert status["status"] == "completed", status.get("error")
-    answer = Predictor(job.run_dir).predict([f"{shapes_small}/circle/circle_000.png"])[0]
+    answer = Predictor(job.run_dir).predict([f"{shapes_small}/circle/circle_000.jpg"])[0]
     assert answer["label"] in ("circle", "square", "triangle") and 0 <= answer["score"] <= 1
 
 

@@ -66,3 +66,13 @@ def test_not_yaml_and_not_a_mapping():
 def test_load_reports_missing_file(tmp_path):
     with pytest.raises(RecipeError, match="not found"):
         recipes.load(tmp_path / "nope.yaml")
+
+
+def test_bundled_example_recipes_are_valid_and_point_at_bundled_data():
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    found = sorted((root / "assets" / "recipes").glob("*.yaml"))
+    assert found
+    for path in found:
+        recipe = recipes.load(path)
+        assert (root / recipe.data.path).exists(), path.name
