@@ -64,7 +64,8 @@ class TrainSpec:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
-    num_workers: int = 0  # data-loading worker processes; 0 loads in the training thread
+    num_workers: int | None = None  # data-loading processes; None: none on CPU (they would compete with
+    # training for the cores), several on a GPU so that decoding images stays off the critical path
 
 
 @dataclass

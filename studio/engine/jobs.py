@@ -13,6 +13,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from studio.engine import runner
 from studio.engine.data import DataError
 from studio.engine.events import EventLog
@@ -73,6 +75,11 @@ class JobManager:
         """Validates the recipe (RecipeError if it cannot run), creates its run folder, queues it."""
         validate(recipe)
         recipe = recipe.resolved()
+        # Absolute data paths, so the saved recipe replays from any folder.
+        for key in ("path", "validation_path"):
+            value = getattr(recipe.data, key)
+            if value:
+                setattr(recipe.data, key, str(Path(value).expanduser().resolve()))
         run_dir = self.workspace.new_run_dir(recipe)
         recipe.save(run_dir / "recipe.yaml")
         job = Job(run_dir.name, run_dir, recipe, EventLog(run_dir), list(callbacks))
@@ -108,4 +115,6 @@ class JobManager:
             job.log.set_status("failed", finished=time.time(), error=explain(exc))
         finally:
             job.log.close()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the next run gets the whole device
             job.done.set()

@@ -107,7 +107,7 @@ class Loop:
         total = steps_per_epoch * cfg.epochs
         optimizer = torch.optim.AdamW(self.param_groups, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total, cfg.warmup_ratio))
-        scaler = torch.amp.GradScaler(enabled=cfg.amp_dtype == torch.float16)
+        scaler = torch.amp.GradScaler(cfg.device.type, enabled=cfg.amp_dtype == torch.float16)
         trainable = [p for group in self.param_groups for p in group["params"]]
         start = time.perf_counter()
         train_time, last_log, samples = 0.0, 0.0, 0  # train_time: wall time in training epochs, data loading included

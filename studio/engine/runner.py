@@ -2,6 +2,7 @@
 Everything the run produces lands in its run folder."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -64,6 +65,8 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
     torch.manual_seed(recipe.train.seed)
     log.set_status("running", started=start)
     device = pick_device(recipe.train.device)
+    if recipe.train.num_workers is None:
+        recipe.train.num_workers = 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
     amp = autocast_dtype(device, recipe.train.precision)
     log.emit("log", message=f"Device: {device.type}" + (f", mixed precision {amp}" if amp else ", full precision"))
 
