@@ -135,29 +135,43 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from studio.ui.app import launch
+    print(f"Studio: http://{args.host}:{args.port}  (workspace: {Path(args.workspace).resolve()})", file=sys.stderr)
+    launch(host=args.host, port=args.port, workspace=args.workspace)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from studio.workspace import default_root
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune pretrained models on your own data.")
-    parser.add_argument("--workspace", default=str(default_root()),
-                        help="folder holding runs and caches (default: $STUDIO_WORKSPACE or ./workspace)")
+    workspace_help = "folder holding runs and caches (default: $STUDIO_WORKSPACE or ./workspace)"
+    parser.add_argument("--workspace", default=str(default_root()), help=workspace_help)
+    # --workspace is also accepted after the sub-command (SUPPRESS: absent there, the top-level value stands).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", default=argparse.SUPPRESS, help=workspace_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train from a recipe YAML file, with a progress bar")
+    train = sub.add_parser("train", parents=[common], help="train from a recipe YAML file, with a progress bar")
     train.add_argument("recipe")
     train.set_defaults(func=cmd_train)
-    runs = sub.add_parser("runs", help="list every run in the workspace")
+    runs = sub.add_parser("runs", parents=[common], help="list every run in the workspace")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     runs.set_defaults(func=cmd_runs)
-    predict = sub.add_parser("predict", help="predict with a finished run: image files or texts")
+    predict = sub.add_parser("predict", parents=[common], help="predict with a finished run: image files or texts")
     predict.add_argument("run", help="run id (see `studio runs`) or run folder")
     predict.add_argument("inputs", nargs="+", help="image files for an image model, texts for a text model")
     predict.add_argument("--top-k", type=int, default=3)
     predict.set_defaults(func=cmd_predict)
+    serve = sub.add_parser("serve", parents=[common], help="open the studio in the browser")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("train", "predict"):
+    if args.command in ("train", "predict", "serve"):
         _quiet_libraries()
     return args.func(args)
 

@@ -206,6 +206,11 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"Could not read {path.name} as {suffix[1:].upper()}: {first}") from None
 
 
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a .csv or .jsonl file (DataError if it cannot be read)."""
+    return [str(c) for c in _read_table(Path(path)).columns]
+
+
 def _load_text(path: Path, spec: DataSpec) -> tuple[list[str], list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise DataError(f"{path.name} is not a file. For text, give a .csv or .jsonl file.")

@@ -58,6 +58,15 @@ def _example_loaders(data, recipe, info, tokenizer, device):
     return train, val
 
 
+def _examples(data, per_class: int = 2) -> list[dict]:
+    """A few validation examples per class, for the playground to offer."""
+    picked = []
+    for index, name in enumerate(data.classes):
+        items = [item for item, label in zip(data.val_items, data.val_labels) if label == index][:per_class]
+        picked += [{"input": item, "label": name} for item in items]
+    return picked
+
+
 def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, cancel: threading.Event,
             callbacks: list[Callback] = ()) -> dict:
     """Trains the (already resolved) recipe; returns eval.json's content. Raises on failure or Cancelled."""
@@ -73,6 +82,7 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
     data = load_dataset(recipe.data, recipe.task, recipe.train.seed, workspace.uploads_dir)
     write_json(run_dir / "data_report.json", data.report.to_dict())
     write_json(run_dir / "labels.json", {"labels": data.classes})
+    write_json(run_dir / "examples.json", {"examples": _examples(data)})
     log.emit("data", classes=data.classes, train=len(data.train_items), validation=len(data.val_items),
              skipped=len(data.report.skipped), warnings=data.report.warnings)
 

@@ -1,0 +1,114 @@
+"""The studio app: a header with the current choices, seven tabs in wizard order, and the launcher."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from studio.engine.events import STATUS_FILE, read_events, read_json
+from studio.engine.jobs import JobManager
+from studio.examples import ASSETS
+from studio.ui import session as sessions
+from studio.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+TAB_ORDER = ["model", "data", "strategy", "train", "evaluate", "playground", "runs"]
+TAB_NAMES = {"model": "Model", "data": "Data", "strategy": "Strategy", "train": "Train", "evaluate": "Evaluate",
+             "playground": "Playground", "runs": "Runs"}
+
+THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
+                       font=["Inter", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
+                       font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+CSS = """
+#summary { padding: 8px 14px; border-radius: 10px; background: var(--block-background-fill);
+           border: 1px solid var(--border-color-primary); font-size: 0.95em; }
+.card-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 10px; }
+.card { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px; }
+.card.chosen { border: 2px solid var(--color-accent); }
+.card h4 { margin: 0 0 4px 0; } .card p { margin: 2px 0; font-size: 0.9em; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 0.8em; margin-left: 4px; }
+.badge.offline { background: #dcfce7; color: #166534; } .badge.download { background: #e0e7ff; color: #3730a3; }
+.progress-outer { background: var(--neutral-200); border-radius: 999px; height: 14px; overflow: hidden; }
+.progress-inner { background: var(--color-accent); height: 14px; transition: width 0.4s; }
+.hint { color: var(--body-text-color-subdued); font-size: 0.92em; }
+"""
+
+
+@dataclass
+class Context:
+    """What every tab needs: the engine's job API, the workspace, and the shared wizard components."""
+    workspace: Workspace
+    jobs: JobManager
+    session: gr.State
+    summary: gr.Markdown
+    tabs: gr.Tabs
+    shared: dict = field(default_factory=dict)  # components a later tab updates (e.g. the task radio)
+
+    def nav(self, back: str | None, forward: str | None) -> None:
+        """Back / Next buttons to the neighbouring tabs."""
+        with gr.Row():
+            if back:
+                gr.Button(f"← Back to {TAB_NAMES[back]}", size="sm").click(
+                    lambda: gr.Tabs(selected=back), outputs=self.tabs)
+            if forward:
+                gr.Button(f"Next: {TAB_NAMES[forward]} →", variant="primary", size="sm").click(
+                    lambda: gr.Tabs(selected=forward), outputs=self.tabs)
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.workspace.find_run(run_id)
+
+    def run_status(self, run_id: str) -> dict:
+        job = self.jobs.jobs.get(run_id)
+        return job.status if job else read_json(self.run_dir(run_id) / STATUS_FILE) or {}
+
+    def run_events(self, run_id: str) -> list[dict]:
+        job = self.jobs.jobs.get(run_id)
+        return job.events() if job else read_events(self.run_dir(run_id))
+
+    def run_choices(self, completed_only: bool = True) -> list[tuple[str, str]]:
+        """Dropdown choices, newest first: (readable label, run id)."""
+        out = []
+        for run in reversed(self.workspace.runs()):
+            if completed_only and run["status"] != "completed":
+                continue
+            accuracy = f", accuracy {run['accuracy']:.0%}" if run["accuracy"] is not None else ""
+            out.append((f"{run['id']}  ({run['status']}{accuracy})", run["id"]))
+        return out
+
+
+def build_app(workspace: Workspace, jobs: JobManager | None = None) -> gr.Blocks:
+    from studio.ui import (data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab,
+                           train_tab)
+    jobs = jobs or JobManager(workspace)
+    with gr.Blocks(title="Studio — fine-tune a model on your data") as app:
+        gr.Markdown("## Studio &nbsp;<span class='hint'>teach a pretrained model your own labels — "
+                    "no code needed</span>")
+        session = gr.State(sessions.new_session)
+        summary = gr.Markdown(sessions.summary(sessions.new_session()), elem_id="summary")
+        with gr.Tabs(selected="model", elem_id="tabs") as tabs:
+            ctx = Context(workspace, jobs, session, summary, tabs)
+            modules = {"model": model_tab, "data": data_tab, "strategy": strategy_tab, "train": train_tab,
+                       "evaluate": evaluate_tab, "playground": playground_tab, "runs": runs_tab}
+            for tab_id in TAB_ORDER:
+                with gr.Tab(TAB_NAMES[tab_id], id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+                    modules[tab_id].build(ctx, tab)
+    return app
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "workspace",
+           block: bool = True, max_file_size: str = "2gb", auth: tuple[str, str] | None = None) -> gr.Blocks:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    space = Workspace(Path(workspace))
+    space.root.mkdir(parents=True, exist_ok=True)
+    if host not in ("127.0.0.1", "localhost"):
+        log.warning("The studio listens on %s: anyone who can reach this machine can use it.", host)
+    app = build_app(space)
+    app.queue(default_concurrency_limit=8)
+    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,
+               css=CSS, allowed_paths=[str(space.root), str(ASSETS)], max_file_size=max_file_size, auth=auth,
+               show_error=False, quiet=not block)
+    return app

@@ -1,0 +1,175 @@
+"""Data: upload a .zip of class folders, images class by class, or a CSV/JSONL; or try an example. The data is
+checked at once by the engine, and the report is shown in plain words."""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from studio import catalog
+from studio.engine.data import IMAGE_EXTENSIONS, DataError, load_dataset, table_columns
+from studio.examples import ASSETS, HELPDESK_CSV
+from studio.recipe import DataSpec
+from studio.ui import charts
+from studio.ui import session as sessions
+
+EXAMPLES = {"shapes": (catalog.IMAGE, ASSETS / "examples" / "shapes"), "helpdesk": (catalog.TEXT, HELPDESK_CSV)}
+THUMBS_PER_CLASS = 4
+
+
+def _store_upload(ctx, source: str) -> Path:
+    """Copies an upload into the workspace (gradio's temp files do not last), named by its content."""
+    data = Path(source).read_bytes()
+    folder = ctx.workspace.uploads_dir / "files" / hashlib.sha256(data).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(source).name)
+    target.write_bytes(data)
+    return target
+
+
+def _guess_columns(columns: list[str]) -> tuple[str, str]:
+    lower = {c.lower(): c for c in columns}
+    text = next((lower[k] for k in ("text", "message", "sentence", "review", "body", "content") if k in lower),
+                columns[0])
+    label = next((lower[k] for k in ("label", "labels", "class", "category", "intent", "target") if k in lower),
+                 columns[-1])
+    return text, label
+
+
+def _check(ctx, state: dict):
+    """Loads the session's data through the engine; returns the preview outputs."""
+    draft = state["recipe"]
+    kind = "image" if draft["task"] == catalog.IMAGE else "text"
+    hide = (gr.Gallery(visible=False), gr.Dataframe(visible=False))
+    try:
+        data = load_dataset(DataSpec(**draft["data"]), draft["task"], seed=0, uploads_dir=ctx.workspace.uploads_dir)
+    except (DataError, TypeError, OSError) as exc:
+        state.update(data_kind=None, data_note="needs attention", train_counts={})
+        return (f"**The data cannot be used yet.** {exc}", charts.empty_figure("No data to show"), *hide, state,
+                sessions.summary(state))
+    report = data.report
+    total = len(data.train_items) + len(data.val_items)
+    name = Path(draft["data"]["path"]).name
+    state.update(data_kind=draft["task"], train_counts=report.train_counts,
+                 data_note=f"{name}: {total} examples, {len(data.classes)} classes")
+    lines = [f"**Ready:** {total} examples in {len(data.classes)} classes ({len(data.train_items)} for training, "
+             f"{len(data.val_items)} held back to measure accuracy)."]
+    lines += [f"- **Note:** {w}" for w in report.warnings]
+    if report.skipped:
+        shown = report.skipped[:8]
+        lines.append("Skipped: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
+                     + (f"; and {len(report.skipped) - len(shown)} more" if len(report.skipped) > len(shown) else ""))
+    examples = [(item, data.classes[label]) for item, label in zip(data.train_items, data.train_labels)]
+    if kind == "image":
+        thumbs = []
+        for index, name in enumerate(data.classes):
+            thumbs += [(item, name) for item, label in zip(data.train_items, data.train_labels)
+                       if label == index][:THUMBS_PER_CLASS]
+        previews = (gr.Gallery(value=thumbs, visible=True), gr.Dataframe(visible=False))
+    else:
+        rows = pd.DataFrame(examples, columns=["text", "label"]).groupby("label").head(2)
+        previews = (gr.Gallery(visible=False), gr.Dataframe(value=rows, visible=True))
+    return "\n".join(lines), charts.counts_figure(report.to_dict()), *previews, state, sessions.summary(state)
+
+
+def build(ctx, tab) -> None:
+    gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images: one folder per class (zipped), or "
+                "add images class by class. Text: a CSV or JSONL with a text column and a label column.</span>")
+    with gr.Row():
+        shapes_btn = gr.Button("Try an example: shapes (images)", elem_id="example-shapes")
+        helpdesk_btn = gr.Button("Try an example: help-desk messages (text)", elem_id="example-helpdesk")
+    with gr.Row():
+        with gr.Column():
+            upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl file",
+                             file_types=[".zip", ".csv", ".jsonl"], elem_id="data-upload")
+        with gr.Column():
+            with gr.Accordion("Or add images class by class", open=False):
+                class_name = gr.Textbox(label="Class name", placeholder="e.g. cats")
+                class_images = gr.File(label="Images of this class", file_count="multiple",
+                                       file_types=sorted(IMAGE_EXTENSIONS))
+                add_class = gr.Button("Add these images to the class", size="sm")
+    with gr.Row(visible=False) as columns_row:
+        text_column = gr.Dropdown(label="Column with the text", choices=[], interactive=True)
+        label_column = gr.Dropdown(label="Column with the label", choices=[], interactive=True)
+    split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back for validation",
+                      info="These examples are never trained on; they measure accuracy honestly.")
+    status = gr.Markdown("No data yet.", elem_id="data-status")
+    with gr.Row():
+        counts = gr.Plot(charts.empty_figure("No data to show"), label="Examples per class", elem_id="counts-plot")
+        with gr.Column():
+            gallery = gr.Gallery(label="A few examples of each class", columns=4, height=320, visible=False,
+                                 elem_id="data-gallery")
+            samples = gr.Dataframe(label="Sample rows", visible=False, wrap=True)
+    ctx.nav("model", "strategy")
+
+    preview = [status, counts, gallery, samples, ctx.session, ctx.summary]
+    task_radio = ctx.shared["task"]
+
+    def use_path(state, task, path, text_col="text", label_col="label"):
+        sessions.set_task(state, task)
+        state["recipe"]["data"] = {"path": str(path), "text_column": text_col, "label_column": label_col,
+                                   "validation_split": state["recipe"]["data"].get("validation_split", 0.2)}
+
+    def column_updates(task, path):
+        if task != catalog.TEXT:
+            return gr.Row(visible=False), gr.Dropdown(), gr.Dropdown()
+        columns = table_columns(path)
+        text_col, label_col = _guess_columns(columns)
+        return (gr.Row(visible=True), gr.Dropdown(choices=columns, value=text_col),
+                gr.Dropdown(choices=columns, value=label_col))
+
+    def on_example(name, state):
+        task, path = EXAMPLES[name]
+        use_path(state, task, path)
+        return task, *column_updates(task, path), *_check(ctx, state)
+
+    def on_upload(file, state):
+        if not file:
+            return (gr.skip(),) * 10
+        stored = _store_upload(ctx, file)
+        task = catalog.TEXT if stored.suffix.lower() in (".csv", ".jsonl") else catalog.IMAGE
+        try:
+            cols = column_updates(task, stored)
+        except DataError:  # unreadable table: the check below says why
+            cols = (gr.Row(visible=False), gr.Dropdown(), gr.Dropdown())
+        use_path(state, task, stored, cols[1].value or "text", cols[2].value or "label")
+        return task, *cols, *_check(ctx, state)
+
+    def on_add_class(name, files, state):
+        name = (name or "").strip()
+        if not re.fullmatch(r"[\w][\w .-]{0,63}", name):
+            gr.Warning("Give the class a short name: letters, digits, spaces, '-', '_' or '.'.")
+            return gr.Radio(), *_check(ctx, state)
+        if not files:
+            gr.Warning("Choose some images of this class first.")
+            return gr.Radio(), *_check(ctx, state)
+        state.setdefault("id", uuid.uuid4().hex[:12])
+        folder = ctx.workspace.uploads_dir / "classes" / state["id"]
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for file in files:
+            shutil.copy(file, folder / name / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).name))
+        use_path(state, catalog.IMAGE, folder)
+        gr.Info(f"Added {len(files)} image(s) to '{name}'.")
+        return catalog.IMAGE, *_check(ctx, state)
+
+    def on_columns(text_col, label_col, state):
+        state["recipe"]["data"].update(text_column=text_col, label_column=label_col)
+        return _check(ctx, state)
+
+    def on_split(value, state):
+        state["recipe"]["data"]["validation_split"] = float(value)
+        return _check(ctx, state) if state["recipe"]["data"].get("path") else (gr.skip(),) * 6
+
+    columns_out = [columns_row, text_column, label_column]
+    shapes_btn.click(lambda s: on_example("shapes", s), ctx.session, [task_radio, *columns_out, *preview])
+    helpdesk_btn.click(lambda s: on_example("helpdesk", s), ctx.session, [task_radio, *columns_out, *preview])
+    upload.upload(on_upload, [upload, ctx.session], [task_radio, *columns_out, *preview])
+    add_class.click(on_add_class, [class_name, class_images, ctx.session], [task_radio, *preview])
+    text_column.input(on_columns, [text_column, label_column, ctx.session], preview)
+    label_column.input(on_columns, [text_column, label_column, ctx.session], preview)
+    split.release(on_split, [split, ctx.session], preview)

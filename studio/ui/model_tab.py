@@ -1,0 +1,75 @@
+"""Model: pick the task, then a pretrained model from the catalog (or type a hub id / local folder)."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import gradio as gr
+
+from studio import catalog
+from studio.ui import session as sessions
+
+TASKS = [("Images (photos, scans, drawings)", catalog.IMAGE), ("Text (messages, reviews, tickets)", catalog.TEXT)]
+
+
+def _choice(card: catalog.ModelCard) -> tuple[str, str]:
+    where = "offline" if card.offline else "downloads once"
+    return f"{card.title} · {card.params_m:g} M parameters · {where}", card.name
+
+
+def cards_html(task: str, chosen: str) -> str:
+    blocks = []
+    for card in catalog.for_task(task):
+        badge = ("<span class='badge offline'>works offline</span>" if card.offline
+                 else "<span class='badge download'>needs internet once</span>")
+        blocks.append(
+            f"<div class='card{' chosen' if card.name == chosen else ''}'><h4>{html.escape(card.title)}{badge}</h4>"
+            f"<p><b>Size:</b> {card.params_m:g} M parameters</p><p><b>Speed:</b> {html.escape(card.speed)}</p>"
+            f"<p><b>Good for:</b> {html.escape(card.good_for)}</p></div>")
+    return f"<div class='card-grid'>{''.join(blocks)}</div>"
+
+
+def build(ctx, tab) -> None:
+    gr.Markdown("### 1. Choose what to classify and a pretrained model to start from\n"
+                "<span class='hint'>A pretrained model already knows a lot about images or language; the studio "
+                "teaches it your labels.</span>")
+    task = gr.Radio(TASKS, value=catalog.IMAGE, label="What will the model classify?", elem_id="task")
+    model = gr.Radio([_choice(c) for c in catalog.for_task(catalog.IMAGE)], value="efficientnet-lite0",
+                     label="Pretrained model", elem_id="model-choice")
+    cards = gr.HTML(cards_html(catalog.IMAGE, "efficientnet-lite0"))
+    with gr.Accordion("Use another model: a Hugging Face hub id or a local folder", open=False):
+        custom = gr.Textbox(label="Hub id or folder", placeholder="e.g. google/vit-base-patch16-224 or /models/my-bert",
+                            info="Any image or text model that transformers' AutoModel can load. Hub models need "
+                                 "internet the first time.")
+        use_custom = gr.Button("Use this model", size="sm")
+        custom_note = gr.Markdown()
+    ctx.nav(None, "data")
+    ctx.shared.update(task=task)
+
+    def on_task(task_value, state):
+        sessions.set_task(state, task_value)
+        chosen = state["recipe"]["model"]
+        return (gr.Radio(choices=[_choice(c) for c in catalog.for_task(task_value)], value=chosen),
+                cards_html(task_value, chosen), state, sessions.summary(state))
+
+    def on_model(name, state):
+        if name:
+            state["recipe"]["model"] = name
+        return cards_html(state["recipe"]["task"], state["recipe"]["model"]), state, sessions.summary(state)
+
+    def on_custom(text, state):
+        text = (text or "").strip()
+        if not text:
+            return "Type a hub id such as `org/model-name`, or the path of a folder on this machine.", state, \
+                sessions.summary(state)
+        looks_local = text.startswith(("/", ".", "~")) or Path(text).expanduser().exists()
+        if looks_local and not Path(text).expanduser().is_dir():
+            return f"The folder `{text}` does not exist on this machine.", state, sessions.summary(state)
+        state["recipe"]["model"] = text
+        where = "this folder" if looks_local else "the Hugging Face hub (downloaded on first use)"
+        return (f"Using **{text}** from {where}. If it cannot be loaded, the run will say why.", state,
+                sessions.summary(state))
+
+    task.change(on_task, [task, ctx.session], [model, cards, ctx.session, ctx.summary])
+    model.input(on_model, [model, ctx.session], [cards, ctx.session, ctx.summary])
+    use_custom.click(on_custom, [custom, ctx.session], [custom_note, ctx.session, ctx.summary])

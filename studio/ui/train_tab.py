@@ -1,0 +1,120 @@
+"""Train: start and stop a run; a timer reads the run's events every second and redraws progress and curves.
+No handler waits for training: the engine trains in its own thread."""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from studio import recipe as recipes
+from studio.engine.jobs import FINISHED
+from studio.ui import charts
+from studio.ui import session as sessions
+
+LOG_LINES = 14
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _bar(fraction: float, text: str) -> str:
+    width = max(0.0, min(1.0, fraction)) * 100
+    return (f"<div class='progress-outer'><div class='progress-inner' style='width:{width:.1f}%'></div></div>"
+            f"<p id='progress-text'>{text}</p>")
+
+
+def progress_html(status: dict, events: list[dict], queued_ahead: int) -> str:
+    state = status.get("status", "queued")
+    if state == "queued":
+        ahead = f"{queued_ahead} run(s) ahead of it" if queued_ahead else "starting"
+        return _bar(0, f"Waiting in the queue ({ahead}). One run trains at a time on this device.")
+    if state == "completed":
+        return _bar(1, f"Finished in {status.get('wall_time_s', 0):.0f} s: validation accuracy "
+                       f"{status.get('accuracy', 0):.1%}. See the Evaluate and Playground tabs.")
+    if state == "failed":
+        return _bar(0, f"The run failed: {html.escape(status.get('error', 'unknown error'))}")
+    if state == "cancelled":
+        return _bar(0, "Stopped. Start again whenever you like.")
+    moving = [e for e in events if e["type"] in ("progress", "step")]
+    if not moving:
+        return _bar(0, "Preparing: loading the data and the model…")
+    last = moving[-1]
+    if last["type"] == "progress":
+        return _bar(last["done"] / last["total"], f"Reading each example once: {last['done']} / {last['total']} · "
+                    f"{last['samples_per_s']:.1f} examples/s · about {_clock(last['eta'])} left")
+    return _bar(last["step"] / last["total_steps"],
+                f"Step {last['step']} / {last['total_steps']} · epoch {last['epoch']} · "
+                f"{last['samples_per_s']:.1f} examples/s · about {_clock(last['eta'])} left")
+
+
+def log_text(events: list[dict]) -> str:
+    lines = []
+    for e in events:
+        if e["type"] == "log":
+            lines.append(e["message"])
+        elif e["type"] == "data":
+            lines.append(f"Data: {len(e['classes'])} classes, {e['train']} training and {e['validation']} "
+                         "validation examples")
+        elif e["type"] == "model":
+            lines.append(f"Model: {e['trainable']:,} of {e['total']:,} weights will train")
+        elif e["type"] == "epoch":
+            lines.append(f"Epoch {e['epoch']}/{e['total_epochs']}: training loss {e['train_loss']:.4f}, "
+                         f"validation loss {e['val_loss']:.4f}, accuracy {e['accuracy']:.1%}")
+        elif e["type"] == "status":
+            lines.append(f"Status: {e['status']}" + (f" — {e['error']}" if e.get("error") else ""))
+    return "\n".join(lines[-LOG_LINES:])
+
+
+def build(ctx, tab) -> None:
+    gr.Markdown("### 4. Train\n<span class='hint'>The studio keeps working while the model trains; you can look "
+                "at other tabs and come back.</span>")
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="start")
+        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+    message = gr.Markdown(elem_id="train-message")
+    progress = gr.HTML(_bar(0, "No run yet."), elem_id="progress")
+    with gr.Row():
+        loss_plot = gr.Plot(charts.empty_figure("The loss curve appears when training starts"),
+                            elem_id="loss-plot", show_label=False)
+        accuracy_plot = gr.Plot(charts.empty_figure("Accuracy appears after the first epoch"),
+                                elem_id="accuracy-plot", show_label=False)
+    log = gr.Textbox(label="Log", lines=8, max_lines=LOG_LINES, interactive=False, elem_id="train-log")
+    ctx.nav("strategy", "evaluate")
+    timer = gr.Timer(1.0, active=False)
+
+    def refresh(state):
+        run_id = state["run_id"]
+        if not run_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
+        status, events = ctx.run_status(run_id), ctx.run_events(run_id)
+        active = [job.run_id for job in ctx.jobs.active()]
+        ahead = active.index(run_id) if run_id in active else 0
+        running = status.get("status") not in FINISHED and run_id in active
+        return (progress_html(status, events, ahead), charts.loss_figure(events), charts.accuracy_figure(events),
+                log_text(events), gr.Timer(active=running))
+
+    def on_start(state):
+        try:
+            recipe = sessions.build_recipe(state)
+            job = ctx.jobs.start(recipe)
+        except recipes.RecipeError as exc:
+            return f"**Cannot start yet.** {exc}", state, sessions.summary(state), gr.Timer(active=False)
+        state["run_id"] = job.run_id
+        return (f"Run `{job.run_id}` started.", state, sessions.summary(state), gr.Timer(active=True))
+
+    def on_stop(state):
+        run_id = state["run_id"]
+        job = ctx.jobs.jobs.get(run_id) if run_id else None
+        if job is None or job.done.is_set():
+            return "Nothing is training right now."
+        job.cancel()
+        return f"Stopping run `{run_id}`…"
+
+    outputs = [progress, loss_plot, accuracy_plot, log, timer]
+    start.click(on_start, ctx.session, [message, ctx.session, ctx.summary, timer]).then(
+        refresh, ctx.session, outputs)
+    stop.click(on_stop, ctx.session, message)
+    timer.tick(refresh, ctx.session, outputs, show_progress="hidden")
+    tab.select(refresh, ctx.session, outputs, show_progress="hidden")
