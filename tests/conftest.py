@@ -47,3 +47,43 @@ def shapes_small(tmp_path_factory):
 @pytest.fixture(scope="session")
 def text_csv(tmp_path_factory):
     return write_text_csv(tmp_path_factory.mktemp("text") / "topics.csv")
+
+
+# -- the browser tier: the real app on 127.0.0.1, driven by playwright in Debian's chromium ---------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium for the browser tests")
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    return {"executable_path": CHROMIUM,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args():
+    return {"viewport": {"width": 1360, "height": 900}}
+
+
+@pytest.fixture(scope="session")
+def start_studio():
+    """Starts a studio app on a free port for a workspace; returns its URL. All are closed at the end."""
+    import socket
+
+    from studio.ui.app import launch
+    apps = []
+
+    def start(workspace) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        apps.append(launch(port=port, workspace=workspace, block=False))
+        return f"http://127.0.0.1:{port}"
+    yield start
+    for app in apps:
+        app.close()

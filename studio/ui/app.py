@@ -79,6 +79,13 @@ class Context:
             out.append((f"{run['id']}  ({run['status']}{accuracy})", run["id"]))
         return out
 
+    def run_dropdown(self, state: dict, completed_only: bool = True) -> tuple[gr.Dropdown, str | None]:
+        """The run picker, set to this session's run if listed, else the newest."""
+        choices = self.run_choices(completed_only)
+        ids = [run_id for _, run_id in choices]
+        chosen = state["run_id"] if state["run_id"] in ids else (ids[0] if ids else None)
+        return gr.Dropdown(choices=choices, value=chosen), chosen
+
 
 def build_app(workspace: Workspace, jobs: JobManager | None = None) -> gr.Blocks:
     from studio.ui import (data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab,

@@ -44,10 +44,8 @@ def build(ctx, tab) -> None:
             charts.confusion_figure(report)
 
     def on_open(state):
-        choices = ctx.run_choices()
-        ids = [c[1] for c in choices]
-        chosen = state["run_id"] if state["run_id"] in ids else (ids[0] if ids else None)
-        return gr.Dropdown(choices=choices, value=chosen), *show(chosen)
+        dropdown, chosen = ctx.run_dropdown(state)
+        return dropdown, *show(chosen)
 
     tab.select(on_open, ctx.session, [run, metrics, table, confusion])
     run.input(show, run, [metrics, table, confusion])

@@ -69,10 +69,8 @@ def build(ctx, tab) -> None:
                 gr.Radio(choices=[] if is_image else items, value=None, visible=not is_image))
 
     def on_open(state):
-        choices = ctx.run_choices()
-        ids = [c[1] for c in choices]
-        chosen = state["run_id"] if state["run_id"] in ids else (ids[0] if ids else None)
-        return gr.Dropdown(choices=choices, value=chosen), *choose(chosen)
+        dropdown, chosen = ctx.run_dropdown(state)
+        return dropdown, *choose(chosen)
 
     def on_gallery(run_id, evt: gr.SelectData):
         examples = (read_json(ctx.run_dir(run_id) / "examples.json") or {}).get("examples", [])

@@ -36,10 +36,8 @@ def build(ctx, tab) -> None:
     ctx.nav("playground", None)
 
     def on_open(state):
-        choices = ctx.run_choices(completed_only=False)
-        ids = [c[1] for c in choices]
-        chosen = state["run_id"] if state["run_id"] in ids else (ids[0] if ids else None)
-        return runs_table(ctx.workspace.runs()), gr.Dropdown(choices=choices, value=chosen), *show(chosen)
+        dropdown, chosen = ctx.run_dropdown(state, completed_only=False)
+        return runs_table(ctx.workspace.runs()), dropdown, *show(chosen)
 
     def show(run_id):
         if not run_id:

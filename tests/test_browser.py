@@ -1,0 +1,203 @@
+"""The real app in a real browser: click through the wizard, train, watch the curve grow, evaluate, predict.
+Screenshots of every tab land in test-artifacts/screenshots/."""
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SHOTS = ARTIFACTS / "screenshots"
+POINTS_JS = """id => { const p = document.querySelector(`#${id} .js-plotly-plot`);
+                       return p && p.data && p.data.length ? p.data[0].x.length : -1; }"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return tmp_path_factory.mktemp("browser-workspace")
+
+
+@pytest.fixture(scope="module")
+def url(start_studio, workspace):
+    return start_studio(workspace)
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def tab(page, name):
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def wait_text(page, selector, pattern, timeout=120):
+    page.wait_for_function(f"document.querySelector('{selector}') && "
+                           f"/{pattern}/.test(document.querySelector('{selector}').innerText)", timeout=timeout * 1000)
+
+
+def set_epochs(page, epochs):
+    tab(page, "Strategy")
+    page.get_by_text("Advanced settings").click()
+    page.locator("#epochs input").fill(str(epochs))
+    page.locator("#epochs input").press("Tab")
+    page.locator("#show-recipe").click()
+    wait_text(page, "#recipe-yaml", f"epochs: {epochs}", timeout=20)
+
+
+def train_and_watch_curve(page):
+    """Starts a run and samples the loss curve's point count until the run finishes."""
+    tab(page, "Train")
+    page.locator("#start").click()
+    counts = []
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        counts.append(page.evaluate(POINTS_JS, "loss-plot"))
+        if "Finished" in page.locator("#progress").inner_text():
+            break
+        page.wait_for_timeout(150)
+    wait_text(page, "#progress", "Finished")
+    page.wait_for_timeout(1200)  # the last redraw
+    counts.append(page.evaluate(POINTS_JS, "loss-plot"))
+    return counts
+
+
+def test_image_demo_from_opening_the_page_to_a_prediction(page, url):
+    """The demo path with default settings; the clock runs from opening the page to the playground's answer."""
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("#tab-model")
+    shot(page, "image-1-model")
+    page.locator("#tab-model").get_by_role("button", name="Next: Data →").click()
+    page.locator("#example-shapes").click()
+    wait_text(page, "#data-status", "Ready", timeout=60)
+    page.wait_for_function("document.querySelectorAll('#data-gallery img').length > 0")
+    shot(page, "image-2-data")
+    page.locator("#tab-data").get_by_role("button", name="Next: Strategy →").click()
+    wait_text(page, "#recommendation", "Recommended: Feature extraction", timeout=20)
+    shot(page, "image-3-strategy")
+    page.locator("#tab-strategy").get_by_role("button", name="Next: Train →").click()
+    page.locator("#start").click()
+    wait_text(page, "#progress", "Finished")
+    page.wait_for_function(f"({POINTS_JS})('loss-plot') > 0")
+    shot(page, "image-4-train")
+    tab(page, "Evaluate")
+    page.wait_for_function("document.querySelector('#confusion-plot .js-plotly-plot')?.data?.[0]?.type === 'heatmap'",
+                           timeout=30000)
+    assert "Validation accuracy" in page.locator("#metrics").inner_text()
+    shot(page, "image-5-evaluate")
+    tab(page, "Playground")
+    page.locator("#playground-examples img").first.click()
+    wait_text(page, "#prediction", "circle|square|triangle", timeout=60)
+    elapsed = time.perf_counter() - start
+    shot(page, "image-6-playground")
+    tab(page, "Runs")
+    wait_text(page, "#runs-table", "completed", timeout=30)
+    shot(page, "image-7-runs")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "demo_timing.json").write_text(json.dumps({"page_to_prediction_s": round(elapsed, 1)}))
+    print(f"\nopening the page to a playground prediction: {elapsed:.1f} s")
+    assert elapsed < 60
+
+
+def test_image_curve_grows_during_training(page, url):
+    page.goto(url)
+    tab(page, "Data")
+    page.locator("#example-shapes").click()
+    wait_text(page, "#data-status", "Ready", timeout=60)
+    set_epochs(page, 400)
+    counts = train_and_watch_curve(page)
+    growing = sorted({c for c in counts if c > 0})
+    assert len(growing) >= 3, counts  # several partial curves were drawn while it trained
+    assert growing[-1] == 400 * 3  # every step: 96 training images, batches of 32
+
+
+def test_text_flow_with_the_help_desk_example(page, url):
+    page.goto(url)
+    page.get_by_label("Text (messages, reviews, tickets)").check()
+    wait_text(page, "#summary", "Model all-minilm-l6-v2", timeout=20)
+    shot(page, "text-1-model")
+    tab(page, "Data")
+    page.locator("#example-helpdesk").click()
+    wait_text(page, "#data-status", "Ready: 120 examples in 5 classes", timeout=60)
+    shot(page, "text-2-data")
+    set_epochs(page, 300)
+    shot(page, "text-3-strategy")
+    counts = train_and_watch_curve(page)
+    assert len({c for c in counts if c > 0}) >= 2, counts
+    shot(page, "text-4-train")
+    tab(page, "Evaluate")
+    page.wait_for_function("document.querySelector('#confusion-plot .js-plotly-plot')?.data?.[0]?.z?.length === 5",
+                           timeout=30000)
+    shot(page, "text-5-evaluate")
+    tab(page, "Playground")
+    page.locator("#playground-text-examples label").first.click()
+    wait_text(page, "#prediction", "password_reset|billing|shipping|technical_issue|cancel_account", timeout=60)
+    page.locator("#playground-text textarea").fill("I was charged twice, please refund me")
+    page.locator("#predict").click()
+    wait_text(page, "#prediction", "billing", timeout=60)
+    shot(page, "text-6-playground")
+
+
+def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace):
+    page.goto(url)
+    tab(page, "Data")
+    page.locator("#example-shapes").click()
+    wait_text(page, "#data-status", "Ready", timeout=60)
+    set_epochs(page, 5000)
+    tab(page, "Train")
+    page.locator("#start").click()
+    wait_text(page, "#progress", "Step", timeout=60)
+    page.locator("#stop").click()
+    wait_text(page, "#progress", "Stopped", timeout=30)
+    run_id = re.search(r"Run (\S+)", page.locator("#summary").inner_text()).group(1)
+    status = json.loads(next(workspace.glob(f"*/{run_id}/status.json")).read_text())
+    assert status["status"] == "cancelled"
+    set_epochs(page, 30)
+    tab(page, "Train")
+    page.locator("#start").click()
+    wait_text(page, "#progress", "Finished")
+
+
+@pytest.fixture
+def restarted(workspace):
+    """`python launch.py` in a new process on the same workspace: nothing is left in memory."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen([sys.executable, str(root / "launch.py"), "--port", str(port), "--workspace",
+                               str(workspace)], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_a_restarted_studio_lists_the_runs_and_predicts_with_them(page, restarted, workspace):
+    earlier = sorted(p.parent.name for p in workspace.glob("runs/*/status.json"))
+    assert len(earlier) >= 4
+    page.goto(restarted)
+    tab(page, "Runs")
+    wait_text(page, "#runs-table", "completed", timeout=30)
+    table = page.locator("#runs-table").inner_text()
+    assert all(run_id in table for run_id in earlier) and "cancelled" in table
+    tab(page, "Playground")
+    page.wait_for_function("document.querySelectorAll('#playground-examples img').length > 0")
+    page.locator("#playground-examples img").first.click()
+    wait_text(page, "#prediction", "circle|square|triangle", timeout=60)
