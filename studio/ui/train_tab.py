@@ -84,16 +84,24 @@ def build(ctx, tab) -> None:
     ctx.nav("strategy", "evaluate")
     timer = gr.Timer(1.0, active=False)
 
-    def refresh(state):
+    def refresh(state, force=False):
         run_id = state["run_id"]
         if not run_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), state
         status, events = ctx.run_status(run_id), ctx.run_events(run_id)
         active = [job.run_id for job in ctx.jobs.active()]
         ahead = active.index(run_id) if run_id in active else 0
         running = status.get("status") not in FINISHED and run_id in active
-        return (progress_html(status, events, ahead), charts.loss_figure(events), charts.accuracy_figure(events),
-                log_text(events), gr.Timer(active=running))
+        # Redraw only what changed: on a small machine the browser's plot redraws compete with training.
+        drawn = (run_id, status.get("status"), ahead, len(events))
+        curves = sum(e["type"] in ("step", "epoch") for e in events)
+        unchanged = not force and state.get("drawn") == drawn
+        same_curves = not force and state.get("curves") == (run_id, curves)
+        state.update(drawn=drawn, curves=(run_id, curves))
+        if unchanged:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running), state
+        plots = (gr.skip(), gr.skip()) if same_curves else (charts.loss_figure(events), charts.accuracy_figure(events))
+        return progress_html(status, events, ahead), *plots, log_text(events), gr.Timer(active=running), state
 
     def on_start(state):
         try:
@@ -112,9 +120,9 @@ def build(ctx, tab) -> None:
         job.cancel()
         return f"Stopping run `{run_id}`…"
 
-    outputs = [progress, loss_plot, accuracy_plot, log, timer]
+    outputs = [progress, loss_plot, accuracy_plot, log, timer, ctx.session]
     start.click(on_start, ctx.session, [message, ctx.session, ctx.summary, timer]).then(
-        refresh, ctx.session, outputs)
+        lambda state: refresh(state, force=True), ctx.session, outputs)
     stop.click(on_stop, ctx.session, message)
     timer.tick(refresh, ctx.session, outputs, show_progress="hidden")
-    tab.select(refresh, ctx.session, outputs, show_progress="hidden")
+    tab.select(lambda state: refresh(state, force=True), ctx.session, outputs, show_progress="hidden")
