@@ -72,18 +72,37 @@ def browser_context_args():
 
 @pytest.fixture(scope="session")
 def start_studio():
-    """Starts a studio app on a free port for a workspace; returns its URL. All are closed at the end."""
+    """Starts `python launch.py` in its own process for a workspace, as a user would; returns its URL.
+    Every server is stopped at the end of the session."""
     import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
 
-    from studio.ui.app import launch
-    apps = []
+    root = Path(__file__).resolve().parent.parent
+    servers = []
 
     def start(workspace) -> str:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        apps.append(launch(port=port, workspace=workspace, block=False))
-        return f"http://127.0.0.1:{port}"
+        log = open(Path(workspace) / f"server-{port}.log", "w")
+        servers.append(subprocess.Popen([sys.executable, str(root / "launch.py"), "--port", str(port),
+                                         "--workspace", str(workspace)], cwd=root, stdout=log, stderr=log))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                return url
+            except OSError:
+                if servers[-1].poll() is not None:
+                    break
+                time.sleep(0.5)
+        raise RuntimeError(f"the studio did not start; see {log.name}")
     yield start
-    for app in apps:
-        app.close()
+    for server in servers:
+        server.terminate()
+        server.wait(30)

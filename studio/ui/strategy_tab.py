@@ -35,18 +35,18 @@ def build(ctx, tab) -> None:
     first = recipes.STRATEGY_DEFAULTS["feature-extraction"]
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
         with gr.Row():
-            epochs = gr.Number(first["epochs"], label="Epochs", precision=0, minimum=1, maximum=1000,
+            epochs = gr.Number(first["epochs"], label="Epochs", precision=0,
                                info="Passes over the training data.", elem_id="epochs")
-            batch = gr.Number(first["batch_size"], label="Batch size", precision=0, minimum=1, maximum=4096,
+            batch = gr.Number(first["batch_size"], label="Batch size", precision=0,
                               info="Examples per step; lower it if memory runs out.")
-            lr = gr.Number(first["learning_rate"], label="Learning rate", minimum=1e-7, maximum=1.0,
+            lr = gr.Number(first["learning_rate"], label="Learning rate",
                            info="How big each correction is.")
         with gr.Row():
-            blocks = gr.Number(2, label="Blocks to fine-tune", precision=0, minimum=1, visible=False)
+            blocks = gr.Number(2, label="Blocks to fine-tune", precision=0, visible=False)
             decay = gr.Slider(0.3, 1.0, value=0.8, step=0.05, label="Learning-rate decay per block", visible=False)
-            lora_r = gr.Number(8, label="LoRA rank", precision=0, minimum=1, maximum=1024, visible=False)
-            lora_alpha = gr.Number(16, label="LoRA alpha", minimum=0.1, visible=False)
-            lora_dropout = gr.Number(0.05, label="LoRA dropout", minimum=0.0, maximum=0.9, visible=False)
+            lora_r = gr.Number(8, label="LoRA rank", precision=0, visible=False)
+            lora_alpha = gr.Number(16, label="LoRA alpha", visible=False)
+            lora_dropout = gr.Number(0.05, label="LoRA dropout", visible=False)
     with gr.Row():
         show = gr.Button("Show recipe", size="sm", elem_id="show-recipe")
         download = gr.DownloadButton("Download recipe", size="sm", visible=False)
@@ -56,13 +56,18 @@ def build(ctx, tab) -> None:
     fields = [epochs, batch, lr, blocks, decay, lora_r, lora_alpha, lora_dropout]
 
     def apply(state, name, *values):
-        draft = state["recipe"]
-        draft["strategy"] = name
-        draft["train"] = {"epochs": int(values[0] or 1), "batch_size": int(values[1] or 1),
-                          "learning_rate": float(values[2] or 0)}
+        """Writes the settings into the session's recipe, or says in words which one is out of range."""
         known = recipes.STRATEGY_OPTIONS[name]
-        draft["strategy_options"] = {key: known[key][0](value) for key, value in zip(OPTION_FIELDS, values[3:])
-                                     if key in known and value is not None}
+        candidate = dict(state["recipe"], strategy=name,
+                         train={"epochs": values[0], "batch_size": values[1], "learning_rate": values[2]},
+                         strategy_options={key: value for key, value in zip(OPTION_FIELDS, values[3:])
+                                           if key in known and value is not None})
+        try:  # the recipe's own checks, with a stand-in data path when no data is chosen yet
+            recipes.from_dict(dict(candidate, data=dict(candidate["data"], path=candidate["data"]["path"] or "-")))
+        except recipes.RecipeError as exc:
+            gr.Warning(str(exc))
+            return state, sessions.summary(state)
+        state["recipe"] = candidate
         return state, sessions.summary(state)
 
     def on_strategy(name, state):
