@@ -52,6 +52,9 @@ def test_image_strategies_on_a_tiny_vit(manager, tiny_vit, shapes_small, strateg
     assert status["status"] == "completed", status.get("error")
     answer = Predictor(job.run_dir).predict([f"{shapes_small}/circle/circle_000.jpg"])[0]
     assert answer["label"] in ("circle", "square", "triangle") and 0 <= answer["score"] <= 1
+    examples = json.loads((job.run_dir / "examples.json").read_text())["examples"]
+    assert [e["label"] for e in examples] == ["circle"] * 2 + ["square"] * 2 + ["triangle"] * 2
+    assert all((job.run_dir / e["input"]).is_file() for e in examples)  # copied into the run folder
 
 
 def test_feature_extraction_runs_the_backbone_once_per_example(manager, tiny_bert, text_csv, monkeypatch):

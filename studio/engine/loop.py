@@ -2,7 +2,6 @@
 weights kept. Progress goes out as events; behaviour is added by callbacks (fastai-style)."""
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
@@ -149,8 +148,9 @@ class Loop:
                       "macro_f1": metrics["macro_f1"], "elapsed": time.perf_counter() - start}
             self.history.append(record)
             if self.best is None or metrics["loss"] < self.best["val_loss"]:
+                # Kept on the CPU: a second copy of a large model must not take GPU memory.
                 self.best = {"epoch": self.epoch, "val_loss": metrics["loss"],
-                             "state": copy.deepcopy(model.state_dict())}
+                             "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
             self.events.emit("epoch", total_epochs=cfg.epochs, best_epoch=self.best["epoch"], **record)
             for callback in self.callbacks:
                 callback.on_epoch_end(self)

@@ -3,6 +3,7 @@ Everything the run produces lands in its run folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -58,12 +59,19 @@ def _example_loaders(data, recipe, info, tokenizer, device):
     return train, val
 
 
-def _examples(data, per_class: int = 2) -> list[dict]:
-    """A few validation examples per class, for the playground to offer."""
+def _examples(data, run_dir: Path, per_class: int = 2) -> list[dict]:
+    """A few validation examples per class, for the playground to offer. Images are copied into the run folder
+    (examples/), so the run stays complete if the original data moves; paths are relative to the run folder."""
     picked = []
     for index, name in enumerate(data.classes):
         items = [item for item, label in zip(data.val_items, data.val_labels) if label == index][:per_class]
-        picked += [{"input": item, "label": name} for item in items]
+        for item in items:
+            if data.kind == "image":
+                target = run_dir / "examples" / f"{len(picked):03d}{Path(item).suffix.lower()}"
+                target.parent.mkdir(exist_ok=True)
+                shutil.copyfile(item, target)
+                item = str(target.relative_to(run_dir))
+            picked.append({"input": item, "label": name})
     return picked
 
 
@@ -82,7 +90,7 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
     data = load_dataset(recipe.data, recipe.task, recipe.train.seed, workspace.uploads_dir)
     write_json(run_dir / "data_report.json", data.report.to_dict())
     write_json(run_dir / "labels.json", {"labels": data.classes})
-    write_json(run_dir / "examples.json", {"examples": _examples(data)})
+    write_json(run_dir / "examples.json", {"examples": _examples(data, run_dir)})
     log.emit("data", classes=data.classes, train=len(data.train_items), validation=len(data.val_items),
              skipped=len(data.report.skipped), warnings=data.report.warnings)
 

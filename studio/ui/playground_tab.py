@@ -46,6 +46,13 @@ def build(ctx, tab) -> None:
             bars = gr.Plot(charts.empty_figure("Probabilities appear here"), show_label=False, elem_id="topk-plot")
     ctx.nav("evaluate", "runs")
 
+    def examples(run_id) -> list[str]:
+        """The run's example inputs: texts, or image paths inside its run folder."""
+        folder = ctx.run_dir(run_id)
+        listed = (read_json(folder / "examples.json") or {}).get("examples", [])
+        is_image = ctx.run_status(run_id).get("task") == catalog.IMAGE
+        return [str(folder / e["input"]) if is_image else e["input"] for e in listed]
+
     def run_predict(run_id, value):
         if not run_id:
             return "Finish a run first (Train tab), then choose it above.", charts.empty_figure("No model yet")
@@ -62,8 +69,7 @@ def build(ctx, tab) -> None:
             return gr.Image(visible=False), gr.Textbox(visible=False), gr.Gallery(visible=False), \
                 gr.Radio(visible=False)
         is_image = ctx.run_status(run_id).get("task") == catalog.IMAGE
-        examples = (read_json(ctx.run_dir(run_id) / "examples.json") or {}).get("examples", [])
-        items = [e["input"] for e in examples]
+        items = examples(run_id)
         return (gr.Image(visible=is_image, value=None), gr.Textbox(visible=not is_image, value=""),
                 gr.Gallery(value=items if is_image else [], visible=is_image),
                 gr.Radio(choices=[] if is_image else items, value=None, visible=not is_image))
@@ -73,8 +79,7 @@ def build(ctx, tab) -> None:
         return dropdown, *choose(chosen)
 
     def on_gallery(run_id, evt: gr.SelectData):
-        examples = (read_json(ctx.run_dir(run_id) / "examples.json") or {}).get("examples", [])
-        path = examples[evt.index]["input"]
+        path = examples(run_id)[evt.index]
         return path, *run_predict(run_id, path)
 
     inputs_out = [image, text, image_examples, text_examples]
