@@ -155,6 +155,37 @@ def test_text_flow_with_the_help_desk_example(page, url):
     shot(page, "text-6-playground")
 
 
+def test_uploads_a_csv_with_other_column_names_a_zip_and_images_class_by_class(page, url, tmp_path):
+    import zipfile
+
+    from studio.examples import make_shapes
+    page.goto(url)
+    tab(page, "Data")
+    table = tmp_path / "tickets.csv"
+    table.write_text("id,message,intent\n" + "\n".join(f"{i},text number {i},{'ab'[i % 2]}" for i in range(12)))
+    page.locator("#data-upload input[type=file]").set_input_files(str(table))
+    wait_text(page, "#data-status", "Ready: 12 examples in 2 classes", timeout=60)
+    assert "Task Text" in page.locator("#summary").inner_text()  # the task followed the file
+    shapes = make_shapes(tmp_path / "pets", per_class=3, size=32)
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in shapes.rglob("*.jpg"):
+            zf.write(path, f"pets/{path.relative_to(shapes)}")
+    page.locator("#data-upload").get_by_label("Clear").click()  # remove the CSV, then upload the zip
+    page.locator("#data-upload input[type=file]").set_input_files(str(archive))
+    wait_text(page, "#data-status", "Ready: 9 examples in 3 classes", timeout=60)
+    assert "Task Images" in page.locator("#summary").inner_text()
+    page.get_by_role("button", name="Or add images class by class").click()
+    for name in ("circle", "square"):
+        page.locator("#class-name textarea, #class-name input").first.fill(name)
+        page.locator("#class-images input[type=file]").set_input_files(
+            [str(p) for p in sorted((shapes / name).glob("*.jpg"))])
+        page.locator("#add-class").click()
+        page.get_by_text(f"Added 3 image(s) to '{name}'.").wait_for(timeout=30000)
+    wait_text(page, "#data-status", "Ready: 6 examples in 2 classes", timeout=60)
+    shot(page, "upload-data")
+
+
 def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace):
     page.goto(url)
     tab(page, "Data")

@@ -89,10 +89,10 @@ def build(ctx, tab) -> None:
                              file_types=[".zip", ".csv", ".jsonl"], elem_id="data-upload")
         with gr.Column():
             with gr.Accordion("Or add images class by class", open=False):
-                class_name = gr.Textbox(label="Class name", placeholder="e.g. cats")
+                class_name = gr.Textbox(label="Class name", placeholder="e.g. cats", elem_id="class-name")
                 class_images = gr.File(label="Images of this class", file_count="multiple",
-                                       file_types=sorted(IMAGE_EXTENSIONS))
-                add_class = gr.Button("Add these images to the class", size="sm")
+                                       file_types=sorted(IMAGE_EXTENSIONS), elem_id="class-images")
+                add_class = gr.Button("Add these images to the class", size="sm", elem_id="add-class")
     with gr.Row(visible=False) as columns_row:
         text_column = gr.Dropdown(label="Column with the text", choices=[], interactive=True)
         label_column = gr.Dropdown(label="Column with the label", choices=[], interactive=True)
@@ -115,39 +115,38 @@ def build(ctx, tab) -> None:
         state["recipe"]["data"] = {"path": str(path), "text_column": text_col, "label_column": label_col,
                                    "validation_split": state["recipe"]["data"].get("validation_split", 0.2)}
 
-    def column_updates(task, path):
-        if task != catalog.TEXT:
-            return gr.Row(visible=False), gr.Dropdown(), gr.Dropdown()
-        columns = table_columns(path)
-        text_col, label_col = _guess_columns(columns)
-        return (gr.Row(visible=True), gr.Dropdown(choices=columns, value=text_col),
-                gr.Dropdown(choices=columns, value=label_col))
+    def use_file(state, task, path):
+        """Points the recipe at a file or folder (guessing a table's columns); returns the column pickers."""
+        columns = []
+        if task == catalog.TEXT:
+            try:
+                columns = table_columns(path)
+            except DataError:
+                pass  # unreadable: the check that follows says why
+        text_col, label_col = _guess_columns(columns) if columns else ("text", "label")
+        use_path(state, task, path, text_col, label_col)
+        return (gr.Row(visible=bool(columns)), gr.Dropdown(choices=columns, value=text_col if columns else None),
+                gr.Dropdown(choices=columns, value=label_col if columns else None))
 
     def on_example(name, state):
         task, path = EXAMPLES[name]
-        use_path(state, task, path)
-        return task, *column_updates(task, path), *_check(ctx, state)
+        return task, *use_file(state, task, path), *_check(ctx, state)
 
     def on_upload(file, state):
         if not file:
             return (gr.skip(),) * 10
         stored = _store_upload(ctx, file)
         task = catalog.TEXT if stored.suffix.lower() in (".csv", ".jsonl") else catalog.IMAGE
-        try:
-            cols = column_updates(task, stored)
-        except DataError:  # unreadable table: the check below says why
-            cols = (gr.Row(visible=False), gr.Dropdown(), gr.Dropdown())
-        use_path(state, task, stored, cols[1].value or "text", cols[2].value or "label")
-        return task, *cols, *_check(ctx, state)
+        return task, *use_file(state, task, stored), *_check(ctx, state)
 
     def on_add_class(name, files, state):
         name = (name or "").strip()
         if not re.fullmatch(r"[\w][\w .-]{0,63}", name):
             gr.Warning("Give the class a short name: letters, digits, spaces, '-', '_' or '.'.")
-            return gr.Radio(), *_check(ctx, state)
+            return (gr.skip(),) * 9
         if not files:
             gr.Warning("Choose some images of this class first.")
-            return gr.Radio(), *_check(ctx, state)
+            return (gr.skip(),) * 9
         state.setdefault("id", uuid.uuid4().hex[:12])
         folder = ctx.workspace.uploads_dir / "classes" / state["id"]
         (folder / name).mkdir(parents=True, exist_ok=True)
@@ -155,7 +154,7 @@ def build(ctx, tab) -> None:
             shutil.copy(file, folder / name / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).name))
         use_path(state, catalog.IMAGE, folder)
         gr.Info(f"Added {len(files)} image(s) to '{name}'.")
-        return catalog.IMAGE, *_check(ctx, state)
+        return "", None, catalog.IMAGE, *_check(ctx, state)  # empty pickers, ready for the next class
 
     def on_columns(text_col, label_col, state):
         state["recipe"]["data"].update(text_column=text_col, label_column=label_col)
@@ -169,7 +168,8 @@ def build(ctx, tab) -> None:
     shapes_btn.click(lambda s: on_example("shapes", s), ctx.session, [task_radio, *columns_out, *preview])
     helpdesk_btn.click(lambda s: on_example("helpdesk", s), ctx.session, [task_radio, *columns_out, *preview])
     upload.upload(on_upload, [upload, ctx.session], [task_radio, *columns_out, *preview])
-    add_class.click(on_add_class, [class_name, class_images, ctx.session], [task_radio, *preview])
+    add_class.click(on_add_class, [class_name, class_images, ctx.session],
+                    [class_name, class_images, task_radio, *preview])
     text_column.input(on_columns, [text_column, label_column, ctx.session], preview)
     label_column.input(on_columns, [text_column, label_column, ctx.session], preview)
     split.release(on_split, [split, ctx.session], preview)
