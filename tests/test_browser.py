@@ -211,6 +211,28 @@ def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace
     wait_text(page, "#progress", "Finished")
 
 
+def test_a_second_start_waits_in_a_visible_queue(page, browser, url):
+    """Two browser sessions, one device: the second run waits, says so, and trains once the first ends."""
+    other = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+    for session, epochs in ((page, 1000), (other, 30)):
+        session.goto(url)
+        tab(session, "Data")
+        session.locator("#example-shapes").click()
+        wait_text(session, "#data-status", "Ready", timeout=60)
+        set_epochs(session, epochs)
+    tab(page, "Train")
+    page.locator("#start").click()
+    wait_text(page, "#progress", "Step|Reading", timeout=60)
+    tab(other, "Train")
+    other.locator("#start").click()
+    wait_text(other, "#progress", "Waiting in the queue \\(1 run\\(s\\) ahead", timeout=30)
+    shot(other, "queue-waiting")
+    page.locator("#stop").click()
+    wait_text(page, "#progress", "Stopped", timeout=30)
+    wait_text(other, "#progress", "Finished", timeout=120)
+    other.context.close()
+
+
 def test_a_restarted_studio_lists_the_runs_and_predicts_with_them(page, start_studio, workspace):
     earlier = sorted(p.parent.name for p in workspace.glob("runs/*/status.json"))
     assert len(earlier) >= 2  # at least the stop test's cancelled and completed runs
