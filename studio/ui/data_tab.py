@@ -54,7 +54,8 @@ def _check(ctx, state: dict):
                 sessions.summary(state))
     report = data.report
     total = len(data.train_items) + len(data.val_items)
-    name = Path(draft["data"]["path"]).name
+    path = Path(draft["data"]["path"])
+    name = "your images" if path.parent == ctx.workspace.uploads_dir / "classes" else path.name
     state.update(data_kind=draft["task"], train_counts=report.train_counts,
                  data_note=f"{name}: {total} examples, {len(data.classes)} classes")
     lines = [f"**Ready:** {total} examples in {len(data.classes)} classes ({len(data.train_items)} for training, "
