@@ -75,6 +75,8 @@ def test_image_demo_from_opening_the_page_to_a_prediction(page, url):
     """The demo path with default settings; the clock runs from opening the page to the playground's answer
     (screenshots excluded)."""
     SHOT_SECONDS.clear()
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
     start = time.perf_counter()
     marks = {}
     page.goto(url)
@@ -110,6 +112,8 @@ def test_image_demo_from_opening_the_page_to_a_prediction(page, url):
     tab(page, "Runs")
     wait_text(page, "#runs-table", "completed", timeout=30)
     shot(page, "image-7-runs")
+    outside = [u for u in requests if not u.startswith((url, "data:", "blob:"))]
+    assert not outside, outside  # works offline: no fonts, scripts or analytics from the internet
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "demo_timing.json").write_text(json.dumps({k: round(v, 1) for k, v in marks.items()}, indent=1))
     # Measured and reported (test-artifacts/demo_timing.json), not asserted: speed is not a unit test's job.
