@@ -142,18 +142,20 @@ class Loop:
                 for callback in self.callbacks:
                     callback.on_step_end(self)
             train_time += time.perf_counter() - epoch_start
-            metrics = evaluation.summary(*predict(model, self.val_loader, cfg.device, cfg.amp_dtype, self.cancel))
+            logits, labels = predict(model, self.val_loader, cfg.device, cfg.amp_dtype, self.cancel)
+            metrics = evaluation.summary(logits, labels)
             record = {"epoch": self.epoch, "step": self.step, "train_loss": epoch_loss / max(1, epoch_batches),
                       "val_loss": metrics["loss"], "accuracy": metrics["accuracy"],
                       "macro_f1": metrics["macro_f1"], "elapsed": time.perf_counter() - start}
             self.history.append(record)
             if self.best is None or metrics["loss"] < self.best["val_loss"]:
                 # Kept on the CPU: a second copy of a large model must not take GPU memory.
-                self.best = {"epoch": self.epoch, "val_loss": metrics["loss"],
+                self.best = {"epoch": self.epoch, "val_loss": metrics["loss"], "logits": logits, "labels": labels,
                              "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
             self.events.emit("epoch", total_epochs=cfg.epochs, best_epoch=self.best["epoch"], **record)
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
         model.load_state_dict(self.best["state"])
         return {"best_epoch": self.best["epoch"], "steps": self.step, "history": self.history,
+                "val_logits": self.best["logits"], "val_labels": self.best["labels"],
                 "samples_per_s": samples / max(train_time, 1e-9), "train_seconds": time.perf_counter() - start}

@@ -18,7 +18,7 @@ from studio.engine.device import autocast_dtype, pick_device
 from studio.engine.events import EventLog, write_json
 from studio.engine.features import compute_features
 from studio.engine.inputs import make_loader
-from studio.engine.loop import Callback, Loop, LoopConfig, predict
+from studio.engine.loop import Callback, Loop, LoopConfig
 from studio.engine.models import StudioClassifier, build_backbone, load_tokenizer, resolve, save_model
 from studio.recipe import Recipe
 from studio.workspace import Workspace
@@ -118,8 +118,7 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
                 [BestCheckpoint(run_dir), *callbacks])
     result = loop.run()
 
-    logits, labels = predict(trained, val_loader, device, amp, cancel)
-    report = evaluation.report(logits, labels, data.classes)
+    report = evaluation.report(result["val_logits"], result["val_labels"], data.classes)  # the best epoch's
     report.update(best_epoch=result["best_epoch"], steps=result["steps"], history=result["history"],
                   samples_per_s=result["samples_per_s"], trainable_parameters=params["trainable"],
                   total_parameters=params["total"], device=device.type)
