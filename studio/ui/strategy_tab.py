@@ -79,19 +79,22 @@ def build(ctx, tab) -> None:
                  for key in OPTION_FIELDS]
         return train["epochs"], train["batch_size"], train["learning_rate"], *shown, state, sessions.summary(state)
 
-    def on_show(state):
+    def on_show(state, name, *values):
+        # The fields are read here too: an edit whose own event is still in flight must show up in the recipe.
+        state, summary = apply(state, name, *values)
         try:
             recipe = sessions.build_recipe(state).resolved()
         except recipes.RecipeError as exc:
-            return gr.Code(value=f"# {exc}", visible=True), gr.DownloadButton(visible=False)
+            return gr.Code(value=f"# {exc}", visible=True), gr.DownloadButton(visible=False), state, summary
         path = ctx.workspace.root / "recipes" / f"recipe-{state.setdefault('id', 'draft')}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         recipe.save(path)
-        return gr.Code(value=recipe.to_yaml(), visible=True), gr.DownloadButton(value=str(path), visible=True)
+        return (gr.Code(value=recipe.to_yaml(), visible=True), gr.DownloadButton(value=str(path), visible=True),
+                state, summary)
 
     strategy.input(on_strategy, [strategy, ctx.session], [*fields, ctx.session, ctx.summary])
     for field in fields:
         field.input(lambda state, name, *v: apply(state, name, *v), [ctx.session, strategy, *fields],
                     [ctx.session, ctx.summary])
-    show.click(on_show, ctx.session, [recipe_view, download])
+    show.click(on_show, [ctx.session, strategy, *fields], [recipe_view, download, ctx.session, ctx.summary])
     tab.select(recommendation, ctx.session, advice_md)
