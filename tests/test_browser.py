@@ -125,11 +125,11 @@ def test_image_curve_grows_during_training(page, url):
     tab(page, "Data")
     page.locator("#example-shapes").click()
     wait_text(page, "#data-status", "Ready", timeout=60)
-    set_epochs(page, 400)
+    set_epochs(page, 600)
     counts = train_and_watch_curve(page)
     growing = sorted({c for c in counts if c > 0})
     assert len(growing) >= 3, counts  # several partial curves were drawn while it trained
-    assert growing[-1] == 400 * 3  # every step: 96 training images, batches of 32
+    assert growing[-1] == 600 * 3  # every step: 96 training images, batches of 32
 
 
 def test_text_flow_with_the_help_desk_example(page, url):
