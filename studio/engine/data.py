@@ -61,13 +61,18 @@ class Dataset:
         digest = hashlib.sha256()
         for items in (self.train_items, self.val_items):
             for item in items:
-                digest.update(_file_digest(item) if self.kind == "image" else item.encode("utf-8"))
+                digest.update(file_digest(item).encode() if self.kind == "image" else item.encode("utf-8"))
         digest.update(json.dumps([self.train_labels, self.val_labels]).encode())
         return digest.hexdigest()[:24]
 
 
-def _file_digest(path: str) -> bytes:
-    return hashlib.sha256(Path(path).read_bytes()).digest()
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content, read in chunks so a large upload never sits in memory whole."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # -- images -------------------------------------------------------------------------------------------------------
@@ -103,8 +108,7 @@ def _check_image(path: Path) -> str | None:
 
 def extract_zip(archive: Path, dest_root: Path) -> Path:
     """Unpacks a .zip into a folder named by its content hash under dest_root; refuses unsafe entries."""
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
-    dest = dest_root / digest
+    dest = dest_root / file_digest(archive)[:16]
     if (dest / ".complete").exists():
         return dest
     try:

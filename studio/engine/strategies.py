@@ -35,9 +35,8 @@ def _add_lora(model: StudioClassifier, recipe: Recipe) -> None:
 HEAD_LR_MULTIPLIER = 10.0
 
 
-def _groups(model: StudioClassifier, lr: float, head_lr: float) -> list[dict]:
-    return [{"params": list(model.head.parameters()), "lr": head_lr, "name": "head"},
-            {"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": lr, "name": "backbone"}]
+def _head_group(model: StudioClassifier, lr: float) -> dict:
+    return {"params": list(model.head.parameters()), "lr": lr, "name": "head"}
 
 
 def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
@@ -49,7 +48,7 @@ def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
         return [{"params": list(model.parameters()), "lr": lr, "name": "all"}]
     if strategy == "feature-extraction":
         _freeze_backbone(model)
-        return [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+        return [_head_group(model, lr)]
     if strategy == "full":
         model.requires_grad_(True)
     elif strategy == "partial":
@@ -64,14 +63,15 @@ def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
         decay = recipe.option("lr_decay")
         blocks = model.backbone.blocks()
         # The top block learns at lr, each block below it at lr_decay times the rate of the block above.
-        groups = [{"params": list(model.head.parameters()), "lr": lr * HEAD_LR_MULTIPLIER, "name": "head"}]
+        groups = [_head_group(model, lr * HEAD_LR_MULTIPLIER)]
         for depth, names in enumerate(reversed(blocks)):
             groups.append({"params": _params(model.backbone, names), "lr": lr * decay**depth,
                            "name": f"block {len(blocks) - 1 - depth}"})
         return groups
     else:
         raise ValueError(f"unknown strategy {strategy}")
-    return _groups(model, lr, lr * HEAD_LR_MULTIPLIER)
+    return [_head_group(model, lr * HEAD_LR_MULTIPLIER),
+            {"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": lr, "name": "backbone"}]
 
 
 def finalize(model: StudioClassifier) -> None:

@@ -2,7 +2,6 @@
 checked at once by the engine, and the report is shown in plain words."""
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import uuid
@@ -12,7 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from studio import catalog
-from studio.engine.data import IMAGE_EXTENSIONS, DataError, load_dataset, table_columns
+from studio.engine.data import IMAGE_EXTENSIONS, DataError, file_digest, load_dataset, table_columns
 from studio.examples import ASSETS, HELPDESK_CSV
 from studio.recipe import DataSpec
 from studio.ui import charts
@@ -24,11 +23,10 @@ THUMBS_PER_CLASS = 4
 
 def _store_upload(ctx, source: str) -> Path:
     """Copies an upload into the workspace (gradio's temp files do not last), named by its content."""
-    data = Path(source).read_bytes()
-    folder = ctx.workspace.uploads_dir / "files" / hashlib.sha256(data).hexdigest()[:16]
+    folder = ctx.workspace.uploads_dir / "files" / file_digest(source)[:16]
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(source).name)
-    target.write_bytes(data)
+    shutil.copyfile(source, target)
     return target
 
 
