@@ -52,6 +52,7 @@ class DataSpec:
     validation_split: float = 0.2
     validation_path: str | None = None
     max_length: int = 128  # text only: tokens kept per example
+    group_column: str | None = None  # CSV/JSONL only: a column (e.g. region, device) to report results per group
 
 
 @dataclass
@@ -66,6 +67,8 @@ class TrainSpec:
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
     num_workers: int | None = None  # data-loading processes; None: none on CPU (they would compete with
     # training for the cores), several on a GPU so that decoding images stays off the critical path
+    early_stopping_patience: int = 5  # stop after this many epochs without a lower validation loss; 0: never
+    retry_smaller_batch: bool = True  # out of memory: retry once per halving of the batch, down to 1
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Recipe:
     strategy_options: dict[str, Any] = field(default_factory=dict)
     train: TrainSpec = field(default_factory=TrainSpec)
     output_dir: str = "runs"
+    trust_remote_code: bool = False  # run Python code shipped with a hub model; only for models you trust
 
     # -- derived values: defaults resolved for this strategy ------------------------------------------------------
     def resolved(self) -> "Recipe":
@@ -212,6 +216,7 @@ def validate(recipe: Recipe) -> None:
     _check_range("train.warmup_ratio", t.warmup_ratio, 0.0, 0.5)
     _check_range("train.seed", t.seed, 0, 2**32 - 1)
     _check_range("train.num_workers", t.num_workers, 0, 64)
+    _check_range("train.early_stopping_patience", t.early_stopping_patience, 0, 1000)
     for key, value, allowed in (("train.device", t.device, ("auto", "cpu", "cuda", "mps")),
                                 ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16"))):
         if value not in allowed:
