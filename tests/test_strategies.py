@@ -62,11 +62,11 @@ def test_full_and_scratch_train_everything(family, strategy):
 def test_scratch_starts_from_random_weights(tiny_bert):
     pretrained, _, _ = build(("text", tiny_bert), "full")
     scratch, _, _ = build(("text", tiny_bert), "scratch")
-    a = pretrained.backbone.net.embeddings.word_embeddings.weight
-    b = scratch.backbone.net.embeddings.word_embeddings.weight
+    a = pretrained.backbone.net.base_model.embeddings.word_embeddings.weight
+    b = scratch.backbone.net.base_model.embeddings.word_embeddings.weight
     assert a.shape == b.shape and not torch.equal(a, b)
     again, _, _ = build(("text", tiny_bert), "full")
-    assert torch.equal(a, again.backbone.net.embeddings.word_embeddings.weight)
+    assert torch.equal(a, again.backbone.net.base_model.embeddings.word_embeddings.weight)
 
 
 @pytest.mark.parametrize("n", [1, 2])

@@ -45,6 +45,7 @@ class ModelInfo:
     task: str
     labels: list[str] = field(default_factory=list)
     preprocessing: Preprocessing = field(default_factory=lambda: Preprocessing("image"))
+    pooling: str = "head"  # HF models: "head" (the architecture's own classifier input) or "mean" (sentence encoders)
 
     def save(self, folder: Path) -> None:
         (folder / MODEL_INFO).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -234,36 +235,60 @@ def _hf_error(ref: str, exc: Exception, task: str) -> ModelError:
         f"downloaded (no internet, or the id is wrong). Models that work offline: {offline}.")
 
 
-class HFBackbone(Backbone):
-    """A Hugging Face AutoModel. Text: mean of token states over the attention mask (what sentence encoders such as
-    MiniLM were trained for). Images: the model's pooled output, or its [CLS] token / spatial mean."""
+def sentence_pooling(ref: str) -> bool:
+    """True for a sentence-transformers model that averages token states (MiniLM and friends): the studio keeps
+    that pooling, which is what the model was trained for."""
+    from transformers.utils import cached_file
+    try:
+        path = cached_file(ref, "1_Pooling/config.json", _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+        return bool(path and json.loads(Path(path).read_text(encoding="utf-8")).get("pooling_mode_mean_tokens"))
+    except (OSError, ValueError):
+        return False
 
-    def __init__(self, ref: str, task: str, pretrained: bool):
+
+class HFBackbone(Backbone):
+    """A Hugging Face model. By default it is the architecture's own AutoModelFor{Sequence,Image}Classification
+    with its final linear layer cut, so the features are exactly what that layer reads and the trained model
+    exports as a standard transformers classifier (pipeline() loads it). Sentence encoders (pooling="mean")
+    are a plain AutoModel with the mean of token states over the attention mask."""
+
+    def __init__(self, ref: str, task: str, pretrained: bool, pooling: str = "head"):
         super().__init__()
-        from transformers import AutoConfig, AutoModel
+        from transformers import (AutoConfig, AutoModel, AutoModelForImageClassification,
+                                  AutoModelForSequenceClassification)
         self.family = "hf-text" if task == catalog.TEXT else "hf-image"
+        self.pooling = pooling
+        if pooling == "mean":
+            auto = AutoModel
+        else:
+            auto = AutoModelForSequenceClassification if self.family == "hf-text" else AutoModelForImageClassification
+        from transformers.utils import logging as hf_logging
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "classifier newly initialized" is expected: that layer is cut below
         try:
             config = AutoConfig.from_pretrained(ref)
-            net = AutoModel.from_pretrained(ref) if pretrained else AutoModel.from_config(config)
+            net = auto.from_pretrained(ref, config=config) if pretrained else auto.from_config(config)
         except (OSError, ValueError) as exc:
             raise _hf_error(ref, exc, task) from None
-        if self.family == "hf-text" and getattr(net, "pooler", None) is not None:
-            net.pooler = None  # unused by mean pooling; dropping it keeps trainable-parameter counts honest
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        if pooling == "mean":
+            if getattr(net, "pooler", None) is not None:
+                net.pooler = None  # unused by mean pooling; dropping it keeps trainable-parameter counts honest
+            self.feature_dim = _hf_feature_dim(config)
+        else:
+            self.feature_dim = _cut_classifier(net)
         self.net = net
-        self.feature_dim = _hf_feature_dim(config)
         self.layers = "net." + _longest_module_list(net)
 
     def forward(self, inputs):
-        if self.family == "hf-text":
+        if self.pooling == "mean":
             hidden = self.net(**inputs).last_hidden_state
             mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
-        out = self.net(pixel_values=inputs)
-        pooled = getattr(out, "pooler_output", None)
-        if pooled is not None:
-            return pooled.flatten(1)
-        hidden = out.last_hidden_state
-        return hidden[:, 0] if hidden.dim() == 3 else hidden.mean(dim=(2, 3))
+        out = self.net(**inputs) if self.family == "hf-text" else self.net(pixel_values=inputs)
+        return out.logits  # the classifier is cut: these are the features its final layer would read
 
     def trunk(self):
         return [f"{self.layers}.{i}" for i in range(len(self.get_submodule(self.layers)))]
@@ -333,9 +358,11 @@ def build_backbone(model: str, task: str, pretrained: bool, max_length: int = 12
         backbone = TorchvisionBackbone(ref, pretrained)
         prep, arch = backbone.preprocessing, ref
     else:
-        backbone = HFBackbone(ref, task, pretrained)
+        pooling = "mean" if family == "hf-text" and sentence_pooling(ref) else "head"
+        backbone = HFBackbone(ref, task, pretrained, pooling)
         prep, arch = _hf_preprocessing(ref, family, max_length), ref
-    return backbone, ModelInfo(model=model, family=family, arch=arch, task=task, preprocessing=prep)
+    return backbone, ModelInfo(model=model, family=family, arch=arch, task=task, preprocessing=prep,
+                               pooling=getattr(backbone, "pooling", "head"))
 
 
 def load_tokenizer(ref: str):
@@ -367,7 +394,7 @@ def load_model(folder: Path) -> tuple[StudioClassifier, ModelInfo]:
     elif info.family == "torchvision":
         backbone = TorchvisionBackbone(info.arch, pretrained=False)
     else:
-        backbone = HFBackbone(str(folder), info.task, pretrained=False)
+        backbone = HFBackbone(str(folder), info.task, pretrained=False, pooling=info.pooling)
     model = StudioClassifier(backbone, len(info.labels))
     model.load_state_dict(load_file(str(folder / WEIGHTS)))
     return model.eval(), info
