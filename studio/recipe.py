@@ -209,6 +209,8 @@ def validate(recipe: Recipe) -> None:
     if d.validation_path is None:
         _check_range("data.validation_split", d.validation_split, 0.05, 0.5)
     _check_range("data.max_length", d.max_length, 8, 4096)
+    if d.group_column is not None and recipe.task != "text-classification":
+        raise RecipeError("Recipe key 'data.group_column' works with CSV/JSONL data only; remove it for images.")
     _check_range("train.epochs", t.epochs, 1, 1000)
     _check_range("train.batch_size", t.batch_size, 1, 4096)
     _check_range("train.learning_rate", t.learning_rate, 1e-7, 1.0)

@@ -55,6 +55,7 @@ class Dataset:
     val_items: list[str]
     val_labels: list[int]
     report: DataReport
+    val_groups: list[str] | None = None  # data.group_column's value per validation example, for per-group results
 
     def fingerprint(self) -> str:
         """Identifies the exact examples (file contents for images), for the feature cache."""
@@ -215,16 +216,20 @@ def table_columns(path: str | Path) -> list[str]:
     return [str(c) for c in _read_table(Path(path)).columns]
 
 
-def _load_text(path: Path, spec: DataSpec) -> tuple[list[str], list[str], list[dict[str, str]]]:
+def _load_text(path: Path, spec: DataSpec):
+    """(texts, labels, skipped, groups): groups is None without data.group_column."""
     if not path.is_file():
         raise DataError(f"{path.name} is not a file. For text, give a .csv or .jsonl file.")
     frame = _read_table(path)
-    for key, column in (("text_column", spec.text_column), ("label_column", spec.label_column)):
+    columns = [("text_column", spec.text_column), ("label_column", spec.label_column)]
+    if spec.group_column:
+        columns.append(("group_column", spec.group_column))
+    for key, column in columns:
         if column not in frame.columns:
             found = ", ".join(map(str, frame.columns)) or "none"
             raise DataError(f"Column '{column}' (data.{key}) is not in {path.name}. Columns found: {found}. "
                             f"Choose the right column in data.{key}.")
-    texts, labels, skipped = [], [], []
+    texts, labels, skipped, kept = [], [], [], []
     for row, (text, label) in enumerate(zip(frame[spec.text_column], frame[spec.label_column]), start=2):
         if pd.isna(label) or not str(label).strip():
             skipped.append({"item": f"row {row}", "reason": "no label"})
@@ -233,7 +238,11 @@ def _load_text(path: Path, spec: DataSpec) -> tuple[list[str], list[str], list[d
         else:
             texts.append(str(text))
             labels.append(str(label).strip())
-    return texts, labels, skipped
+            kept.append(row - 2)
+    groups = None
+    if spec.group_column:
+        groups = ["(none)" if pd.isna(g) else str(g) for g in frame[spec.group_column].iloc[kept]]
+    return texts, labels, skipped, groups
 
 
 # -- assembling a dataset -------------------------------------------------------------------------------------------
@@ -244,7 +253,7 @@ def _load_items(spec_path: str, task: str, spec: DataSpec, uploads_dir: Path):
         raise DataError(f"Data not found: {spec_path}. Check data.path (relative paths start from the folder "
                         "you run the studio in).")
     if task == "image-classification":
-        return _load_images(path, uploads_dir)
+        return (*_load_images(path, uploads_dir), None)
     return _load_text(path, spec)
 
 
@@ -265,7 +274,7 @@ def _stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[li
 
 def load_dataset(spec: DataSpec, task: str, seed: int, uploads_dir: Path) -> Dataset:
     kind = "image" if task == "image-classification" else "text"
-    items, names, skipped = _load_items(spec.path, task, spec, uploads_dir)
+    items, names, skipped, groups = _load_items(spec.path, task, spec, uploads_dir)
     counts = pd.Series(names, dtype=str).value_counts()
     too_few = sorted(counts[counts < MIN_PER_CLASS].index)
     if too_few:
@@ -279,7 +288,7 @@ def load_dataset(spec: DataSpec, task: str, seed: int, uploads_dir: Path) -> Dat
     index = {name: i for i, name in enumerate(classes)}
     labels = [index[name] for name in names]
     if spec.validation_path:
-        val_items, val_names, val_skipped = _load_items(spec.validation_path, task, spec, uploads_dir)
+        val_items, val_names, val_skipped, val_groups = _load_items(spec.validation_path, task, spec, uploads_dir)
         unknown = sorted(set(val_names) - set(classes))
         if unknown:
             raise DataError(f"The validation data has class '{unknown[0]}', which the training data lacks. "
@@ -293,13 +302,14 @@ def load_dataset(spec: DataSpec, task: str, seed: int, uploads_dir: Path) -> Dat
         train_idx, val_idx = _stratified_split(labels, spec.validation_split, seed)
         train_items, train_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
         val_items, val_labels = [items[i] for i in val_idx], [labels[i] for i in val_idx]
+        val_groups = [groups[i] for i in val_idx] if groups else None
     report = DataReport(
         kind=kind, classes=classes,
         train_counts={c: train_labels.count(i) for i, c in enumerate(classes)},
         validation_counts={c: val_labels.count(i) for i, c in enumerate(classes)},
         skipped=skipped)
     report.warnings = _warnings(report, counts)
-    return Dataset(kind, classes, train_items, train_labels, val_items, val_labels, report)
+    return Dataset(kind, classes, train_items, train_labels, val_items, val_labels, report, val_groups)
 
 
 def _warnings(report: DataReport, counts: pd.Series) -> list[str]:
