@@ -39,3 +39,41 @@ def top_k(logits: torch.Tensor, classes: list[str], k: int) -> list[dict]:
         ranked = [{"label": classes[i], "score": round(v, 6)} for v, i in zip(row_values, row_indices)]
         answers.append({"label": ranked[0]["label"], "score": ranked[0]["score"], "top_k": ranked})
     return answers
+
+
+def misclassified(logits: torch.Tensor, labels: torch.Tensor, items: list[str], classes: list[str]) -> list[dict]:
+    """Every validation example the model got wrong, most confident mistakes first."""
+    probs = logits.float().softmax(-1)
+    confidence, preds = probs.max(-1)
+    wrong = [i for i in range(len(items)) if preds[i] != labels[i]]
+    wrong.sort(key=lambda i: -float(confidence[i]))
+    return [{"index": i, "input": items[i], "true": classes[int(labels[i])], "predicted": classes[int(preds[i])],
+             "confidence": round(float(confidence[i]), 4)} for i in wrong]
+
+
+def by_group(logits: torch.Tensor, labels: torch.Tensor, groups: list[str]) -> dict:
+    """Accuracy and macro-F1 for each value of the group column, and the largest gap between groups."""
+    per_group = {}
+    for name in sorted(set(groups)):
+        rows = torch.tensor([g == name for g in groups])
+        scores = summary(logits[rows], labels[rows])
+        per_group[name] = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"],
+                           "support": int(rows.sum())}
+    gaps = {key: max(v[key] for v in per_group.values()) - min(v[key] for v in per_group.values())
+            for key in ("accuracy", "macro_f1")}
+    return {"groups": per_group, "accuracy_gap": gaps["accuracy"], "macro_f1_gap": gaps["macro_f1"]}
+
+
+def overfitting_warning(history: list[dict], best_epoch: int) -> str | None:
+    """Plain words when validation loss rose after the best epoch while training loss kept falling."""
+    after = [h for h in history if h["epoch"] > best_epoch]
+    if len(after) < 2:
+        return None
+    best = next(h for h in history if h["epoch"] == best_epoch)
+    last = history[-1]
+    if last["val_loss"] > best["val_loss"] * 1.05 and last["train_loss"] < best["train_loss"]:
+        return (f"The model began to memorise the training examples after epoch {best_epoch}: validation loss "
+                f"rose from {best['val_loss']:.3f} to {last['val_loss']:.3f} while training loss kept falling "
+                f"({best['train_loss']:.3f} to {last['train_loss']:.3f}). The saved model is the one from epoch "
+                f"{best_epoch}. More examples, fewer epochs or a frozen backbone would help.")
+    return None

@@ -10,7 +10,8 @@ from studio.engine.data import open_rgb
 from studio.engine.device import pick_device
 from studio.engine.inputs import TextBatches, image_transform
 from studio.engine.models import load_model, load_tokenizer
-from studio.engine.runner import MODEL_DIR
+from studio.engine.model_card import MODEL_DIR
+from studio.engine.models import MODEL_INFO
 
 
 class ModelNotReady(LookupError):
@@ -18,10 +19,12 @@ class ModelNotReady(LookupError):
 
 
 class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        folder = Path(run_dir) / MODEL_DIR
-        if not (folder / "studio_model.json").exists():
-            raise ModelNotReady(f"Run {Path(run_dir).name} has no saved model (it has not finished successfully).")
+    def __init__(self, path: Path | str, device: str = "auto"):
+        """path: a run folder, or a model folder (one holding studio_model.json) such as an unzipped export."""
+        path = Path(path)
+        folder = path if (path / MODEL_INFO).exists() else path / MODEL_DIR
+        if not (folder / MODEL_INFO).exists():
+            raise ModelNotReady(f"Run {path.resolve().name} has no saved model (it has not finished successfully).")
         self.device = pick_device(device)
         self.model, self.info = load_model(folder)
         self.model.to(self.device)

@@ -6,6 +6,7 @@ a started run waits with status "queued". Nothing here blocks the caller.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -17,25 +18,57 @@ import torch
 
 from studio.engine import runner
 from studio.engine.data import DataError
-from studio.engine.events import EventLog
+from studio.engine.events import STATUS_FILE, EventLog, read_json, write_json
 from studio.engine.loop import Callback, Cancelled
 from studio.engine.models import ModelError
-from studio.recipe import Recipe, RecipeError, validate
+from studio.recipe import Recipe, RecipeError, load, validate
 from studio.workspace import Workspace
 
 log = logging.getLogger(__name__)
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = ("completed", "failed", "cancelled", "interrupted")
+RESUMABLE = ("cancelled", "interrupted", "failed")
+
+
+class ResumeError(ValueError):
+    """A run that cannot be resumed; the message says why."""
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def explain(exc: BaseException) -> str:
     """The failure in words a user can act on."""
     if isinstance(exc, (DataError, ModelError, RecipeError)):
         return str(exc)
-    text = str(exc)
-    if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+    if out_of_memory(exc):
         return ("The device ran out of memory. Use a smaller batch size (train.batch_size), a smaller model, "
-                "or feature extraction.")
+                "or feature extraction; or tick 'retry with half the batch' (train.retry_smaller_batch).")
+    text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def mark_interrupted(workspace: Workspace) -> list[str]:
+    """Runs left 'running' or 'queued' by a studio process that no longer exists (killed, crashed, machine
+    restarted) become 'interrupted', so they can be resumed instead of showing 'running' forever."""
+    marked = []
+    for run_dir in workspace.run_dirs():
+        status = read_json(run_dir / STATUS_FILE) or {}
+        if status.get("status") in ("running", "queued") and not _alive(status.get("pid")):
+            status.update(status="interrupted", updated=time.time(),
+                          message="The studio stopped while this run was in progress. Resume it to continue "
+                                  "from its last finished epoch.")
+            write_json(run_dir / STATUS_FILE, status)
+            marked.append(run_dir.name)
+    return marked
 
 
 @dataclass
@@ -45,6 +78,7 @@ class Job:
     recipe: Recipe
     log: EventLog
     callbacks: list[Callback] = field(default_factory=list)
+    resume: bool = False
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -66,6 +100,7 @@ class Job:
 class JobManager:
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
+        mark_interrupted(workspace)
         self.jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="studio-trainer", daemon=True)
@@ -82,9 +117,25 @@ class JobManager:
                 setattr(recipe.data, key, str(Path(value).expanduser().resolve()))
         run_dir = self.workspace.new_run_dir(recipe)
         recipe.save(run_dir / "recipe.yaml")
-        job = Job(run_dir.name, run_dir, recipe, EventLog(run_dir), list(callbacks))
-        job.log.set_status("queued", run_id=job.run_id, task=recipe.task, model=recipe.model,
-                           strategy=recipe.strategy, created=time.time(), position=self._queue.qsize() + 1)
+        return self._enqueue(Job(run_dir.name, run_dir, recipe, EventLog(run_dir), list(callbacks)),
+                             task=recipe.task, model=recipe.model, strategy=recipe.strategy, created=time.time())
+
+    def resume(self, run_id: str, callbacks: list[Callback] = ()) -> Job:
+        """Queues a cancelled, interrupted or failed run again; it continues from its last finished epoch
+        (from the start if it had not finished one), in the same run folder."""
+        run_dir = self.workspace.find_run(run_id)
+        status = (read_json(run_dir / STATUS_FILE) or {}).get("status")
+        live = self.jobs.get(run_dir.name)
+        if (live is not None and not live.done.is_set()) or status not in RESUMABLE:
+            raise ResumeError(f"Run {run_dir.name} is {status}; only a cancelled, interrupted or failed run can "
+                              "be resumed.")
+        job = Job(run_dir.name, run_dir, load(run_dir / "recipe.yaml"), EventLog(run_dir), list(callbacks),
+                  resume=True)
+        return self._enqueue(job, error=None, message=None)
+
+    def _enqueue(self, job: Job, **fields) -> Job:
+        job.log.set_status("queued", run_id=job.run_id, position=self._queue.qsize() + 1, pid=os.getpid(),
+                           **fields)
         self.jobs[job.run_id] = job
         self._queue.put(job)
         return job
@@ -106,7 +157,7 @@ class JobManager:
         try:
             if job.cancel_event.is_set():
                 raise Cancelled()
-            runner.execute(job.recipe, job.run_dir, self.workspace, job.log, job.cancel_event, job.callbacks)
+            self._execute(job)
         except Cancelled:
             job.log.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
         except Exception as exc:  # any failure ends this run only; the worker goes on to the next
@@ -118,3 +169,22 @@ class JobManager:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # the next run gets the whole device
             job.done.set()
+
+    def _execute(self, job: Job) -> None:
+        """Runs the job; out of memory with train.retry_smaller_batch on, tries again with half the batch."""
+        while True:
+            try:
+                runner.execute(job.recipe, job.run_dir, self.workspace, job.log, job.cancel_event, job.callbacks,
+                               resume=job.resume)
+                return
+            except Exception as exc:
+                size = job.recipe.train.batch_size
+                if not (out_of_memory(exc) and job.recipe.train.retry_smaller_batch and size > 1):
+                    raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            job.recipe.train.batch_size = size // 2
+            job.recipe.save(job.run_dir / "recipe.yaml")  # the recipe on disk says what actually ran
+            (job.run_dir / runner.LAST_STATE).unlink(missing_ok=True)  # its epochs had the old batch size
+            job.resume = False
+            job.log.emit("log", message=f"Out of memory with batch size {size}: retrying with {size // 2}.")

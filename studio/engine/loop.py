@@ -3,9 +3,11 @@ weights kept. Progress goes out as events; behaviour is added by callbacks (fast
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,19 @@ class LoopConfig:
     warmup_ratio: float = 0.05
     max_grad_norm: float = 1.0
     log_every_s: float = 0.0  # step events no more often than this (0: every step)
+    patience: int = 0  # early stopping: epochs without a lower validation loss before stopping (0: never)
+    checkpoint: Path | None = None  # where the loop saves its state after each epoch, for resuming
+
+
+def save_state(path: Path, state: dict) -> None:
+    """Written beside and renamed: a kill mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: no code
 
 
 def to_device(batch, device: torch.device):
@@ -97,10 +112,33 @@ class Loop:
     step: int = 0
     epoch: int = 0
     loss: float = float("nan")
-    best: dict | None = None  # {"epoch", "val_loss", "state"}
+    best: dict | None = None  # {"epoch", "val_loss", "state", "logits", "labels"}
     history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
 
-    def run(self) -> dict:
+    def _state(self, optimizer, scheduler, scaler) -> dict:
+        generator = getattr(self.train_loader, "generator", None)
+        return {"epoch": self.epoch, "step": self.step, "history": self.history,
+                "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "rng": torch.get_rng_state(), "shuffle_rng": generator.get_state() if generator else None,
+                "best": self.best}
+
+    def _restore(self, state: dict, optimizer, scheduler, scaler) -> None:
+        """Continues after the last finished epoch: weights, optimizer moments, schedule position and the random
+        streams (shuffling, dropout) are as they were, so the resumed run takes the same steps."""
+        self.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        generator = getattr(self.train_loader, "generator", None)
+        if generator is not None and state["shuffle_rng"] is not None:
+            generator.set_state(state["shuffle_rng"])
+        self.epoch, self.step, self.history, self.best = state["epoch"], state["step"], state["history"], state["best"]
+        self.events.emit("log", message=f"Resumed after epoch {self.epoch} (step {self.step}).")
+
+    def run(self, resume: dict | None = None) -> dict:
         cfg, model = self.config, self.model
         steps_per_epoch = len(self.train_loader)
         total = steps_per_epoch * cfg.epochs
@@ -108,9 +146,12 @@ class Loop:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total, cfg.warmup_ratio))
         scaler = torch.amp.GradScaler(cfg.device.type, enabled=cfg.amp_dtype == torch.float16)
         trainable = [p for group in self.param_groups for p in group["params"]]
+        if resume is not None:
+            self._restore(resume, optimizer, scheduler, scaler)
         start = time.perf_counter()
         train_time, last_log, samples = 0.0, 0.0, 0  # train_time: wall time in training epochs, data loading included
-        for self.epoch in range(1, cfg.epochs + 1):
+        first_step = self.step
+        for self.epoch in range(self.epoch + 1, cfg.epochs + 1):
             train_mode(model)
             epoch_loss, epoch_batches = 0.0, 0
             epoch_start = time.perf_counter()
@@ -138,7 +179,7 @@ class Loop:
                     self.events.emit("step", step=self.step, total_steps=total, epoch=self.epoch,
                                      train_loss=self.loss, lr=scheduler.get_last_lr()[0],
                                      samples_per_s=samples / (train_time + now - epoch_start), elapsed=now - start,
-                                     eta=(total - self.step) * (now - start) / self.step)
+                                     eta=(total - self.step) * (now - start) / (self.step - first_step))
                 for callback in self.callbacks:
                     callback.on_step_end(self)
             train_time += time.perf_counter() - epoch_start
@@ -153,9 +194,17 @@ class Loop:
                 self.best = {"epoch": self.epoch, "val_loss": metrics["loss"], "logits": logits, "labels": labels,
                              "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
             self.events.emit("epoch", total_epochs=cfg.epochs, best_epoch=self.best["epoch"], **record)
+            if cfg.checkpoint is not None:
+                save_state(cfg.checkpoint, self._state(optimizer, scheduler, scaler))
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
+            if cfg.patience and self.epoch - self.best["epoch"] >= cfg.patience and self.epoch < cfg.epochs:
+                self.stopped_early = True
+                self.events.emit("log", message=f"Stopped early after epoch {self.epoch}: validation loss has not "
+                                 f"improved for {cfg.patience} epochs. Keeping epoch {self.best['epoch']}.")
+                break
         model.load_state_dict(self.best["state"])
         return {"best_epoch": self.best["epoch"], "steps": self.step, "history": self.history,
+                "stopped_early": self.stopped_early,
                 "val_logits": self.best["logits"], "val_labels": self.best["labels"],
                 "samples_per_s": samples / max(train_time, 1e-9), "train_seconds": time.perf_counter() - start}

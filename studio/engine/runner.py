@@ -12,18 +12,23 @@ import torch
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, TensorDataset
 
-from studio.engine import evaluation, strategies
+from studio.engine import evaluation, model_card, strategies
 from studio.engine.data import load_dataset
 from studio.engine.device import autocast_dtype, pick_device
 from studio.engine.events import EventLog, write_json
 from studio.engine.features import compute_features
 from studio.engine.inputs import make_loader
-from studio.engine.loop import Callback, Loop, LoopConfig
+from studio.engine.loop import Callback, Loop, LoopConfig, load_state
+from studio.engine.model_card import MODEL_DIR
 from studio.engine.models import StudioClassifier, build_backbone, load_tokenizer, resolve, save_model
 from studio.recipe import Recipe
 from studio.workspace import Workspace
 
-MODEL_DIR = "model"
+LAST_STATE = Path("checkpoints") / "last.pt"  # the loop's state after its latest epoch, for resuming
+
+
+def resumable(run_dir: Path) -> bool:
+    return (run_dir / LAST_STATE).exists()
 
 
 class BestCheckpoint(Callback):
@@ -48,6 +53,14 @@ def _feature_loaders(model, data, recipe, info, tokenizer, device, amp, workspac
                        shuffle=True, generator=generator)
     val = DataLoader(TensorDataset(val_x, torch.tensor(data.val_labels)), batch_size=4 * recipe.train.batch_size)
     return train, val
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """Peak accelerator memory of the run, or this process's peak resident memory on the CPU."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
 def _example_loaders(data, recipe, info, tokenizer, device):
@@ -76,11 +89,12 @@ def _examples(data, run_dir: Path, per_class: int = 2) -> list[dict]:
 
 
 def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, cancel: threading.Event,
-            callbacks: list[Callback] = ()) -> dict:
-    """Trains the (already resolved) recipe; returns eval.json's content. Raises on failure or Cancelled."""
+            callbacks: list[Callback] = (), resume: bool = False) -> dict:
+    """Trains the (already resolved) recipe; returns eval.json's content. Raises on failure or Cancelled.
+    resume: continue from checkpoints/last.pt (the last finished epoch) when there is one."""
     start = time.time()
     torch.manual_seed(recipe.train.seed)
-    log.set_status("running", started=start)
+    log.set_status("running", started=start, pid=os.getpid())
     device = pick_device(recipe.train.device)
     if recipe.train.num_workers is None:
         recipe.train.num_workers = 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
@@ -112,16 +126,27 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
     else:
         train_loader, val_loader = _example_loaders(data, recipe, info, tokenizer, device)
         trained = model
+    (run_dir / LAST_STATE).parent.mkdir(exist_ok=True)
     config = LoopConfig(epochs=recipe.train.epochs, device=device, amp_dtype=amp,
-                        weight_decay=recipe.train.weight_decay, warmup_ratio=recipe.train.warmup_ratio)
+                        weight_decay=recipe.train.weight_decay, warmup_ratio=recipe.train.warmup_ratio,
+                        patience=recipe.train.early_stopping_patience, checkpoint=run_dir / LAST_STATE)
     loop = Loop(trained, groups, train_loader, val_loader, config, log, cancel,
                 [BestCheckpoint(run_dir), *callbacks])
-    result = loop.run()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result = loop.run(load_state(run_dir / LAST_STATE) if resume and resumable(run_dir) else None)
 
-    report = evaluation.report(result["val_logits"], result["val_labels"], data.classes)  # the best epoch's
+    logits, labels = result["val_logits"], result["val_labels"]  # the best epoch's
+    report = evaluation.report(logits, labels, data.classes)
     report.update(best_epoch=result["best_epoch"], steps=result["steps"], history=result["history"],
-                  samples_per_s=result["samples_per_s"], trainable_parameters=params["trainable"],
-                  total_parameters=params["total"], device=device.type)
+                  stopped_early=result["stopped_early"], samples_per_s=result["samples_per_s"],
+                  trainable_parameters=params["trainable"], total_parameters=params["total"], device=device.type,
+                  peak_memory_mb=_peak_memory_mb(device),
+                  misclassified=evaluation.misclassified(logits, labels, data.val_items, data.classes),
+                  warnings=[w for w in [evaluation.overfitting_warning(result["history"], result["best_epoch"])]
+                            if w])
+    if data.val_groups:
+        report["groups"] = evaluation.by_group(logits, labels, data.val_groups)
     write_json(run_dir / "eval.json", report)
 
     model_dir = run_dir / MODEL_DIR
@@ -129,6 +154,8 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
         model.backbone.net.save_pretrained(str(model_dir / "adapter"))  # the adapter alone, in peft's format
     strategies.finalize(model)
     save_model(model.cpu(), info, model_dir, tokenizer)
+    model_card.write(run_dir)
+    (run_dir / LAST_STATE).unlink(missing_ok=True)  # finished: nothing left to resume
     log.set_status("completed", finished=time.time(), wall_time_s=round(time.time() - start, 2),
                    accuracy=report["accuracy"], macro_f1=report["macro_f1"], val_loss=report["loss"],
                    best_epoch=result["best_epoch"], trainable_parameters=params["trainable"])
