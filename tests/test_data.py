@@ -104,11 +104,12 @@ def test_missing_column_names_it_and_lists_columns(tmp_path):
         load(path, task="text-classification")
 
 
-def test_non_utf8_csv_says_how_to_fix(tmp_path):
+def test_non_utf8_csv_is_read_and_the_encoding_reported(tmp_path):
     path = tmp_path / "t.csv"
-    path.write_bytes("text,label\ncaf\xe9,a\n".encode("latin-1"))
-    with pytest.raises(DataError, match="not UTF-8"):
-        load(path, task="text-classification")
+    path.write_bytes("text,label\ncaf\xe9,a\nth\xe9,a\nbi\xe8re,b\nvin,b\n".encode("latin-1"))
+    data = load(path, task="text-classification")
+    assert "café" in data.train_items + data.val_items
+    assert any("not UTF-8" in w and "Windows-1252" in w for w in data.report.warnings)
 
 
 def test_imbalance_warning(tmp_path):

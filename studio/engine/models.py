@@ -7,9 +7,12 @@ layerwise strategies) and the layers LoRA may adapt.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import json
+import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,7 @@ class ModelInfo:
     labels: list[str] = field(default_factory=list)
     preprocessing: Preprocessing = field(default_factory=lambda: Preprocessing("image"))
     pooling: str = "head"  # HF models: "head" (the architecture's own classifier input) or "mean" (sentence encoders)
+    trust_remote_code: bool = False  # the model runs Python code of its own (the user ticked the box for it)
 
     def save(self, folder: Path) -> None:
         (folder / MODEL_INFO).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
@@ -226,13 +230,75 @@ def _longest_module_list(net: nn.Module) -> str:
     return best
 
 
-def _hf_error(ref: str, exc: Exception, task: str) -> ModelError:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _looks_local(ref: str) -> bool:
+    return ref.startswith(("/", ".", "~")) or Path(ref).expanduser().exists()
+
+
+def _hf_error(ref: str, exc: BaseException, task: str) -> ModelError:
+    """The reason a Hugging Face model could not be loaded, in words, with what to use instead."""
     offline = ", ".join(catalog.offline_names(task))
-    if Path(ref).exists():
-        return ModelError(f"Could not load a model from the folder {ref}: {exc}")
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return ModelError(f"The weights of '{ref}' are stored as a Python pickle that could run code, so the studio "
+                          "did not load them. Use a copy of the model saved as safetensors (model.safetensors).")
+    if "trust_remote_code" in text or "custom code" in text:
+        return ModelError(f"'{ref}' needs to run Python code that comes with the model. Tick 'Trust this model's "
+                          "code' on the Model tab (trust_remote_code: true in the recipe) only if you trust its "
+                          "authors; otherwise choose another model.")
+    if _looks_local(ref):
+        folder = Path(ref).expanduser()
+        if not folder.is_dir():
+            return ModelError(f"The model folder {ref} does not exist on this machine.")
+        if not (folder / "config.json").is_file():
+            return ModelError(f"The folder {ref} does not hold a Hugging Face model (it has no config.json). Give "
+                              "a folder saved with save_pretrained(), a hub id such as org/name, or a catalog model.")
+        return ModelError(f"Could not load a model from the folder {ref}: {_first_line(exc)}")
+    why = ("offline mode is on: HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true",
+                                                                                                   "yes", "on")
+           else "no internet, or the id is wrong")
+    if type(exc).__name__ == "GatedRepoError":
+        why = "the model is gated: accept its licence on huggingface.co and set HF_TOKEN"
+    if "/" not in ref:
+        names = [card.name for card in catalog.for_task(task)]
+        close = difflib.get_close_matches(ref, names, 1, 0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return ModelError(f"Unknown model '{ref}': it is not in the studio's catalog and could not be downloaded "
+                          f"from the Hugging Face hub ({why}).{hint} Catalog models: {', '.join(names)}. "
+                          f"Models that work offline: {offline}.")
     return ModelError(
         f"Could not load '{ref}' from the Hugging Face hub: it is not in the local cache and could not be "
-        f"downloaded (no internet, or the id is wrong). Models that work offline: {offline}.")
+        f"downloaded ({why}). Models that work offline: {offline}.")
+
+
+def _check_modality(config, ref: str, task: str) -> None:
+    """Refuses a text model for images and an image model for text, before anything fails mid-run."""
+    is_text = hasattr(config, "vocab_size") and not hasattr(config, "num_channels")
+    is_image = hasattr(config, "num_channels") and not hasattr(config, "vocab_size")
+    kind = getattr(config, "model_type", "unknown")
+    if task == catalog.IMAGE and is_text:
+        return_names = ", ".join(card.name for card in catalog.for_task(task))
+        raise ModelError(f"'{ref}' is a text model ({kind}), not an image model. Choose an image model, such as: "
+                         f"{return_names}.")
+    if task == catalog.TEXT and is_image:
+        return_names = ", ".join(card.name for card in catalog.for_task(task))
+        raise ModelError(f"'{ref}' is an image model ({kind}), not a text model. Choose a text model, such as: "
+                         f"{return_names}.")
+
+
+def hf_config(ref: str, task: str, trust_remote_code: bool = False):
+    """The model's config (no weights): ModelError, in words, when it cannot be loaded or does not fit the task."""
+    from transformers import AutoConfig
+    try:
+        config = AutoConfig.from_pretrained(ref, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # transformers and the hub raise many types; each one is explained in words
+        raise _hf_error(ref, exc, task) from None
+    _check_modality(config, ref, task)
+    return config
 
 
 def sentence_pooling(ref: str) -> bool:
@@ -253,10 +319,9 @@ class HFBackbone(Backbone):
     exports as a standard transformers classifier (pipeline() loads it). Sentence encoders (pooling="mean")
     are a plain AutoModel with the mean of token states over the attention mask."""
 
-    def __init__(self, ref: str, task: str, pretrained: bool, pooling: str = "head"):
+    def __init__(self, ref: str, task: str, pretrained: bool, pooling: str = "head", trust_remote_code: bool = False):
         super().__init__()
-        from transformers import (AutoConfig, AutoModel, AutoModelForImageClassification,
-                                  AutoModelForSequenceClassification)
+        from transformers import AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification
         self.family = "hf-text" if task == catalog.TEXT else "hf-image"
         self.pooling = pooling
         if pooling == "mean":
@@ -267,9 +332,13 @@ class HFBackbone(Backbone):
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # "classifier newly initialized" is expected: that layer is cut below
         try:
-            config = AutoConfig.from_pretrained(ref)
-            net = auto.from_pretrained(ref, config=config) if pretrained else auto.from_config(config)
-        except (OSError, ValueError) as exc:
+            config = hf_config(ref, task, trust_remote_code)
+            # weights_only: a pickled checkpoint (pytorch_model.bin) may hold tensors only, never code.
+            net = (auto.from_pretrained(ref, config=config, trust_remote_code=trust_remote_code, weights_only=True)
+                   if pretrained else auto.from_config(config, trust_remote_code=trust_remote_code))
+        except ModelError:
+            raise
+        except Exception as exc:  # transformers and the hub raise many types; each one is explained in words
             raise _hf_error(ref, exc, task) from None
         finally:
             hf_logging.set_verbosity(verbosity)
@@ -312,11 +381,18 @@ def _hf_feature_dim(config) -> int:
     raise ModelError(f"The studio cannot tell the feature size of a '{config.model_type}' model.")
 
 
-def _hf_preprocessing(ref: str, family: str, max_length: int) -> Preprocessing:
+def _hf_preprocessing(ref: str, family: str, max_length: int, trust_remote_code: bool = False) -> Preprocessing:
     if family == "hf-text":
         return Preprocessing("text", max_length=max_length)
     from transformers import AutoImageProcessor
-    processor = AutoImageProcessor.from_pretrained(ref)
+    try:
+        processor = AutoImageProcessor.from_pretrained(ref, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # transformers raises many types; each one is explained in words
+        if _looks_local(ref) and Path(ref).expanduser().is_dir():
+            raise ModelError(f"The folder {ref} has no image preprocessing settings the studio can read "
+                             f"(preprocessor_config.json: {_first_line(exc)}), so the image size and colour "
+                             "normalisation the model expects are unknown.") from None
+        raise _hf_error(ref, exc, catalog.IMAGE) from None
     size = getattr(processor, "crop_size", None) or processor.size
     size = dict(size)
     image_size = size.get("height") or size.get("shortest_edge") or 224
@@ -348,7 +424,10 @@ def resolve(model: str, task: str) -> tuple[str, str]:
     return ("hf-text" if task == catalog.TEXT else "hf-image"), model
 
 
-def build_backbone(model: str, task: str, pretrained: bool, max_length: int = 128) -> tuple[Backbone, ModelInfo]:
+def build_backbone(model: str, task: str, pretrained: bool, max_length: int = 128,
+                   trust_remote_code: bool = False) -> tuple[Backbone, ModelInfo]:
+    """The backbone and what it takes to rebuild it. trust_remote_code lets a hub model run its own Python code:
+    only when the user ticked the box for it (recipe key trust_remote_code)."""
     family, ref = resolve(model, task)
     if family == "efficientnet-lite":
         backbone: Backbone = EfficientNetLiteBackbone(ref, pretrained)
@@ -359,15 +438,40 @@ def build_backbone(model: str, task: str, pretrained: bool, max_length: int = 12
         prep, arch = backbone.preprocessing, ref
     else:
         pooling = "mean" if family == "hf-text" and sentence_pooling(ref) else "head"
-        backbone = HFBackbone(ref, task, pretrained, pooling)
-        prep, arch = _hf_preprocessing(ref, family, max_length), ref
+        backbone = HFBackbone(ref, task, pretrained, pooling, trust_remote_code)
+        prep, arch = _hf_preprocessing(ref, family, max_length, trust_remote_code), ref
     return backbone, ModelInfo(model=model, family=family, arch=arch, task=task, preprocessing=prep,
-                               pooling=getattr(backbone, "pooling", "head"))
+                               pooling=getattr(backbone, "pooling", "head"),
+                               trust_remote_code=bool(trust_remote_code and family.startswith("hf")))
 
 
-def load_tokenizer(ref: str):
+def load_tokenizer(ref: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(ref)
+    try:
+        return AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # transformers raises many types; each one is explained in words
+        error = _hf_error(ref, exc, catalog.TEXT)
+        if _looks_local(ref) and Path(ref).expanduser().is_dir() and "Could not load a model" in str(error):
+            error = ModelError(f"The folder {ref} has no tokenizer the studio can read ({_first_line(exc)}). Save "
+                               "the tokenizer beside the model with save_pretrained().")
+        raise error from None
+
+
+def check_model(model: str, task: str, trust_remote_code: bool = False) -> str:
+    """A quick check that a model can be used for the task, without loading its weights: a sentence saying where
+    it comes from, or ModelError saying why it cannot be used."""
+    family, ref = resolve(model, task)
+    if family == "efficientnet-lite":
+        return "its weights ship with the studio: it works offline."
+    if family == "torchvision":
+        from torchvision import models
+        url = models.get_model_weights(ref).DEFAULT.url
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        return ("its weights are already downloaded." if cached.exists()
+                else "its weights download once, the first time it trains (this needs internet).")
+    config = hf_config(ref, task, trust_remote_code)
+    where = "this folder" if _looks_local(ref) else "the Hugging Face hub (or its local cache)"
+    return f"a {getattr(config, 'model_type', 'transformers')} model from {where}."
 
 
 # -- saving and loading a trained model ------------------------------------------------------------------------------
@@ -394,7 +498,8 @@ def load_model(folder: Path) -> tuple[StudioClassifier, ModelInfo]:
     elif info.family == "torchvision":
         backbone = TorchvisionBackbone(info.arch, pretrained=False)
     else:
-        backbone = HFBackbone(str(folder), info.task, pretrained=False, pooling=info.pooling)
+        backbone = HFBackbone(str(folder), info.task, pretrained=False, pooling=info.pooling,
+                              trust_remote_code=info.trust_remote_code)
     model = StudioClassifier(backbone, len(info.labels))
     model.load_state_dict(load_file(str(folder / WEIGHTS)))
     return model.eval(), info
