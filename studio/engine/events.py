@@ -42,6 +42,29 @@ def read_events(run_dir: Path) -> list[dict]:
     return events
 
 
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def mark_interrupted(run_dirs: list[Path]) -> list[str]:
+    """Runs left 'running' or 'queued' by a studio process that no longer exists (killed, crashed, machine
+    restarted) become 'interrupted', so they can be resumed instead of showing 'running' forever."""
+    marked = []
+    for run_dir in run_dirs:
+        status = read_json(run_dir / STATUS_FILE) or {}
+        if status.get("status") in ("running", "queued") and not _alive(status.get("pid")):
+            status.update(status="interrupted", updated=time.time(),
+                          message="The studio stopped while this run was in progress. Resume it to continue "
+                                  "from its last finished epoch.")
+            write_json(run_dir / STATUS_FILE, status)
+            marked.append(run_dir.name)
+    return marked
+
+
 class EventLog:
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir

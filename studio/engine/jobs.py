@@ -18,7 +18,7 @@ import torch
 
 from studio.engine import runner
 from studio.engine.data import DataError
-from studio.engine.events import STATUS_FILE, EventLog, read_json, write_json
+from studio.engine.events import STATUS_FILE, EventLog, mark_interrupted, read_json
 from studio.engine.loop import Callback, Cancelled
 from studio.engine.models import ModelError
 from studio.recipe import Recipe, RecipeError, load, validate
@@ -46,29 +46,6 @@ def explain(exc: BaseException) -> str:
                 "or feature extraction; or tick 'retry with half the batch' (train.retry_smaller_batch).")
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
-
-
-def mark_interrupted(workspace: Workspace) -> list[str]:
-    """Runs left 'running' or 'queued' by a studio process that no longer exists (killed, crashed, machine
-    restarted) become 'interrupted', so they can be resumed instead of showing 'running' forever."""
-    marked = []
-    for run_dir in workspace.run_dirs():
-        status = read_json(run_dir / STATUS_FILE) or {}
-        if status.get("status") in ("running", "queued") and not _alive(status.get("pid")):
-            status.update(status="interrupted", updated=time.time(),
-                          message="The studio stopped while this run was in progress. Resume it to continue "
-                                  "from its last finished epoch.")
-            write_json(run_dir / STATUS_FILE, status)
-            marked.append(run_dir.name)
-    return marked
 
 
 @dataclass
@@ -100,7 +77,7 @@ class Job:
 class JobManager:
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
-        mark_interrupted(workspace)
+        mark_interrupted(workspace.run_dirs())
         self.jobs: dict[str, Job] = {}
         self._queue: queue.Queue[Job] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="studio-trainer", daemon=True)
