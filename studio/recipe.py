@@ -93,6 +93,14 @@ class Recipe:
             out.strategy_options.setdefault(key, default)
         return out
 
+    def with_strategy(self, strategy: str) -> "Recipe":
+        """The same data, model and budget (epochs, batch size, seed) with another strategy, for a side-by-side
+        comparison; the learning rate and options go back to that strategy's defaults, since a rate that suits
+        a new head would wreck pretrained weights and the other way round."""
+        out = from_dict(to_dict(self))
+        out.strategy, out.strategy_options, out.train.learning_rate = strategy, {}, None
+        return out
+
     def option(self, key: str) -> Any:
         kind, default, _, _ = STRATEGY_OPTIONS[self.strategy][key]
         return kind(self.strategy_options.get(key, default))
@@ -123,7 +131,11 @@ def from_yaml(text: str) -> Recipe:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RecipeError(f"The recipe is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"The recipe is not valid YAML ({where}{problem}). Check the indentation, colons and "
+                          "quotes there.") from None
     if raw is None:
         raw = {}
     return from_dict(raw)

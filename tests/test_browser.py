@@ -237,6 +237,38 @@ def test_a_second_start_waits_in_a_visible_queue(page, browser, url):
     other.context.close()
 
 
+TRACES_JS = """id => { const p = document.querySelector(`#${id} .js-plotly-plot`);
+                       return p && p.data ? p.data.map(t => t.x.length) : []; }"""
+
+
+def test_feature_extraction_compared_with_training_from_scratch(page, url):
+    """One click queues the same recipe from scratch; both validation curves end up overlaid, with a table."""
+    page.goto(url)
+    tab(page, "Data")
+    page.locator("#example-shapes").click()
+    wait_text(page, "#data-status", "Ready", timeout=60)
+    set_epochs(page, 3)  # the same budget for both: 3 epochs (from scratch, each is a full pass of the network)
+    tab(page, "Train")
+    page.locator("#start").click()
+    wait_text(page, "#progress", "Finished")
+    tab(page, "Runs")
+    wait_text(page, "#runs-recipe", "feature-extraction", timeout=30)
+    page.locator("#compare-scratch").click()
+    wait_text(page, "#runs-note", "Queued run", timeout=30)
+    page.wait_for_function(f"({TRACES_JS})('compare-accuracy-plot').length === 2", timeout=30000)
+    page.wait_for_function(f"({TRACES_JS})('compare-accuracy-plot').every(n => n === 3)", timeout=400000,
+                           polling=1000)
+    wait_text(page, "#compare-table", "scratch[\\s\\S]*completed|completed[\\s\\S]*scratch", timeout=30)
+    table = page.locator("#compare-table").inner_text()
+    assert "feature-extraction" in table and "scratch" in table
+    shot(page, "compare-scratch")
+    accuracy = page.evaluate("""() => { const p = document.querySelector('#compare-accuracy-plot .js-plotly-plot');
+                                        return p.data.map(t => [t.name, t.y[t.y.length - 1]]); }""")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "pretrained_vs_scratch.json").write_text(json.dumps(accuracy))
+    print(f"\nlast-epoch validation accuracy, same 3-epoch budget: {accuracy}")
+
+
 def test_a_restarted_studio_lists_the_runs_and_predicts_with_them(page, start_studio, workspace):
     earlier = sorted(p.parent.name for p in workspace.glob("runs/*/status.json"))
     assert len(earlier) >= 2  # at least the stop test's cancelled and completed runs

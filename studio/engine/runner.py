@@ -55,6 +55,19 @@ def _feature_loaders(model, data, recipe, info, tokenizer, device, amp, workspac
     return train, val
 
 
+def _with_thumbnails(wrong: list[dict], data, run_dir: Path, limit: int = 60) -> list[dict]:
+    """Copies the first `limit` misclassified images into the run folder (misclassified/), so the Evaluate tab
+    shows them even if the original data moves; their run-relative path goes in "thumbnail"."""
+    if data.kind != "image":
+        return wrong
+    for n, item in enumerate(wrong[:limit]):
+        target = run_dir / "misclassified" / f"{n:03d}{Path(item['input']).suffix.lower()}"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(item["input"], target)
+        item["thumbnail"] = str(target.relative_to(run_dir))
+    return wrong
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     """Peak accelerator memory of the run, or this process's peak resident memory on the CPU."""
     if device.type == "cuda":
@@ -142,7 +155,8 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
                   stopped_early=result["stopped_early"], samples_per_s=result["samples_per_s"],
                   trainable_parameters=params["trainable"], total_parameters=params["total"], device=device.type,
                   peak_memory_mb=_peak_memory_mb(device),
-                  misclassified=evaluation.misclassified(logits, labels, data.val_items, data.classes),
+                  misclassified=_with_thumbnails(
+                      evaluation.misclassified(logits, labels, data.val_items, data.classes), data, run_dir),
                   warnings=[w for w in [evaluation.overfitting_warning(result["history"], result["best_epoch"])]
                             if w])
     if data.val_groups:

@@ -39,17 +39,22 @@ def _live(traces: list[dict], layout: dict) -> PlotData:
     return PlotData(type="plotly", plot=json.dumps({"data": traces, "layout": layout}))
 
 
+def latest(events: list[dict], kind: str, key: str) -> list[dict]:
+    """Events of one kind, the last one for each value of `key`: a resumed run repeats the steps (and perhaps the
+    epoch) it was in when it stopped, and the curves show the attempt that counted."""
+    return sorted({e[key]: e for e in events if e["type"] == kind}.values(), key=lambda e: e[key])
+
+
 def loss_figure(events: list[dict]) -> PlotData:
     """Training loss per step, validation loss per epoch (placed at the epoch's last step)."""
-    steps = [e for e in events if e["type"] == "step"]
-    epochs = [e for e in events if e["type"] == "epoch"]
+    steps, epochs = latest(events, "step", "step"), latest(events, "epoch", "epoch")
     return _live([_line(steps, "step", "train_loss", "training loss", PALETTE["train"], 1.5, "lines"),
                   _line(epochs, "step", "val_loss", "validation loss", PALETTE["val"], 2.5, "lines+markers")],
                  _LOSS_LAYOUT)
 
 
 def accuracy_figure(events: list[dict]) -> PlotData:
-    epochs = [e for e in events if e["type"] == "epoch"]
+    epochs = latest(events, "epoch", "epoch")
     return _live([_line(epochs, "epoch", "accuracy", "validation accuracy", PALETTE["acc"], 2.5, "lines+markers"),
                   _line(epochs, "epoch", "macro_f1", "macro-F1", PALETTE["f1"], 1.5, "lines", dash="dot")],
                  _ACCURACY_LAYOUT)
@@ -93,3 +98,21 @@ def empty_figure(message: str) -> go.Figure:
     fig.update_yaxes(visible=False)
     fig.update_layout(height=240, paper_bgcolor="white", plot_bgcolor="white", margin=dict(l=10, r=10, t=10, b=10))
     return fig
+
+
+COMPARE_COLORS = ["#6366f1", "#f59e0b", "#10b981", "#ef4444", "#0ea5e9", "#a855f7", "#64748b", "#84cc16"]
+_COMPARE_ACCURACY = _layout(go.Figure().update_yaxes(range=[0, 1.02]), "Validation accuracy by epoch", "epoch",
+                            "").to_plotly_json()["layout"]
+_COMPARE_LOSS = _layout(go.Figure(), "Validation loss by epoch (lower is better)", "epoch",
+                        "loss").to_plotly_json()["layout"]
+
+
+def compare_figures(runs: list[tuple[str, list[dict]]]) -> tuple[PlotData, PlotData]:
+    """Validation accuracy and loss per epoch, one line per run, overlaid. runs: (name, events)."""
+    accuracy, loss = [], []
+    for n, (name, events) in enumerate(runs):
+        epochs = latest(events, "epoch", "epoch")
+        color = COMPARE_COLORS[n % len(COMPARE_COLORS)]
+        accuracy.append(_line(epochs, "epoch", "accuracy", name, color, 2.5, "lines+markers"))
+        loss.append(_line(epochs, "epoch", "val_loss", name, color, 2.5, "lines+markers"))
+    return _live(accuracy, _COMPARE_ACCURACY), _live(loss, _COMPARE_LOSS)

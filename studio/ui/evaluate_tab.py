@@ -1,4 +1,5 @@
-"""Evaluate: accuracy, macro-F1, a per-class table and the confusion matrix of a finished run (its eval.json)."""
+"""Evaluate: accuracy, macro-F1, a per-class table, the confusion matrix, the validation examples the model got
+wrong, per-group results and warnings, for a finished run (its eval.json)."""
 from __future__ import annotations
 
 import gradio as gr
@@ -8,13 +9,46 @@ from studio.engine.events import read_json
 from studio.ui import charts
 
 
+GALLERY_LIMIT = 60
+
+
 def metrics_markdown(report: dict, status: dict) -> str:
     worst = min(report["per_class"].items(), key=lambda kv: kv[1]["f1"])
+    stopped = (" Training stopped early: validation loss had stopped improving, so more epochs would not have "
+               "helped." if report.get("stopped_early") else "")
+    warnings = "".join(f"\n\n> ⚠️ {w}" for w in report.get("warnings", []))
     return (f"**Validation accuracy {report['accuracy']:.1%}** · macro-F1 {report['macro_f1']:.3f} · "
             f"loss {report['loss']:.4f} · {report['num_examples']} validation examples · best epoch "
             f"{report['best_epoch']} · {report['trainable_parameters']:,} trained weights · "
             f"{status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>Hardest class: **{worst[0]}** "
-            f"(F1 {worst[1]['f1']:.2f}). Macro-F1 averages the classes equally, so a weak small class shows.</span>")
+            f"(F1 {worst[1]['f1']:.2f}). Macro-F1 averages the classes equally, so a weak small class shows."
+            f"{stopped}</span>{warnings}")
+
+
+def mistakes(report: dict, run_dir) -> tuple[list, pd.DataFrame, str]:
+    """(gallery items for images, table rows for texts, a heading) of the misclassified validation examples."""
+    wrong = report.get("misclassified", [])
+    heading = (f"**{len(wrong)} of {report['num_examples']} validation examples were misclassified**, most "
+               "confident mistakes first." if wrong else "**No validation example was misclassified.**")
+    shown = [w for w in wrong if w.get("thumbnail")][:GALLERY_LIMIT]
+    gallery = [(str(run_dir / w["thumbnail"]), f"true {w['true']} → predicted {w['predicted']} "
+                f"({w['confidence']:.0%})") for w in shown]
+    rows = pd.DataFrame([{"text": w["input"][:300], "true": w["true"], "predicted": w["predicted"],
+                          "confidence": f"{w['confidence']:.0%}"} for w in wrong if not w.get("thumbnail")],
+                        columns=["text", "true", "predicted", "confidence"])
+    return gallery, rows, heading
+
+
+def groups_view(report: dict) -> tuple[str, pd.DataFrame | None]:
+    groups = report.get("groups")
+    if not groups:
+        return "", None
+    rows = pd.DataFrame([{"group": name, "accuracy": f"{v['accuracy']:.1%}", "macro-F1": round(v["macro_f1"], 3),
+                          "examples": v["support"]} for name, v in groups["groups"].items()])
+    text = (f"**Per group.** The largest gap between groups is {groups['accuracy_gap']:.1%} in accuracy "
+            f"({groups['macro_f1_gap']:.3f} in macro-F1). A large gap means the model serves some groups worse; "
+            "more examples from the weaker groups usually help.")
+    return text, rows
 
 
 def per_class_table(report: dict) -> pd.DataFrame:
@@ -32,20 +66,34 @@ def build(ctx, tab) -> None:
         table = gr.Dataframe(label="Per class", interactive=False, elem_id="per-class")
         confusion = gr.Plot(charts.empty_figure("The confusion matrix appears after a run"), elem_id="confusion-plot",
                             show_label=False)
+    group_note = gr.Markdown(elem_id="group-note")
+    group_table = gr.Dataframe(label="Per group", interactive=False, visible=False, elem_id="per-group")
+    wrong_note = gr.Markdown(elem_id="mistakes-note")
+    gallery = gr.Gallery(label="Misclassified validation images", columns=6, height="auto", visible=False,
+                         elem_id="mistakes-gallery")
+    wrong_table = gr.Dataframe(label="Misclassified validation texts", interactive=False, visible=False, wrap=True,
+                               elem_id="mistakes-table")
+    gr.Markdown("<span class='hint'>To see what pretraining bought, open the Runs tab and compare this run with "
+                "training from scratch in one click.</span>")
     ctx.nav("train", "playground")
+    outputs = [metrics, table, confusion, group_note, group_table, wrong_note, gallery, wrong_table]
 
     def show(run_id):
-        if not run_id:
-            return "Finish a run to see its results.", None, charts.empty_figure("No finished run yet")
-        report = read_json(ctx.run_dir(run_id) / "eval.json")
+        report = read_json(ctx.run_dir(run_id) / "eval.json") if run_id else None
         if report is None:
-            return "This run has no evaluation (it did not finish).", None, charts.empty_figure("No results")
-        return metrics_markdown(report, ctx.run_status(run_id)), per_class_table(report), \
-            charts.confusion_figure(report)
+            text = "This run has no evaluation (it did not finish)." if run_id else "Finish a run to see its results."
+            return (text, None, charts.empty_figure("No results"), "", gr.Dataframe(visible=False), "",
+                    gr.Gallery(visible=False), gr.Dataframe(visible=False))
+        images, texts, heading = mistakes(report, ctx.run_dir(run_id))
+        group_text, group_rows = groups_view(report)
+        return (metrics_markdown(report, ctx.run_status(run_id)), per_class_table(report),
+                charts.confusion_figure(report), group_text,
+                gr.Dataframe(group_rows, visible=group_rows is not None), heading,
+                gr.Gallery(images, visible=bool(images)), gr.Dataframe(texts, visible=not texts.empty))
 
     def on_open(state):
         dropdown, chosen = ctx.run_dropdown(state)
         return dropdown, *show(chosen)
 
-    tab.select(on_open, ctx.session, [run, metrics, table, confusion])
-    run.input(show, run, [metrics, table, confusion])
+    tab.select(on_open, ctx.session, [run, *outputs])
+    run.input(show, run, outputs)

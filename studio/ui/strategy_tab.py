@@ -17,6 +17,7 @@ EXPLAIN = {
     "scratch": "start from random weights: the baseline that shows what pretraining buys you.",
 }
 OPTION_FIELDS = ["trainable_blocks", "lr_decay", "lora_r", "lora_alpha", "lora_dropout"]
+KEPT_TRAIN_KEYS = ("early_stopping_patience", "retry_smaller_batch")  # not tied to a strategy: kept on a switch
 
 
 def recommendation(state: dict) -> str:
@@ -42,6 +43,12 @@ def build(ctx, tab) -> None:
             lr = gr.Number(first["learning_rate"], label="Learning rate",
                            info="How big each correction is.")
         with gr.Row():
+            patience = gr.Number(recipes.TrainSpec.early_stopping_patience, label="Early stopping patience",
+                                 precision=0, elem_id="patience",
+                                 info="Stop after this many epochs without a better validation loss (0: never).")
+            retry = gr.Checkbox(recipes.TrainSpec.retry_smaller_batch, label="If memory runs out, retry with half "
+                                "the batch", info="Automatic, down to a batch of 1.")
+        with gr.Row():
             blocks = gr.Number(2, label="Blocks to fine-tune", precision=0, visible=False)
             decay = gr.Slider(0.3, 1.0, value=0.8, step=0.05, label="Learning-rate decay per block", visible=False)
             lora_r = gr.Number(8, label="LoRA rank", precision=0, visible=False)
@@ -53,14 +60,15 @@ def build(ctx, tab) -> None:
     recipe_view = gr.Code(language="yaml", label="The recipe this run will use", visible=False,
                           elem_id="recipe-yaml")
     ctx.nav("data", "train")
-    fields = [epochs, batch, lr, blocks, decay, lora_r, lora_alpha, lora_dropout]
+    fields = [epochs, batch, lr, patience, retry, blocks, decay, lora_r, lora_alpha, lora_dropout]
 
     def apply(state, name, *values):
         """Writes the settings into the session's recipe, or says in words which one is out of range."""
         known = recipes.STRATEGY_OPTIONS[name]
         candidate = dict(state["recipe"], strategy=name,
-                         train={"epochs": values[0], "batch_size": values[1], "learning_rate": values[2]},
-                         strategy_options={key: value for key, value in zip(OPTION_FIELDS, values[3:])
+                         train={"epochs": values[0], "batch_size": values[1], "learning_rate": values[2],
+                                "early_stopping_patience": values[3], "retry_smaller_batch": values[4]},
+                         strategy_options={key: value for key, value in zip(OPTION_FIELDS, values[5:])
                                            if key in known and value is not None})
         try:  # the recipe's own checks, with a stand-in data path when no data is chosen yet
             recipes.from_dict(dict(candidate, data=dict(candidate["data"], path=candidate["data"]["path"] or "-")))
@@ -72,12 +80,14 @@ def build(ctx, tab) -> None:
 
     def on_strategy(name, state):
         """A new strategy starts from its own defaults; only its options are shown."""
-        train = dict(recipes.STRATEGY_DEFAULTS[name])
+        kept = {k: v for k, v in state["recipe"]["train"].items() if k in KEPT_TRAIN_KEYS}
+        train = dict(recipes.STRATEGY_DEFAULTS[name], **kept)
         options = {key: spec[1] for key, spec in recipes.STRATEGY_OPTIONS[name].items()}
         state["recipe"].update(strategy=name, train=train, strategy_options=options)
         shown = [gr.update(value=options[key], visible=True) if key in options else gr.update(visible=False)
                  for key in OPTION_FIELDS]
-        return train["epochs"], train["batch_size"], train["learning_rate"], *shown, state, sessions.summary(state)
+        return (train["epochs"], train["batch_size"], train["learning_rate"], gr.skip(), gr.skip(), *shown, state,
+                sessions.summary(state))
 
     def on_show(state, name, *values):
         # The fields are read here too: an edit whose own event is still in flight must show up in the recipe.
