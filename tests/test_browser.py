@@ -215,6 +215,47 @@ def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace
     wait_text(page, "#progress", "Finished")
 
 
+def test_a_stopped_run_resumes_from_the_runs_tab(page, url, workspace):
+    """The stop test left a cancelled run; Resume queues it again and it trains on from its last epoch."""
+    cancelled = [p.parent.name for p in workspace.glob("runs/*/status.json")
+                 if json.loads(p.read_text())["status"] == "cancelled"]
+    assert cancelled
+    page.goto(url)
+    tab(page, "Runs")
+    box = page.locator("#runs-run input")
+    box.click()
+    box.fill(cancelled[0])
+    page.get_by_role("option", name=re.compile(re.escape(cancelled[0]))).click()
+    wait_text(page, "#runs-note", "Stopped by the user", timeout=30)
+    page.locator("#resume").click()
+    wait_text(page, "#runs-note", "queued again", timeout=30)
+    tab(page, "Train")
+    wait_text(page, "#progress", "Step", timeout=60)
+    page.locator("#stop").click()
+    wait_text(page, "#progress", "Stopped", timeout=60)
+    events = (workspace / "runs" / cancelled[0] / "events.jsonl").read_text()
+    assert '"status": "running"' in events and events.count('"status": "cancelled"') == 2
+
+
+def test_two_sessions_keep_their_own_wizard_state(page, browser, url):
+    """Two people at once: each page has its own data choice and summary, also after the other one acts."""
+    other = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+    page.goto(url)
+    other.goto(url)
+    tab(page, "Data")
+    page.locator("#example-helpdesk").click()
+    wait_text(page, "#data-status", "Ready", timeout=60)
+    tab(other, "Data")
+    other.locator("#example-shapes").click()
+    wait_text(other, "#data-status", "Ready", timeout=60)
+    page.locator("#tab-data").get_by_role("button", name="Next: Strategy →").click()
+    page.locator("#show-recipe").click()
+    wait_text(page, "#recipe-yaml", "helpdesk.csv", timeout=20)
+    assert "shapes" not in page.locator("#recipe-yaml").inner_text()
+    assert "Text" in page.locator("#summary").inner_text() and "Images" in other.locator("#summary").inner_text()
+    other.context.close()
+
+
 def test_a_second_start_waits_in_a_visible_queue(page, browser, url):
     """Two browser sessions, one device: the second run waits, says so, and trains once the first ends."""
     other = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
