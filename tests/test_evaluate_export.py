@@ -178,3 +178,14 @@ def test_zip_holds_the_model_folder_and_its_card(manager, tiny_bert, text_csv, t
     # The unzipped folder loads on its own and answers like the run.
     texts = ["goal match team", "pizza bread cheese"]
     assert Predictor(tmp_path / "unzipped" / run_dir.name).predict(texts) == Predictor(run_dir).predict(texts)
+
+
+def test_cli_export_prints_the_path_or_a_one_line_reason(manager, tiny_bert, text_csv, capsys):
+    from studio.cli import main
+    run_dir, _ = run(manager, make_recipe("text", tiny_bert, text_csv, "feature-extraction", epochs=1))
+    workspace = str(manager.workspace.root)
+    assert main(["export", run_dir.name, "--format", "zip", "--workspace", workspace]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"{run_dir.name}-model.zip")
+    assert main(["export", "no-such-run", "--workspace", workspace]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "no-such-run" in err and "Traceback" not in err
