@@ -164,6 +164,14 @@ def test_onnx_matches_torch(manager, tiny_bert, text_csv, shapes_small, kind):
     else:
         feed = {i.name: np.ones((3, 7), np.int64) for i in session.get_inputs()}  # and a new sequence length
     assert session.run(None, feed)[0].shape == (3, 3)
+    if kind == "text":  # the model card's onnxruntime snippet, as written
+        import subprocess
+        import sys
+        code = _code_blocks((run_dir / "model" / "README.md").read_text())[-1]
+        out = subprocess.run([sys.executable, "-c", code], cwd=run_dir / "model", capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert any(label in out.stdout for label in ("food", "sports", "tech"))
 
 
 def test_zip_holds_the_model_folder_and_its_card(manager, tiny_bert, text_csv, tmp_path):
@@ -189,3 +197,27 @@ def test_cli_export_prints_the_path_or_a_one_line_reason(manager, tiny_bert, tex
     assert main(["export", "no-such-run", "--workspace", workspace]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "no-such-run" in err and "Traceback" not in err
+
+
+def _code_blocks(card: str) -> list[str]:
+    return [block.split("\n", 1)[1] for block in card.split("```")[1::2] if block.startswith("python")]
+
+
+def test_the_model_cards_loading_snippets_work(manager, shapes_small):
+    """The README.md in an offline-backbone run's model folder: its studio and onnxruntime snippets, run as
+    written (with a real image for the placeholder) in a fresh process, give the studio's answer."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    run_dir, _ = run(manager, make_recipe("image", "efficientnet-lite0", shapes_small, "feature-extraction",
+                                          epochs=3))
+    export(run_dir, "onnx")
+    image = str(sorted(Path(shapes_small).rglob("*.jpg"))[0])
+    expected = Predictor(run_dir).predict([image])[0]["label"]
+    blocks = _code_blocks((run_dir / "model" / "README.md").read_text())
+    assert len(blocks) == 2  # the studio one and the onnxruntime one (no pipeline: not a transformers model)
+    for code in blocks:
+        out = subprocess.run([sys.executable, "-c", code.replace("photo.jpg", image)], cwd=run_dir / "model",
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert expected in out.stdout

@@ -45,9 +45,40 @@ from transformers import pipeline
 classify = pipeline("{task}", model="hf")
 print(classify({example}))
 ```""")
-    parts.append("""Without Python ML libraries: `studio export RUN --format onnx` writes `model.onnx` and
-`onnx_preprocessing.json` here; run it with onnxruntime (inputs and preprocessing are described in that file).""")
+    parts.append("""Without torch: `studio export RUN --format onnx` writes `model.onnx` and `onnx_preprocessing.json`
+here; with onnxruntime, from this folder:
+
+```python
+import json
+
+import numpy as np
+import onnxruntime
+
+prep = json.load(open("onnx_preprocessing.json"))
+session = onnxruntime.InferenceSession("model.onnx")
+""" + (ONNX_IMAGE if kind == "images" else ONNX_TEXT) + """
+print([prep["labels"][i] for i in logits.argmax(1)])
+```""")
     return "\n\n".join(parts)
+
+
+ONNX_IMAGE = """from PIL import Image
+
+image = Image.open("photo.jpg").convert("RGB")
+scale = prep["resize_shorter_side"] / min(image.size)  # shorter side to this size, then a centre crop
+image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+crop = prep["center_crop"]
+left, top = (image.width - crop) // 2, (image.height - crop) // 2
+x = np.asarray(image.crop((left, top, left + crop, top + crop)), np.float32) / 255
+x = ((x - prep["mean"]) / prep["std"]).transpose(2, 0, 1)[None].astype(np.float32)
+logits = session.run(["logits"], {"pixel_values": x})[0]"""
+
+ONNX_TEXT = """from transformers import AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained(".")
+encoded = tokenizer(["my printer is out of toner"], truncation=True, max_length=prep["max_length"],
+                    return_tensors="np")
+logits = session.run(["logits"], {name: encoded[name].astype(np.int64) for name in prep["inputs"]})[0]"""
 
 
 def render(run_dir: Path) -> str:
