@@ -132,7 +132,7 @@ def test_image_curve_grows_during_training(page, url):
     assert growing[-1] == 600 * 3  # every step: 96 training images, batches of 32
 
 
-def test_text_flow_with_the_help_desk_example(page, url):
+def test_text_flow_with_the_help_desk_example(page, url, workspace):
     page.goto(url)
     page.get_by_label("Text (messages, reviews, tickets)").check()
     wait_text(page, "#summary", "Model all-minilm-l6-v2", timeout=20)
@@ -149,6 +149,19 @@ def test_text_flow_with_the_help_desk_example(page, url):
     tab(page, "Evaluate")
     page.wait_for_function("document.querySelector('#confusion-plot .js-plotly-plot')?.data?.[0]?.z?.length === 5",
                            timeout=30000)
+    wait_text(page, "#mistakes-note", "misclassified", timeout=30)
+    note = page.locator("#mistakes-note").inner_text()
+    wrong = re.search(r"(\d+) of (\d+) validation examples were misclassified", note)
+    if wrong:  # the table lists exactly the misclassified validation texts of eval.json, with both labels
+        run_id = re.search(r"Run (\S+)", page.locator("#summary").inner_text()).group(1)
+        report = json.loads(next(workspace.glob(f"*/{run_id}/eval.json")).read_text())
+        assert len(report["misclassified"]) == int(wrong.group(1))
+        page.locator("#mistakes-table").get_by_text(report["misclassified"][0]["input"]).first.wait_for(timeout=20000)
+        table = page.locator("#mistakes-table").inner_text()
+        for item in report["misclassified"]:
+            assert item["input"] in table and item["predicted"] in table
+    else:
+        assert "No validation example was misclassified" in note
     shot(page, "text-5-evaluate")
     tab(page, "Playground")
     page.locator("#playground-text-examples label").first.click()
