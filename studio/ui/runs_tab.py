@@ -7,6 +7,7 @@ import time
 
 import gradio as gr
 import pandas as pd
+import yaml
 
 from studio import recipe as recipes
 from studio.engine.events import read_json
@@ -50,6 +51,13 @@ def compare_row(run_id: str, status: dict, events: list[dict], report: dict | No
             "best epoch": report.get("best_epoch", best.get("epoch", ""))}
 
 
+def data_of(run_dir) -> str:
+    try:
+        return str(yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8"))["data"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return ""
+
+
 def build(ctx, tab) -> None:
     gr.Markdown("### 7. Runs: compare, resume, export\n<span class='hint'>Everything here is read from the "
                 "workspace folder on disk, so it survives a restart.</span>")
@@ -64,6 +72,7 @@ def build(ctx, tab) -> None:
                                    elem_id="compare-accuracy-plot")
         compare_loss = gr.Plot(charts.empty_figure("Pick runs to compare"), show_label=False,
                                elem_id="compare-loss-plot")
+    compare_note = gr.Markdown(elem_id="compare-note")
     compare_table = gr.Dataframe(pd.DataFrame(columns=COMPARE_COLUMNS), interactive=False, elem_id="compare-table",
                                  wrap=True)
     timer = gr.Timer(2.0, active=False)
@@ -97,13 +106,16 @@ def build(ctx, tab) -> None:
     def comparison(run_ids):
         runs = [(run_id, ctx.run_status(run_id), ctx.run_events(run_id)) for run_id in run_ids or []]
         if not runs:
-            return charts.empty_figure("Pick runs to compare"), charts.empty_figure("Pick runs to compare"), \
+            return "", charts.empty_figure("Pick runs to compare"), charts.empty_figure("Pick runs to compare"), \
                 pd.DataFrame(columns=COMPARE_COLUMNS), gr.Timer(active=False)
+        datasets = {data_of(ctx.run_dir(run_id)) for run_id, _, _ in runs}
+        note = ("⚠️ These runs were trained on different data (or a different split), so their scores are not "
+                "directly comparable." if len(datasets) > 1 else "")
         named = [(f"{status.get('strategy', '')} · {run_id.split('-')[1]}", events) for run_id, status, events in runs]
         rows = [compare_row(run_id, status, events, read_json(ctx.run_dir(run_id) / "eval.json"))
                 for run_id, status, events in runs]
         active = any(status.get("status") not in FINISHED for _, status, _ in runs)
-        return (*charts.compare_figures(named), pd.DataFrame(rows, columns=COMPARE_COLUMNS),
+        return (note, *charts.compare_figures(named), pd.DataFrame(rows, columns=COMPARE_COLUMNS),
                 gr.Timer(active=active))
 
     def show(run_id):
@@ -134,12 +146,12 @@ def build(ctx, tab) -> None:
     def queue_with(strategy):
         def start(run_id, state):
             if not run_id:
-                return "Pick a run first.", gr.skip(), state, gr.skip(), *(gr.skip(),) * 4
+                return "Pick a run first.", gr.skip(), state, gr.skip(), *(gr.skip(),) * 5
             try:
                 recipe = recipes.load(ctx.run_dir(run_id) / "recipe.yaml").with_strategy(strategy)
                 job = ctx.jobs.start(recipe)
             except recipes.RecipeError as exc:
-                return f"**Cannot start the comparison.** {exc}", gr.skip(), state, gr.skip(), *(gr.skip(),) * 4
+                return f"**Cannot start the comparison.** {exc}", gr.skip(), state, gr.skip(), *(gr.skip(),) * 5
             state.update(run_id=job.run_id, compare=[run_id, job.run_id])
             choices, _ = all_runs()
             return (f"Queued run `{job.run_id}` ({sessions.STRATEGY_WORDS[strategy].lower()}) with the same data "
@@ -174,7 +186,7 @@ def build(ctx, tab) -> None:
                      f"largest difference {check.get('max_abs_diff', 0):.1e}.")
         return f"Exported `{path.name}`.{extra}", str(path)
 
-    compare_outputs = [compare_accuracy, compare_loss, compare_table, timer]
+    compare_outputs = [compare_note, compare_accuracy, compare_loss, compare_table, timer]
     show_outputs = [note, loss_plot, accuracy_plot, recipe_view, resume]
     outputs = [table, picked, *compare_outputs, run, *show_outputs]
     tab.select(on_open, ctx.session, outputs)
