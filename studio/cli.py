@@ -19,7 +19,8 @@ def _quiet_libraries() -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    """The reason on one line of stderr (never a traceback); exit code 2."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
 
 
@@ -27,19 +28,18 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from studio import recipe as recipes
-    from studio.engine.jobs import FINISHED, JobManager
-    from studio.workspace import Workspace
+    from studio.engine.jobs import FINISHED, JobManager, ResumeError
+    from studio.workspace import RunNotFound, Workspace
 
+    if bool(args.recipe) == bool(args.resume):
+        return _fail("give a recipe file to start a run, or --resume RUN to continue one (not both)")
     try:
-        recipe = recipes.load(args.recipe)
-    except recipes.RecipeError as exc:
+        recipe = recipes.load(args.recipe) if args.recipe else None
+        manager = JobManager(Workspace(args.workspace))
+        job = manager.start(recipe) if recipe else manager.resume(args.resume)
+    except (recipes.RecipeError, ResumeError, RunNotFound) as exc:
         return _fail(str(exc))
-    manager = JobManager(Workspace(args.workspace))
-    try:
-        job = manager.start(recipe)
-    except recipes.RecipeError as exc:
-        return _fail(str(exc))
-    print(f"Run {job.run_id} started in {job.run_dir}", file=sys.stderr)
+    print(f"Run {job.run_id} {'resumed' if args.resume else 'started'} in {job.run_dir}", file=sys.stderr)
     bars: dict[str, tqdm] = {}
     try:
         while True:
@@ -97,8 +97,11 @@ def _show(event: dict, bars: dict, tqdm) -> None:
 
 
 def cmd_runs(args) -> int:
+    from studio.engine.events import mark_interrupted
     from studio.workspace import Workspace
-    runs = Workspace(args.workspace).runs()
+    workspace = Workspace(args.workspace)
+    mark_interrupted(workspace.run_dirs())
+    runs = workspace.runs()
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
@@ -111,6 +114,17 @@ def cmd_runs(args) -> int:
         wall = f"{run['wall_time_s']:.0f}s" if run["wall_time_s"] is not None else "-"
         print(f"{run['id']:<52} {run['task'] or '-':<20} {str(run['model'])[:20]:<20} {run['strategy'] or '-':<18} "
               f"{run['status']:<10} {accuracy:>8} {wall:>8}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from studio.engine.export import ExportError, export
+    from studio.workspace import RunNotFound, Workspace
+    try:
+        path = export(Workspace(args.workspace).find_run(args.run), args.format)
+    except (RunNotFound, ExportError) as exc:
+        return _fail(str(exc))
+    print(path)
     return 0
 
 
@@ -135,10 +149,40 @@ def cmd_predict(args) -> int:
     return 0
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _logins(args) -> list[tuple[str, str]] | None:
+    """--auth USER:PASSWORD (repeatable), else $STUDIO_AUTH (pairs separated by commas); None: no login."""
+    pairs = list(args.auth or [])
+    if not pairs and os.environ.get("STUDIO_AUTH", "").strip():
+        pairs = [p for p in os.environ["STUDIO_AUTH"].split(",") if p.strip()]
+    logins = []
+    for pair in pairs:
+        user, sep, password = pair.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth (or STUDIO_AUTH) must look like USER:PASSWORD")
+        logins.append((user, password))
+    return logins or None
+
+
 def cmd_serve(args) -> int:
     from studio.ui.app import launch
+    try:
+        logins = _logins(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.max_upload_mb is not None and args.max_upload_mb <= 0:
+        return _fail("--max-upload-mb must be a positive number of megabytes")
+    if args.auth:
+        print("note: a password on the command line is visible to other users of this machine; "
+              "STUDIO_AUTH=USER:PASSWORD keeps it out of sight.", file=sys.stderr)
+    if args.host not in LOCAL_HOSTS:
+        login = "a login is required" if logins else "there is no login: add one with --auth USER:PASSWORD"
+        print(f"warning: the studio listens on {args.host}, so anyone who can reach this machine on port "
+              f"{args.port} can use it and its GPU ({login}).", file=sys.stderr)
     print(f"Studio: http://{args.host}:{args.port}  (workspace: {Path(args.workspace).resolve()})", file=sys.stderr)
-    launch(host=args.host, port=args.port, workspace=args.workspace)
+    launch(host=args.host, port=args.port, workspace=args.workspace, auth=logins, max_upload_mb=args.max_upload_mb)
     return 0
 
 
@@ -152,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--workspace", default=argparse.SUPPRESS, help=workspace_help)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", parents=[common], help="train from a recipe YAML file, with a progress bar")
-    train.add_argument("recipe")
+    train.add_argument("recipe", nargs="?", help="recipe YAML file")
+    train.add_argument("--resume", metavar="RUN", help="continue a cancelled or interrupted run from its last "
+                       "finished epoch, instead of starting from a recipe")
     train.set_defaults(func=cmd_train)
     runs = sub.add_parser("runs", parents=[common], help="list every run in the workspace")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -162,18 +208,40 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", help="image files for an image model, texts for a text model")
     predict.add_argument("--top-k", type=int, default=3)
     predict.set_defaults(func=cmd_predict)
+    export = sub.add_parser("export", parents=[common], help="export a finished run's model")
+    export.add_argument("run", help="run id (see `studio runs`) or run folder")
+    export.add_argument("--format", choices=["hf", "onnx", "zip"], default="zip",
+                        help="hf: a transformers folder pipeline() loads; onnx: model.onnx checked against torch; "
+                             "zip: the whole model folder (default)")
+    export.set_defaults(func=cmd_export)
     serve = sub.add_parser("serve", parents=[common], help="open the studio in the browser")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--auth", action="append", metavar="USER:PASSWORD",
+                       help="require a login (repeatable; or set $STUDIO_AUTH)")
+    serve.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
+                       help="largest file a browser may upload (default: $STUDIO_MAX_UPLOAD_MB or 2048)")
     serve.set_defaults(func=cmd_serve)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("train", "predict", "serve"):
+    if args.command != "runs":
+        from studio.workspace import confine_caches
+        confine_caches(args.workspace)  # before the libraries read where their caches are
+    if args.command in ("train", "predict", "serve", "export"):
         _quiet_libraries()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except Exception as exc:  # the studio's own errors are caught where they happen; this is the last net
+        if os.environ.get("STUDIO_DEBUG"):
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _fail(f"unexpected problem ({type(exc).__name__}{': ' + text if text else ''}). "
+                     "Run again with STUDIO_DEBUG=1 to see the details.")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,32 @@ def default_root() -> Path:
     return Path(os.environ.get("STUDIO_WORKSPACE", DEFAULT_WORKSPACE))
 
 
+# Where the libraries would otherwise write (the home folder's caches, /tmp/gradio): inside the workspace instead.
+CACHE_VARIABLES = {
+    "HF_HUB_CACHE": "huggingface/hub",  # models downloaded from the Hugging Face hub
+    "HF_XET_CACHE": "huggingface/xet",
+    "HF_ASSETS_CACHE": "huggingface/assets",
+    "HF_MODULES_CACHE": "huggingface/modules",  # code of models the user trusts (trust_remote_code)
+    "TORCH_HOME": "torch",  # torchvision's ImageNet weights
+    "GRADIO_TEMP_DIR": "gradio",  # the browser's uploads before the studio copies them
+    "MPLCONFIGDIR": "matplotlib",  # matplotlib (imported by gradio) keeps a font list
+}
+
+
+def confine_caches(root: str | Path) -> dict[str, str]:
+    """Points the libraries' download caches and gradio's upload folder inside <workspace>/cache, so that every
+    file the studio writes is inside its workspace. A cache the environment already names (HF_HOME, HF_HUB_CACHE,
+    TORCH_HOME, ...: say, an administrator's shared cache) is kept. Takes effect only before huggingface_hub,
+    torch.hub and gradio first read these variables, so the command line calls it first. Returns what it set."""
+    cache = Path(root).expanduser().resolve() / "cache"
+    chosen = {}
+    for name, sub in CACHE_VARIABLES.items():
+        if os.environ.get(name) or (name.startswith("HF_") and os.environ.get("HF_HOME")):
+            continue
+        chosen[name] = os.environ[name] = str(cache / sub)
+    return chosen
+
+
 class RunNotFound(LookupError):
     pass
 

@@ -204,8 +204,11 @@ def inspect_image(path: Path) -> tuple[str | None, str | None]:
         open_rgb(path)
     except ImageTooLarge as exc:
         return str(exc), None
-    except Image.DecompressionBombError:
-        return "image is too large (dimensions over Pillow's safety limit)", None
+    except Image.DecompressionBombError as exc:  # Pillow's own check, before ours, for the very largest
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels.group(1)):,} pixels; " if pixels else ""
+        return (f"image is too large ({size}the limit is {limits().max_image_pixels:,} pixels, set by "
+                "STUDIO_MAX_IMAGE_PIXELS)"), None
     except Exception:  # PIL raises many types for broken files; each one just means "unreadable"
         return "not a readable image (damaged, cut short, or not really an image)", None
     return None, note
@@ -259,9 +262,10 @@ def extract_zip(archive: Path, dest_root: Path, display: str | None = None) -> P
         member = members[0]
         try:
             for member in members:
-                if member.is_dir():
-                    continue
                 target = dest.joinpath(*_safe_member_name(member).parts)
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)  # an empty class folder is news the user needs
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(member) as src, open(target, "wb") as out:
                     for chunk in iter(lambda: src.read(1 << 20), b""):
@@ -441,7 +445,9 @@ def _read_jsonl(text: str, name: str) -> tuple[pd.DataFrame, list[dict[str, str]
         try:
             value = json.loads(line)
         except ValueError as exc:
-            skipped.append({"item": f"line {number}", "reason": f"not valid JSON ({getattr(exc, 'msg', exc)})"})
+            where = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            detail = getattr(exc, "msg", str(exc)).removesuffix(" starting at")
+            skipped.append({"item": f"line {number}", "reason": f"not valid JSON: {detail}{where}"})
             continue
         if not isinstance(value, dict):
             skipped.append({"item": f"line {number}", "reason": "not a JSON object ({...})"})
@@ -577,18 +583,18 @@ def _check_classes(loaded: _Loaded, kind: str, spec: DataSpec) -> pd.Series:
     if len(counts) > MAX_CLASSES:
         raise DataError(f"{loaded.source} has {len(counts):,} different labels; the studio trains at most "
                         f"{MAX_CLASSES:,} classes.{column_hint}")
-    if len(loaded.items) < 2 * MIN_PER_CLASS:
+    if len(loaded.items) < 2 or (len(counts) > 1 and len(loaded.items) < 2 * MIN_PER_CLASS):
         raise DataError(f"{loaded.source} has only {len(loaded.items)} usable example(s). A classifier needs at least "
                         f"two classes with at least {MIN_PER_CLASS} examples each.")
+    if len(counts) < 2:
+        raise DataError(f"The data has only one class ('{counts.index[0]}'). A classifier needs at least two "
+                        "classes, each with examples.")
     too_few = sorted(counts[counts < MIN_PER_CLASS].index)
     if too_few:
         others = f" ({len(too_few) - 1} other class(es) too)" if len(too_few) > 1 else ""
         raise DataError(f"Class '{too_few[0]}' has fewer than {MIN_PER_CLASS} usable examples (it has "
                         f"{counts[too_few[0]]}){others}{' after skipping unusable ones' if loaded.skipped else ''}. "
                         f"Add more examples of it or remove that class.{column_hint}")
-    if len(counts) < 2:
-        raise DataError(f"The data has only one class ('{counts.index[0]}'). A classifier needs at least two "
-                        "classes, each with examples.")
     return counts
 
 
@@ -631,9 +637,9 @@ def load_dataset(spec: DataSpec, task: str, seed: int, uploads_dir: Path) -> Dat
 def _warnings(report: DataReport, counts: pd.Series) -> list[str]:
     out = []
     if report.skipped:
-        named = [f"{s['item']} ({s['reason']})" for s in report.skipped]
-        out.append(f"{len(report.skipped)} file(s) or row(s) were skipped because they could not be used: "
-                   f"{_listing(named)}. See the list of skipped items.")
+        named = [f"{s['item']}: {s['reason']}" for s in report.skipped]
+        out.append(f"{len(report.skipped)} file(s) or row(s) were skipped because they could not be used ("
+                   f"{_listing(named)}). See the list of skipped items.")
     most, least = counts.idxmax(), counts.idxmin()
     if counts[most] >= IMBALANCE_RATIO * counts[least]:
         out.append(f"The classes are imbalanced: '{most}' has {counts[most]} examples but '{least}' has only "

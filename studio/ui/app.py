@@ -12,10 +12,11 @@ from studio.engine.events import STATUS_FILE, read_events, read_json
 from studio.engine.jobs import JobManager
 from studio.examples import ASSETS
 from studio.ui import session as sessions
-from studio.workspace import Workspace
+from studio.workspace import Workspace, confine_caches
 
 log = logging.getLogger(__name__)
 
+DEFAULT_UPLOAD_MB = 2048
 TAB_ORDER = ["model", "data", "strategy", "train", "evaluate", "playground", "runs"]
 TAB_NAMES = {"model": "Model", "data": "Data", "strategy": "Strategy", "train": "Train", "evaluate": "Evaluate",
              "playground": "Playground", "runs": "Runs"}
@@ -87,7 +88,18 @@ class Context:
         return gr.Dropdown(choices=choices, value=chosen), chosen
 
 
-def build_app(workspace: Workspace, jobs: JobManager | None = None) -> gr.Blocks:
+def upload_limit_mb(value: float | None = None) -> float:
+    """The largest upload in MB: the value given, else $STUDIO_MAX_UPLOAD_MB, else DEFAULT_UPLOAD_MB."""
+    if value is None:
+        try:
+            value = float(os.environ.get("STUDIO_MAX_UPLOAD_MB", "") or DEFAULT_UPLOAD_MB)
+        except ValueError:
+            log.warning("Ignoring STUDIO_MAX_UPLOAD_MB=%r: not a number.", os.environ["STUDIO_MAX_UPLOAD_MB"])
+            value = DEFAULT_UPLOAD_MB
+    return value if value > 0 else DEFAULT_UPLOAD_MB
+
+
+def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None) -> gr.Blocks:
     from studio.ui import (data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab,
                            train_tab)
     jobs = jobs or JobManager(workspace)
@@ -98,6 +110,7 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None) -> gr.Blocks
         summary = gr.Markdown(sessions.summary(sessions.new_session()), elem_id="summary")
         with gr.Tabs(selected="model", elem_id="tabs") as tabs:
             ctx = Context(workspace, jobs, session, summary, tabs)
+            ctx.shared["max_upload_mb"] = upload_limit_mb(max_upload_mb)
             modules = {"model": model_tab, "data": data_tab, "strategy": strategy_tab, "train": train_tab,
                        "evaluate": evaluate_tab, "playground": playground_tab, "runs": runs_tab}
             for tab_id in TAB_ORDER:
@@ -107,13 +120,16 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None) -> gr.Blocks
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "workspace",
-           block: bool = True, max_file_size: str = "2gb", auth: tuple[str, str] | None = None) -> gr.Blocks:
+           block: bool = True, max_upload_mb: float | None = None,
+           auth: list[tuple[str, str]] | None = None) -> gr.Blocks:
+    """Serves the studio on host:port (this machine only by default; `studio serve` warns about any other host).
+    auth: (user, password) pairs for gradio's login page; never shared through a gradio.live link."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     space = Workspace(Path(workspace))
     space.root.mkdir(parents=True, exist_ok=True)
-    if host not in ("127.0.0.1", "localhost"):
-        log.warning("The studio listens on %s: anyone who can reach this machine can use it.", host)
-    app = build_app(space)
+    confine_caches(space.root)  # gradio keeps uploads in GRADIO_TEMP_DIR: inside the workspace too
+    limit = upload_limit_mb(max_upload_mb)
+    app = build_app(space, max_upload_mb=limit)
     app.queue(default_concurrency_limit=8)
     # Gradio's queue polls every millisecond when idle (and its progress loop every 10 ms): a fifth of a core and
     # a thousand GIL grabs a second, taken from the trainer thread (feature extraction ran 2-4x slower beside it).
@@ -121,6 +137,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     app._queue.sleep_when_free = 0.02
     app._queue.progress_update_sleep_when_free = 0.05
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,
-               css=CSS, allowed_paths=[str(space.root), str(ASSETS)], max_file_size=max_file_size, auth=auth,
-               show_error=False, quiet=not block)
+               css=CSS, allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
+               auth=auth or None, auth_message="Log in with the user name and password you were given for this "
+                                               "studio.", show_error=False, quiet=not block)
     return app

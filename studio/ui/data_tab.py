@@ -2,6 +2,7 @@
 checked at once by the engine, and the report is shown in plain words."""
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import uuid
@@ -17,6 +18,8 @@ from studio.recipe import DataSpec
 from studio.ui import charts
 from studio.ui import session as sessions
 
+log = logging.getLogger(__name__)
+SAMPLE_CHARS = 300  # a sample row shows this much of its text
 EXAMPLES = {"shapes": (catalog.IMAGE, ASSETS / "examples" / "shapes"), "helpdesk": (catalog.TEXT, HELPDESK_CSV)}
 THUMBS_PER_CLASS = 4
 
@@ -46,9 +49,15 @@ def _check(ctx, state: dict):
     hide = (gr.Gallery(visible=False), gr.Dataframe(visible=False))
     try:
         data = load_dataset(DataSpec(**draft["data"]), draft["task"], seed=0, uploads_dir=ctx.workspace.uploads_dir)
-    except (DataError, TypeError, OSError) as exc:
+    except Exception as exc:  # DataError says what to fix; anything else must not take the page down either
+        if isinstance(exc, DataError):
+            message = str(exc)
+        else:
+            log.exception("checking the data failed")
+            message = (f"The studio could not read it ({type(exc).__name__}). Check that the file is a .zip of "
+                       "class folders, a .csv or a .jsonl, and try again.")
         state.update(data_kind=None, data_note="needs attention", train_counts={})
-        return (f"**The data cannot be used yet.** {exc}", charts.empty_figure("No data to show"), *hide, state,
+        return (f"**The data cannot be used yet.** {message}", charts.empty_figure("No data to show"), *hide, state,
                 sessions.summary(state))
     report = data.report
     total = len(data.train_items) + len(data.val_items)
@@ -61,7 +70,7 @@ def _check(ctx, state: dict):
     lines += [f"- **Note:** {w}" for w in report.warnings]
     if report.skipped:
         shown = report.skipped[:8]
-        lines.append("Skipped: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
+        lines.append("\nSkipped: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
                      + (f"; and {len(report.skipped) - len(shown)} more" if len(report.skipped) > len(shown) else ""))
     examples = [(item, data.classes[label]) for item, label in zip(data.train_items, data.train_labels)]
     if kind == "image":
@@ -72,6 +81,7 @@ def _check(ctx, state: dict):
         previews = (gr.Gallery(value=thumbs, visible=True), gr.Dataframe(visible=False))
     else:
         rows = pd.DataFrame(examples, columns=["text", "label"]).groupby("label").head(2)
+        rows["text"] = [t if len(t) <= SAMPLE_CHARS else t[:SAMPLE_CHARS] + "…" for t in rows["text"]]
         previews = (gr.Gallery(visible=False), gr.Dataframe(value=rows, visible=True))
     return "\n".join(lines), charts.counts_figure(report.to_dict()), *previews, state, sessions.summary(state)
 
@@ -84,7 +94,9 @@ def build(ctx, tab) -> None:
         helpdesk_btn = gr.Button("Try an example: help-desk messages (text)", elem_id="example-helpdesk")
     with gr.Row():
         with gr.Column():
-            upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl file",
+            limit = ctx.shared.get("max_upload_mb")
+            upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl file"
+                                   + (f" (up to {limit:g} MB)" if limit else ""),
                              file_types=[".zip", ".csv", ".jsonl"], elem_id="data-upload")
         with gr.Column():
             with gr.Accordion("Or add images class by class", open=False):
@@ -134,7 +146,12 @@ def build(ctx, tab) -> None:
     def on_upload(file, state):
         if not file:
             return (gr.skip(),) * 10
-        stored = _store_upload(ctx, file)
+        try:
+            stored = _store_upload(ctx, file)
+        except OSError as exc:
+            log.exception("storing an upload failed")
+            gr.Warning(f"The upload could not be stored in the workspace ({exc.strerror or type(exc).__name__}).")
+            return (gr.skip(),) * 10
         task = catalog.TEXT if stored.suffix.lower() in (".csv", ".jsonl") else catalog.IMAGE
         return task, *use_file(state, task, stored), *_check(ctx, state)
 
@@ -149,8 +166,13 @@ def build(ctx, tab) -> None:
         state.setdefault("id", uuid.uuid4().hex[:12])
         folder = ctx.workspace.uploads_dir / "classes" / state["id"]
         (folder / name).mkdir(parents=True, exist_ok=True)
-        for file in files:
-            shutil.copy(file, folder / name / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).name))
+        try:
+            for file in files:
+                shutil.copy(file, folder / name / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).name))
+        except OSError as exc:
+            log.exception("storing class images failed")
+            gr.Warning(f"The images could not be stored in the workspace ({exc.strerror or type(exc).__name__}).")
+            return (gr.skip(),) * 9
         use_path(state, catalog.IMAGE, folder)
         gr.Info(f"Added {len(files)} image(s) to '{name}'.")
         return "", None, catalog.IMAGE, *_check(ctx, state)  # empty pickers, ready for the next class

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import html
-from pathlib import Path
+import logging
 
 import gradio as gr
 
 from studio import catalog
+from studio.engine.models import ModelError, check_model
 from studio.ui import session as sessions
+
+log = logging.getLogger(__name__)
+TRUST_INFO = ("Some hub models ship Python code of their own, which runs on this machine when the model loads. "
+              "Tick this only for a model whose authors you trust. It is off for every model unless you tick it.")
 
 TASKS = [("Images (photos, scans, drawings)", catalog.IMAGE), ("Text (messages, reviews, tickets)", catalog.TEXT)]
 
@@ -41,8 +46,10 @@ def build(ctx, tab) -> None:
         custom = gr.Textbox(label="Hub id or folder", placeholder="e.g. google/vit-base-patch16-224 or /models/my-bert",
                             info="Any image or text model that transformers' AutoModel can load. Hub models need "
                                  "internet the first time.")
-        use_custom = gr.Button("Use this model", size="sm")
-        custom_note = gr.Markdown()
+        trust = gr.Checkbox(False, label="Trust this model's code (trust_remote_code)", info=TRUST_INFO,
+                            elem_id="trust-code")
+        use_custom = gr.Button("Use this model", size="sm", elem_id="use-custom")
+        custom_note = gr.Markdown(elem_id="custom-note")
     ctx.nav(None, "data")
     ctx.shared.update(task=task)
 
@@ -55,21 +62,35 @@ def build(ctx, tab) -> None:
     def on_model(name, state):
         if name:
             state["recipe"]["model"] = name
-        return cards_html(state["recipe"]["task"], state["recipe"]["model"]), state, sessions.summary(state)
+            state["recipe"]["trust_remote_code"] = False  # catalog models never need it
+        return (cards_html(state["recipe"]["task"], state["recipe"]["model"]), False, state,
+                sessions.summary(state))
 
-    def on_custom(text, state):
+    def on_custom(text, trusted, state):
+        """Checks the model at once (its config only, no weights), so a wrong name is answered here, in words."""
         text = (text or "").strip()
         if not text:
             return "Type a hub id such as `org/model-name`, or the path of a folder on this machine.", state, \
                 sessions.summary(state)
-        looks_local = text.startswith(("/", ".", "~")) or Path(text).expanduser().exists()
-        if looks_local and not Path(text).expanduser().is_dir():
-            return f"The folder `{text}` does not exist on this machine.", state, sessions.summary(state)
+        try:
+            where = check_model(text, state["recipe"]["task"], trust_remote_code=bool(trusted))
+        except ModelError as exc:
+            return f"**This model cannot be used:** {html.escape(str(exc))}", state, sessions.summary(state)
+        except Exception as exc:  # never a traceback on the page
+            log.exception("checking model %s failed", text)
+            return (f"**This model cannot be used:** the studio could not read it ({type(exc).__name__}).", state,
+                    sessions.summary(state))
         state["recipe"]["model"] = text
-        where = "this folder" if looks_local else "the Hugging Face hub (downloaded on first use)"
-        return (f"Using **{text}** from {where}. If it cannot be loaded, the run will say why.", state,
-                sessions.summary(state))
+        state["recipe"]["trust_remote_code"] = bool(trusted)
+        trusted_note = " Its own code is trusted and will run." if trusted else ""
+        return f"Using **{html.escape(text)}**: {where}{trusted_note}", state, sessions.summary(state)
+
+    def on_trust(trusted, state):
+        if not trusted:
+            state["recipe"]["trust_remote_code"] = False
+        return state
 
     task.change(on_task, [task, ctx.session], [model, cards, ctx.session, ctx.summary])
-    model.input(on_model, [model, ctx.session], [cards, ctx.session, ctx.summary])
-    use_custom.click(on_custom, [custom, ctx.session], [custom_note, ctx.session, ctx.summary])
+    model.input(on_model, [model, ctx.session], [cards, trust, ctx.session, ctx.summary])
+    use_custom.click(on_custom, [custom, trust, ctx.session], [custom_note, ctx.session, ctx.summary])
+    trust.input(on_trust, [trust, ctx.session], ctx.session)

@@ -22,7 +22,8 @@ STRATEGY_WORDS = {
 def new_session() -> dict:
     return {
         "recipe": {"task": catalog.IMAGE, "model": "efficientnet-lite0", "data": {"path": ""},
-                   "strategy": "feature-extraction", "strategy_options": {}, "train": {}},
+                   "strategy": "feature-extraction", "strategy_options": {}, "train": {},
+                   "trust_remote_code": False},
         "data_note": "",  # e.g. "shapes: 120 examples, 3 classes"
         "data_kind": None,  # the task the checked data fits, or None
         "train_counts": {},
@@ -35,6 +36,7 @@ def set_task(session: dict, task: str) -> None:
     if draft["task"] != task:
         draft["task"] = task
         draft["model"] = catalog.for_task(task)[0].name
+        draft["trust_remote_code"] = False
         draft["data"] = {"path": ""}
         session.update(data_note="", data_kind=None, train_counts={})
 
