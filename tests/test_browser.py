@@ -203,6 +203,38 @@ def test_uploads_a_csv_with_other_column_names_a_zip_and_images_class_by_class(p
     shot(page, "upload-data")
 
 
+def test_results_per_group_from_a_chosen_group_column(page, url, tmp_path):
+    """A CSV with a region column: choose it as the group column, train, and the Evaluate tab shows per-group
+    accuracy and the largest gap."""
+    import csv
+
+    from studio.examples import HELPDESK_CSV
+    with open(HELPDESK_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    table = tmp_path / "tickets-by-region.csv"
+    with open(table, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label", "region"])
+        for i, row in enumerate(rows):
+            writer.writerow([row["text"], row["label"], ("north", "south", "east")[i % 3]])
+    page.goto(url)
+    tab(page, "Data")
+    page.locator("#data-upload input[type=file]").set_input_files(str(table))
+    wait_text(page, "#data-status", "Ready: 120 examples in 5 classes", timeout=60)
+    page.locator("#group-column input").click()
+    page.get_by_role("option", name="region").click()
+    set_epochs(page, 30)
+    assert "group_column: region" in page.locator("#recipe-yaml").inner_text()
+    tab(page, "Train")
+    page.locator("#start").click()
+    wait_text(page, "#progress", "Finished")
+    tab(page, "Evaluate")
+    wait_text(page, "#group-note", "largest gap between groups", timeout=30)
+    groups = page.locator("#per-group").inner_text()
+    assert all(region in groups for region in ("north", "south", "east"))
+    shot(page, "evaluate-groups")
+
+
 def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace):
     page.goto(url)
     tab(page, "Data")

@@ -24,6 +24,9 @@ EXAMPLES = {"shapes": (catalog.IMAGE, ASSETS / "examples" / "shapes"), "helpdesk
 THUMBS_PER_CLASS = 4
 
 
+NO_GROUP = "(none)"
+
+
 def _store_upload(ctx, source: str) -> Path:
     """Copies an upload into the workspace (gradio's temp files do not last), named by its content."""
     folder = ctx.workspace.uploads_dir / "files" / file_digest(source)[:16]
@@ -107,6 +110,10 @@ def build(ctx, tab) -> None:
     with gr.Row(visible=False) as columns_row:
         text_column = gr.Dropdown(label="Column with the text", choices=[], interactive=True)
         label_column = gr.Dropdown(label="Column with the label", choices=[], interactive=True)
+        group_column = gr.Dropdown(label="Group column (optional)", choices=[], interactive=True,
+                                   elem_id="group-column",
+                                   info="e.g. region or device: results are also shown per group, so you can see "
+                                        "if the model serves some groups worse.")
     split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back for validation",
                       info="These examples are never trained on; they measure accuracy honestly.")
     status = gr.Markdown("No data yet.", elem_id="data-status")
@@ -137,7 +144,8 @@ def build(ctx, tab) -> None:
         text_col, label_col = _guess_columns(columns) if columns else ("text", "label")
         use_path(state, task, path, text_col, label_col)
         return (gr.Row(visible=bool(columns)), gr.Dropdown(choices=columns, value=text_col if columns else None),
-                gr.Dropdown(choices=columns, value=label_col if columns else None))
+                gr.Dropdown(choices=columns, value=label_col if columns else None),
+                gr.Dropdown(choices=[NO_GROUP, *columns], value=NO_GROUP))
 
     def on_example(name, state):
         task, path = EXAMPLES[name]
@@ -145,13 +153,13 @@ def build(ctx, tab) -> None:
 
     def on_upload(file, state):
         if not file:
-            return (gr.skip(),) * 10
+            return (gr.skip(),) * 11
         try:
             stored = _store_upload(ctx, file)
         except OSError as exc:
             log.exception("storing an upload failed")
             gr.Warning(f"The upload could not be stored in the workspace ({exc.strerror or type(exc).__name__}).")
-            return (gr.skip(),) * 10
+            return (gr.skip(),) * 11
         task = catalog.TEXT if stored.suffix.lower() in (".csv", ".jsonl") else catalog.IMAGE
         return task, *use_file(state, task, stored), *_check(ctx, state)
 
@@ -177,20 +185,21 @@ def build(ctx, tab) -> None:
         gr.Info(f"Added {len(files)} image(s) to '{name}'.")
         return "", None, catalog.IMAGE, *_check(ctx, state)  # empty pickers, ready for the next class
 
-    def on_columns(text_col, label_col, state):
-        state["recipe"]["data"].update(text_column=text_col, label_column=label_col)
+    def on_columns(text_col, label_col, group_col, state):
+        state["recipe"]["data"].update(text_column=text_col, label_column=label_col,
+                                       group_column=None if group_col in (None, NO_GROUP) else group_col)
         return _check(ctx, state)
 
     def on_split(value, state):
         state["recipe"]["data"]["validation_split"] = float(value)
         return _check(ctx, state) if state["recipe"]["data"].get("path") else (gr.skip(),) * 6
 
-    columns_out = [columns_row, text_column, label_column]
+    columns_out = [columns_row, text_column, label_column, group_column]
     shapes_btn.click(lambda s: on_example("shapes", s), ctx.session, [task_radio, *columns_out, *preview])
     helpdesk_btn.click(lambda s: on_example("helpdesk", s), ctx.session, [task_radio, *columns_out, *preview])
     upload.upload(on_upload, [upload, ctx.session], [task_radio, *columns_out, *preview])
     add_class.click(on_add_class, [class_name, class_images, ctx.session],
                     [class_name, class_images, task_radio, *preview])
-    text_column.input(on_columns, [text_column, label_column, ctx.session], preview)
-    label_column.input(on_columns, [text_column, label_column, ctx.session], preview)
+    for picker in (text_column, label_column, group_column):
+        picker.input(on_columns, [text_column, label_column, group_column, ctx.session], preview)
     split.release(on_split, [split, ctx.session], preview)
