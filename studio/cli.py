@@ -137,12 +137,18 @@ def cmd_predict(args) -> int:
         return _fail(str(exc))
     inputs = args.inputs
     if predictor.info.preprocessing.kind == "image":
+        from studio.engine.data import inspect_image
         missing = [x for x in inputs if not Path(x).is_file()]
         if missing:
             return _fail(f"image file not found: {missing[0]}")
+        for item in inputs:  # the same checks, and words, as the data report's skipped files
+            reason, _ = inspect_image(Path(item))
+            if reason:
+                return _fail(f"{item} cannot be used: {reason}")
+    from PIL import Image
     try:
         answers = predictor.predict(inputs, top_k=args.top_k)
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:  # unreadable, or over the pixel limit
         return _fail(f"could not read an input: {exc}")
     for item, answer in zip(inputs, answers):
         print(json.dumps({"input": item, **answer}))

@@ -152,7 +152,7 @@ def from_dict(raw: Any) -> Recipe:
 def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    unknown = sorted(str(key) for key in raw if key not in names)  # YAML keys may be numbers or null too
     if unknown:
         raise RecipeError(f"Unknown recipe key '{prefix}{unknown[0]}'. Known keys here: {', '.join(sorted(names))}.")
     kwargs = {}

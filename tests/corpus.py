@@ -244,6 +244,13 @@ def zip_lying_sizes(folder: Path, models: Models) -> Input:
     return Input(IMAGE, archive)
 
 
+def zip_new_version(folder: Path, models: Models) -> Input:
+    """Entries that need a zip version this Python cannot read (version 14.3)."""
+    archive = zip_folder(shapes(folder / "shapes"), folder / "future.zip", "shapes")
+    patch_central(archive, 6, "<H", 143)
+    return Input(IMAGE, archive)
+
+
 def zip_corrupt(folder: Path, models: Models) -> Input:
     archive = folder / "garbage.zip"
     archive.write_bytes(random.Random(0).randbytes(4096))
@@ -474,6 +481,7 @@ CASES: list[Case] = [
     Case("zip-lying-sizes", "data", zip_lying_sizes, (r"liar\.zip is damaged",)),
     Case("zip-corrupt", "data", zip_corrupt, (r"garbage\.zip is not a valid \.zip",)),
     Case("zip-truncated", "data", zip_truncated, (r"cut\.zip is not a valid \.zip",)),
+    Case("zip-unsupported-version", "data", zip_new_version, (r"future\.zip is not a valid \.zip",)),
     Case("zip-password", "data", zip_encrypted, (r"secret\.zip is password-protected",)),
     Case("zip-empty", "data", zip_empty, (r"nothing\.zip is an empty \.zip",)),
     Case("csv-for-an-image-task", "data", csv_for_images, (r"table\.csv is not a folder or a \.zip",)),
@@ -519,6 +527,9 @@ CASES: list[Case] = [
     Case("csv-semicolons", "data",
          text_file("excel-fr.csv", lambda p: "text;label\n" + "".join(f"message {i};{'ab'[i % 2]}\n" for i in range(8))),
          (r"excel-fr\.csv separates its columns with semicolons",), "accepted"),
+    Case("csv-stray-carriage-return", "data",
+         text_file("cr.csv", lambda p: "te\rxt,label\n" + "".join(f"m {i},{'ab'[i % 2]}\n" for i in range(8))),
+         (r"Column 'text' \(data\.text_column\) is not in cr\.csv",)),
     Case("xlsx-named-csv", "data", text_file("book.csv", _xlsx_like), (r"book\.csv", r"Excel workbook")),
     Case("binary-named-csv", "data", text_file("blob.csv", _binary), (r"blob\.csv is not a text file",)),
     Case("same-text-and-label-column", "data",
@@ -547,6 +558,8 @@ CASES: list[Case] = [
          (r"Unknown recipe key 'epochz'",)),
     Case("recipe-unknown-nested-key", "recipe", recipe("data: {path: '{DATA}'}\ntrain: {lr: 0.1}\n"),
          (r"Unknown recipe key 'train\.lr'",)),
+    Case("recipe-number-as-key", "recipe", recipe("data: {path: '{DATA}'}\ntrain: {0.001: 3}\n"),
+         (r"Unknown recipe key 'train\.0\.001'",)),
     Case("recipe-wrong-type", "recipe", recipe("data: {path: '{DATA}'}\ntrain: {epochs: five}\n"),
          (r"'train\.epochs' must be a whole number, got 'five'",)),
     Case("recipe-float-epochs", "recipe", recipe("data: {path: '{DATA}'}\ntrain: {epochs: 2.5}\n"),

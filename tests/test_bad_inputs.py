@@ -143,3 +143,22 @@ def test_command_line_in_a_new_process(case_id, tmp_path, models):
     assert last.startswith("error: ")
     check_words(last, case)
     box.check_nothing_outside_the_workspace()
+
+
+def test_predict_refuses_bad_images_in_one_line(tmp_path, models, shapes_small, monkeypatch, capsys):
+    """`studio predict` with a damaged file, a huge one and a missing one: exit 2, one line naming the problem."""
+    from corpus import png_header
+    for name, sub in CACHE_VARIABLES.items():
+        monkeypatch.setenv(name, str(tmp_path / "ws" / "cache" / sub))
+    Recipe(model=models.image, data=DataSpec(path=shapes_small), train=TrainSpec(epochs=1)).save(tmp_path / "r.yaml")
+    assert cli.main(["--workspace", str(tmp_path / "ws"), "train", str(tmp_path / "r.yaml")]) == 0
+    run = capsys.readouterr().out.strip().splitlines()[-1]
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "huge.png").write_bytes(png_header(50_000, 50_000))
+    for given, words in (("broken.jpg", "broken.jpg cannot be used: not a readable image"),
+                         ("huge.png", "huge.png cannot be used: image is too large (2,500,000,000 pixels"),
+                         ("absent.jpg", "image file not found")):
+        code = cli.main(["--workspace", str(tmp_path / "ws"), "predict", run, str(tmp_path / given)])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert err.strip().splitlines()[-1].startswith("error: ") and words in err, err

@@ -235,7 +235,8 @@ def extract_zip(archive: Path, dest_root: Path, display: str | None = None) -> P
     cap = limits()
     try:
         zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, NotImplementedError, EOFError,
+            RuntimeError, zlib.error):
         raise DataError(f"{name} is not a valid .zip file (it may be damaged or cut short). Re-create it with "
                         "your system's 'compress' command and upload it again.") from None
     with zf:
@@ -401,7 +402,7 @@ def _decode(raw: bytes, name: str) -> tuple[str, str | None]:
 
 def _read_csv(text: str, name: str) -> tuple[pd.DataFrame, list[str]]:
     notes = []
-    first = text.split("\n", 1)[0].rstrip("\r")
+    first = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
     sep = ","
     if "," not in first:
         for candidate, words in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|' characters")):
@@ -409,7 +410,10 @@ def _read_csv(text: str, name: str) -> tuple[pd.DataFrame, list[str]]:
                 sep = candidate
                 notes.append(f"{name} separates its columns with {words}; it was read that way.")
                 break
-    header = [h.strip() for h in next(csv.reader([first], delimiter=sep), [])]
+    try:
+        header = [h.strip() for h in next(csv.reader([first], delimiter=sep), [])]
+    except csv.Error:  # odd characters in the header: pandas' own parser has the last word
+        header = [h.strip() for h in first.split(sep)]
     repeated = [h for h, n in Counter(header).items() if n > 1 and h]
     if repeated:
         raise DataError(f"The header of {name} names the column '{repeated[0]}' more than once. Give each column "
