@@ -68,12 +68,31 @@ def _with_thumbnails(wrong: list[dict], data, run_dir: Path, limit: int = 60) ->
     return wrong
 
 
-def _peak_memory_mb(device: torch.device) -> float:
-    """Peak accelerator memory of the run, or this process's peak resident memory on the CPU."""
+PROC_STATUS = Path("/proc/self/status")
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: "5" resets the process's resident-memory high-water mark (VmHWM), so it measures this run
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    """Peak accelerator memory of the run; on the CPU the process's peak resident memory since the run began
+    (Linux), which includes the studio itself. None where neither can be read."""
     if device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    import resource
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # reported in KiB
+    except OSError:
+        pass
+    return None
 
 
 def _example_loaders(data, recipe, info, tokenizer, device):
@@ -145,8 +164,7 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
                         patience=recipe.train.early_stopping_patience, checkpoint=run_dir / LAST_STATE)
     loop = Loop(trained, groups, train_loader, val_loader, config, log, cancel,
                 [BestCheckpoint(run_dir), *callbacks])
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    _reset_peak_memory(device)
     result = loop.run(load_state(run_dir / LAST_STATE) if resume and resumable(run_dir) else None)
 
     logits, labels = result["val_logits"], result["val_labels"]  # the best epoch's
