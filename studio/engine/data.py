@@ -52,8 +52,9 @@ class DataError(ValueError):
     """Data the studio cannot train on; the message says what is wrong and how to fix it."""
 
 
-class ImageTooLarge(Image.DecompressionBombError):
-    """An image over the pixel limit: refused before it is decoded."""
+class ImageTooLarge(Image.DecompressionBombError, ValueError):
+    """An image over the pixel limit: refused before it is decoded. Also a ValueError, so that code catching
+    "bad input" errors (OSError, ValueError) catches it too."""
 
 
 @dataclass(frozen=True)
@@ -162,10 +163,22 @@ def _check_pixels(image: Image.Image) -> None:
                             "set by STUDIO_MAX_IMAGE_PIXELS)")
 
 
+def _open(path: str | Path) -> Image.Image:
+    """Image.open, with Pillow's own refusal of the very largest images (over twice its limit, before ours can
+    look) turned into ImageTooLarge in the same words."""
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels.group(1)):,} pixels; " if pixels else ""
+        raise ImageTooLarge(f"image is too large ({size}the limit is {limits().max_image_pixels:,} pixels, set by "
+                            "STUDIO_MAX_IMAGE_PIXELS)") from None
+
+
 def open_rgb(path: str | Path) -> Image.Image:
     """Opens any readable image as 8-bit RGB (CMYK, palette, alpha and 16-bit images included). Images over the
     pixel limit raise ImageTooLarge before anything is decoded."""
-    with Image.open(path) as image:
+    with _open(path) as image:
         _check_pixels(image)
         image.load()
         if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -199,16 +212,11 @@ def inspect_image(path: Path) -> tuple[str | None, str | None]:
     if path.stat().st_size == 0:
         return "empty file (0 bytes)", None
     try:
-        with Image.open(path) as image:
+        with _open(path) as image:
             note = _conversion_note(image)
         open_rgb(path)
     except ImageTooLarge as exc:
         return str(exc), None
-    except Image.DecompressionBombError as exc:  # Pillow's own check, before ours, for the very largest
-        pixels = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(pixels.group(1)):,} pixels; " if pixels else ""
-        return (f"image is too large ({size}the limit is {limits().max_image_pixels:,} pixels, set by "
-                "STUDIO_MAX_IMAGE_PIXELS)"), None
     except Exception:  # PIL raises many types for broken files; each one just means "unreadable"
         return "not a readable image (damaged, cut short, or not really an image)", None
     return None, note
