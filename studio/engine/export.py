@@ -75,7 +75,7 @@ def export_hf(run_dir: Path) -> Path:
     out = folder / HF_DIR
     net.save_pretrained(out)
     if text:
-        tokenizer = load_tokenizer(str(folder))
+        tokenizer = load_tokenizer(str(folder), info.trust_remote_code)
         tokenizer.model_max_length = info.preprocessing.max_length
         tokenizer.save_pretrained(out)
     else:
@@ -136,7 +136,8 @@ def export_onnx(run_dir: Path) -> Path:
     batch = torch.export.Dim("batch", min=1, max=4096)
     if info.preprocessing.kind == "text":
         from studio.engine.inputs import TextBatches
-        encoded = TextBatches(load_tokenizer(str(folder)), info.preprocessing.max_length).encode(samples)
+        tokenizer = load_tokenizer(str(folder), info.trust_remote_code)
+        encoded = TextBatches(tokenizer, info.preprocessing.max_length).encode(samples)
         names = [n for n in TOKEN_INPUTS if n in encoded]
         module: nn.Module = _TextInputs(model)
         args = tuple(encoded[n] for n in names)

@@ -31,7 +31,7 @@ class Predictor:
         self.labels = self.info.labels
         prep = self.info.preprocessing
         if prep.kind == "text":
-            self.batches = TextBatches(load_tokenizer(str(folder)), prep.max_length)
+            self.batches = TextBatches(load_tokenizer(str(folder), self.info.trust_remote_code), prep.max_length)
         else:
             self.transform = image_transform(prep, augment=False)
 

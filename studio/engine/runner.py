@@ -142,9 +142,10 @@ def execute(recipe: Recipe, run_dir: Path, workspace: Workspace, log: EventLog, 
 
     log.emit("log", message=f"Loading model {recipe.model}")
     backbone, info = build_backbone(recipe.model, recipe.task, pretrained=recipe.strategy != "scratch",
-                                    max_length=recipe.data.max_length)
+                                    max_length=recipe.data.max_length, trust_remote_code=recipe.trust_remote_code)
     info.labels = data.classes
-    tokenizer = load_tokenizer(resolve(recipe.model, recipe.task)[1]) if info.preprocessing.kind == "text" else None
+    tokenizer = (load_tokenizer(resolve(recipe.model, recipe.task)[1], info.trust_remote_code)
+                 if info.preprocessing.kind == "text" else None)
     model = StudioClassifier(backbone, len(data.classes))
     groups = strategies.prepare(model, recipe)
     params = strategies.count_parameters(model)
