@@ -139,7 +139,7 @@ class JobManager:
             job.log.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
         except Exception as exc:  # any failure ends this run only; the worker goes on to the next
             (job.run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-            log.warning("run %s failed: %s", job.run_id, exc)
+            log.info("run %s failed: %s", job.run_id, exc)  # the reason is in status.json; callers show it
             job.log.set_status("failed", finished=time.time(), error=explain(exc))
         finally:
             job.log.close()
