@@ -190,7 +190,9 @@ def compare_training(ctx: Context, make_trainer, task: str, model: str, data: st
                 "studio_samples_per_s": got["studio_samples_per_s"],
                 "plain_samples_per_s": [got["plain_samples_per_s"]],
                 "studio_step_s": [round(x, 4) for x in got["studio_step_s"]],
-                "plain_step_s": [round(x, 4) for x in got["plain_step_s"]]}
+                "plain_step_s": [round(x, 4) for x in got["plain_step_s"]],
+                "studio_page_faults_per_step": got["studio_page_faults_per_step"],
+                "plain_page_faults_per_step": got["plain_page_faults_per_step"]}
     first = trainer.window(warmup, measure)
     studio = studio_side.throughput(ctx.manager, task, model, data, strategy, batch_size, warmup, measure)
     second = trainer.window(warmup, measure)

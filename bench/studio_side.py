@@ -4,6 +4,7 @@ loop, evaluation, saved model). The bench only listens: a Callback stamps the ti
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import threading
 import time
@@ -58,25 +59,30 @@ class Lockstep(Callback):
         self.steps, self.timeout = steps, timeout
         self.studio_turn, self.bench_turn = threading.Event(), threading.Event()
         self.released: float | None = None
+        self.released_faults = 0
         self.studio_s: list[float] = []
+        self.studio_faults: list[int] = []  # minor page faults of the whole process during each studio step
         self.epochs: list[int] = []
 
     def on_step_end(self, loop) -> None:
-        now = time.perf_counter()
+        now, faults = time.perf_counter(), minor_faults()
         if self.released is not None:
             self.studio_s.append(now - self.released)
+            self.studio_faults.append(faults - self.released_faults)
             self.epochs.append(loop.epoch)
         self.bench_turn.set()
         if not self.studio_turn.wait(self.timeout) or loop.step >= self.steps:
             loop.cancel.set()  # done (the run ends "cancelled"), or the bench has gone
             return
         self.studio_turn.clear()
+        self.released_faults = minor_faults()
         self.released = time.perf_counter()
 
-    def run(self, job, trainer) -> list[float]:
+    def run(self, job, trainer) -> tuple[list[float], list[int]]:
         """Drives both until the studio has made `steps` steps. The plain trainer steps once after each studio step
-        (its first step untimed, like the studio's); returns the plain step times."""
+        (its first step untimed, like the studio's); returns the plain step times and page faults."""
         plain_s: list[float] = []
+        plain_faults: list[int] = []
         first = True
         while True:
             while not self.bench_turn.wait(1.0):
@@ -88,9 +94,11 @@ class Lockstep(Callback):
                 trainer.step()
                 first = False
             else:
+                faults = minor_faults()
                 plain_s.append(trainer.timed_step())
+                plain_faults.append(minor_faults() - faults)
             if len(self.studio_s) + 1 >= self.steps:
-                return plain_s
+                return plain_s, plain_faults
             self.studio_turn.set()
 
 
@@ -100,7 +108,7 @@ def lockstep(manager: JobManager, rec: Recipe, trainer, warmup: int, measure: in
     clock = Lockstep(warmup + measure + 1)
     job = manager.start(rec, callbacks=[clock])
     try:
-        plain_s = clock.run(job, trainer)
+        plain_s, plain_faults = clock.run(job, trainer)
     finally:
         clock.studio_turn.set()
         job.wait(600)
@@ -117,7 +125,14 @@ def lockstep(manager: JobManager, rec: Recipe, trainer, warmup: int, measure: in
             "plain_samples_per_s": measure * batch_size / sum(plain_s),
             "ratio": sum(plain_s) / sum(studio_s),
             "median_ratio": statistics.median(plain_s) / statistics.median(studio_s),
-            "studio_step_s": studio_s, "plain_step_s": plain_s}
+            "studio_step_s": studio_s, "plain_step_s": plain_s,
+            "studio_page_faults_per_step": statistics.mean(clock.studio_faults[warmup:warmup + measure]),
+            "plain_page_faults_per_step": statistics.mean(plain_faults[warmup:warmup + measure])}
+
+
+def minor_faults() -> int:
+    """Minor page faults of the whole process so far (memory handed back to the system and touched again)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def recipe(task: str, model: str, data: str, strategy: str, validation_path: str | None = None,
