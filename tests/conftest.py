@@ -11,7 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 from studio.examples import make_shapes  # noqa: E402
-from helpers import write_text_csv  # noqa: E402
+from helpers import free_port, start_server, write_text_csv  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -74,34 +74,17 @@ def browser_context_args():
 def start_studio():
     """Starts `python launch.py` in its own process for a workspace, as a user would; returns its URL.
     Every server is stopped at the end of the session."""
-    import socket
-    import subprocess
     import sys
-    import time
-    import urllib.request
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     servers = []
 
     def start(workspace) -> str:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        log = open(Path(workspace) / f"server-{port}.log", "w")
-        servers.append(subprocess.Popen([sys.executable, str(root / "launch.py"), "--port", str(port),
-                                         "--workspace", str(workspace)], cwd=root, stdout=log, stderr=log))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                return url
-            except OSError:
-                if servers[-1].poll() is not None:
-                    break
-                time.sleep(0.5)
-        raise RuntimeError(f"the studio did not start; see {log.name}")
+        port = free_port()
+        servers.append(start_server([sys.executable, str(root / "launch.py"), "--port", str(port), "--workspace",
+                                     str(workspace)], port, Path(workspace) / f"server-{port}.log", cwd=root))
+        return f"http://127.0.0.1:{port}"
     yield start
     for server in servers:
         server.terminate()

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import csv
 import random
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
 
 from studio.recipe import DataSpec, Recipe, TrainSpec
 
@@ -29,3 +34,26 @@ def make_recipe(task: str, model: str, data: str, strategy: str = "full", option
     kind = "text-classification" if task == "text" else "image-classification"
     return Recipe(task=kind, model=model, data=DataSpec(path=data), strategy=strategy,
                   strategy_options=options or {}, train=TrainSpec(**{"epochs": 1, "batch_size": 8, **train}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(command: list[str], port: int, log_path: Path, **popen) -> subprocess.Popen:
+    """Starts a studio server process and waits until http://127.0.0.1:port answers; its output goes to log_path.
+    RuntimeError with the log's end if it exits or takes over three minutes."""
+    with open(log_path, "w") as log:  # the child keeps its own copy of the file
+        process = subprocess.Popen(command, stdout=log, stderr=log, **popen)
+    deadline = time.time() + 180
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=2)
+            return process
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                process.kill()
+                raise RuntimeError(f"the studio did not start: {Path(log_path).read_text()[-3000:]}") from None
+            time.sleep(0.5)

@@ -44,6 +44,12 @@ def wait_text(page, selector, pattern, timeout=120):
                            f"/{pattern}/.test(document.querySelector('{selector}').innerText)", timeout=timeout * 1000)
 
 
+def choose_example(page, name):
+    tab(page, "Data")
+    page.locator(f"#example-{name}").click()
+    wait_text(page, "#data-status", "Ready", timeout=60)
+
+
 def set_epochs(page, epochs):
     tab(page, "Strategy")
     if not page.locator("#epochs input").is_visible():
@@ -122,9 +128,7 @@ def test_image_demo_from_opening_the_page_to_a_prediction(page, url):
 
 def test_image_curve_grows_during_training(page, url):
     page.goto(url)
-    tab(page, "Data")
-    page.locator("#example-shapes").click()
-    wait_text(page, "#data-status", "Ready", timeout=60)
+    choose_example(page, "shapes")
     set_epochs(page, 600)
     counts = train_and_watch_curve(page)
     growing = sorted({c for c in counts if c > 0})
@@ -237,9 +241,7 @@ def test_results_per_group_from_a_chosen_group_column(page, url, tmp_path):
 
 def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace):
     page.goto(url)
-    tab(page, "Data")
-    page.locator("#example-shapes").click()
-    wait_text(page, "#data-status", "Ready", timeout=60)
+    choose_example(page, "shapes")
     tab(page, "Strategy")  # an impossible value is refused in words, and the recipe keeps the last good one
     page.get_by_text("Advanced settings").click()
     page.locator("#epochs input").fill("5000")
@@ -287,12 +289,8 @@ def test_two_sessions_keep_their_own_wizard_state(page, browser, url):
     other = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
     page.goto(url)
     other.goto(url)
-    tab(page, "Data")
-    page.locator("#example-helpdesk").click()
-    wait_text(page, "#data-status", "Ready", timeout=60)
-    tab(other, "Data")
-    other.locator("#example-shapes").click()
-    wait_text(other, "#data-status", "Ready", timeout=60)
+    choose_example(page, "helpdesk")
+    choose_example(other, "shapes")
     page.locator("#tab-data").get_by_role("button", name="Next: Strategy →").click()
     page.locator("#show-recipe").click()
     wait_text(page, "#recipe-yaml", "helpdesk.csv", timeout=20)
@@ -306,9 +304,7 @@ def test_a_second_start_waits_in_a_visible_queue(page, browser, url):
     other = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
     for session, epochs in ((page, 1000), (other, 30)):
         session.goto(url)
-        tab(session, "Data")
-        session.locator("#example-shapes").click()
-        wait_text(session, "#data-status", "Ready", timeout=60)
+        choose_example(session, "shapes")
         set_epochs(session, epochs)
     tab(page, "Train")
     page.locator("#start").click()
@@ -330,9 +326,7 @@ TRACES_JS = """id => { const p = document.querySelector(`#${id} .js-plotly-plot`
 def test_feature_extraction_compared_with_training_from_scratch(page, url):
     """One click queues the same recipe from scratch; both validation curves end up overlaid, with a table."""
     page.goto(url)
-    tab(page, "Data")
-    page.locator("#example-shapes").click()
-    wait_text(page, "#data-status", "Ready", timeout=60)
+    choose_example(page, "shapes")
     set_epochs(page, 3)  # the same budget for both: 3 epochs (from scratch, each is a full pass of the network)
     tab(page, "Train")
     page.locator("#start").click()

@@ -4,16 +4,13 @@ Also: the upload limit, and the trust_remote_code box."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from corpus import CASES, IMAGE, Case, Models
+from helpers import free_port, start_server
 from studio.workspace import CACHE_VARIABLES
 
 pytestmark = pytest.mark.browser
@@ -36,31 +33,18 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad-inputs-server")
     for name in ("home", "cwd"):
         (root / name).mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in CACHE_VARIABLES and k != "HF_HOME"}
     env.update(HOME=str(root / "home"), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     for case in BROWSER_CASES:
         env.update(dict(case.env))
-    log = open(root / "server.log", "w")
-    process = subprocess.Popen([STUDIO, "--workspace", str(root / "ws"), "serve", "--port", str(port),
-                                "--max-upload-mb", str(UPLOAD_LIMIT_MB)], cwd=root / "cwd", env=env, stdout=log,
-                               stderr=log)
+    process = start_server([STUDIO, "--workspace", str(root / "ws"), "serve", "--port", str(port),
+                            "--max-upload-mb", str(UPLOAD_LIMIT_MB)], port, root / "server.log", cwd=root / "cwd",
+                           env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the studio did not start: {(root / 'server.log').read_text()}")
-            time.sleep(0.5)
     yield url, root
     process.terminate()
     process.wait(30)
-    log.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from corpus import custom_code_model
+from helpers import free_port, start_server
 from studio import cli
 from studio.workspace import CACHE_VARIABLES, Workspace, confine_caches
 
@@ -160,33 +159,19 @@ def test_weights_are_read_with_safetensors_or_weights_only():
             path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_a_real_server_asks_for_a_login(tmp_path):
     """`studio serve` with STUDIO_AUTH, in its own process, home and working folder: the page and its config need
     the password; nothing is written outside the workspace."""
     home, cwd, ws = tmp_path / "home", tmp_path / "cwd", tmp_path / "ws"
     home.mkdir(), cwd.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in CACHE_VARIABLES and k != "HF_HOME"}
     env.update(HOME=str(home), STUDIO_AUTH="ann:s3cret", GRADIO_ANALYTICS_ENABLED="False")
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen([STUDIO, "--workspace", str(ws), "serve", "--port", str(port)], cwd=cwd, env=env,
-                              stdout=log, stderr=log)
+    server = start_server([STUDIO, "--workspace", str(ws), "serve", "--port", str(port)], port,
+                          tmp_path / "server.log", cwd=cwd, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, (tmp_path / "server.log").read_text()
-                time.sleep(0.5)
         with pytest.raises(urllib.error.HTTPError) as locked:
             urllib.request.urlopen(f"{url}/config", timeout=10)  # what the page is made of: not without a login
         assert locked.value.code == 401
@@ -205,6 +190,5 @@ def test_a_real_server_asks_for_a_login(tmp_path):
     finally:
         server.terminate()
         server.wait(30)
-        log.close()
     written = sorted(str(f) for folder in (home, cwd) for f in folder.rglob("*"))
     assert written == [], written
