@@ -154,7 +154,7 @@ def section_fe(ctx: Context, results: dict) -> None:
     val = [(p, y) for i, (p, y) in enumerate(zip(paths, labels)) if not i % 5]
     epochs = cfg.fe_epochs or 30
     naive = plain.naive_feature_training(cfg.image_model, tuple(map(list, zip(*train))),
-                                         tuple(map(list, zip(*val))), len(classes), cfg.fe_batch, epochs,
+                                         tuple(map(list, zip(*val))), len(classes), cfg.fe_batch, cold["epochs_run"],
                                          3e-3, ctx.workers, ctx.device, ctx.amp, cfg.naive_measure_images)
     results["fe_vs_inference_ratio"] = _ratio(cold["wall_s"], plain_s)
     results["details"]["fe"] = {
@@ -169,6 +169,7 @@ def section_fe(ctx: Context, results: dict) -> None:
         "naive_s": naive["seconds"], "naive_vs_inference_ratio": _ratio(naive["seconds"], plain_s),
         "naive_extrapolated": naive["extrapolated"], "naive_measured_images": naive["measured_images"],
         "studio_accuracy": cold["accuracy"], "studio_cold_phases": cold["phases"],
+        "studio_epochs_run": cold["epochs_run"],  # fewer than `epochs` when the studio stopped early
         "counted": "studio: JobManager.start() to done, i.e. recipe check, data loading and validation (every "
                    "image decoded once to check it), split, model build, features, all epochs on the head, "
                    "evaluation, checkpoint and saved model; plain: one inference_mode pass (decode, resize, "
@@ -346,11 +347,11 @@ def table(results: dict) -> str:
         row("fe_vs_inference_ratio", _fmt(results.get("fe_vs_inference_ratio")),
             f"studio FE run, cold cache, everything counted ({fe['studio_cold_s']:.1f} s) ÷ one plain "
             f"inference pass ({statistics.mean(fe['plain_pass_s']):.1f} s, mean of 2), {fe['images']} images, "
-            f"batch {fe['batch_size']}, {fe['epochs']} epochs, {fe['threads']} threads")
+            f"batch {fe['batch_size']}, {fe['epochs']} epochs ({fe['studio_epochs_run']} run), {fe['threads']} threads")
         lines.append(f"| (warm cache) | {_fmt(fe['warm_vs_inference_ratio'])} | | | second run, features from the "
                      f"cache ({fe['studio_warm_s']:.1f} s) |")
         lines.append(f"| (naive way) | {_fmt(fe['naive_vs_inference_ratio'])} | | | frozen backbone run every "
-                     f"epoch ({fe['naive_s']:.0f} s{', extrapolated from one epoch on ' + str(fe['naive_measured_images']) + ' images' if fe['naive_extrapolated'] else ''}) |")
+                     f"epoch for the {fe['studio_epochs_run']} epochs the studio ran ({fe['naive_s']:.0f} s{', extrapolated from one epoch on ' + str(fe['naive_measured_images']) + ' images' if fe['naive_extrapolated'] else ''}) |")
     else:
         row("fe_vs_inference_ratio", "—", "not measured")
     ft, lo = d.get("ft", {}), d.get("lora", {})

@@ -182,7 +182,8 @@ def feature_extraction(manager: JobManager, model: str, data: str, batch_size: i
     result = must_complete(run(manager, rec))
     report = json.loads((result["run_dir"] / "eval.json").read_text())
     return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"], "accuracy": report["accuracy"], "phases": phases(result["events"]),
-            "cached": any("from the cache" in e.get("message", "") for e in result["events"])}
+            "cached": any("from the cache" in e.get("message", "") for e in result["events"]),
+            "epochs_run": sum(e["type"] == "epoch" for e in result["events"])}
 
 
 def throughput(manager: JobManager, task: str, model: str, data: str, strategy: str, batch_size: int,
