@@ -4,6 +4,8 @@ prepare() returns optimizer parameter groups; the model is changed in place (fro
 """
 from __future__ import annotations
 
+import sys
+
 from torch import nn
 
 from studio.engine.models import StudioClassifier
@@ -76,6 +78,8 @@ def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
 
 def finalize(model: StudioClassifier) -> None:
     """Folds LoRA adapters into the backbone weights, so the saved model is a plain network."""
+    if "peft" not in sys.modules:
+        return  # no adapters were added; importing peft would cost a run ~1.6 s for nothing
     from peft import PeftModel
     if isinstance(model.backbone.net, PeftModel):
         model.backbone.net = model.backbone.net.merge_and_unload()
