@@ -15,6 +15,7 @@ from studio.engine.export import ExportError, export
 from studio.engine.jobs import FINISHED, RESUMABLE, ResumeError
 from studio.ui import charts
 from studio.ui import session as sessions
+from studio.workspace import RunNotFound
 
 COLUMNS = ["run", "status", "task", "model", "strategy", "accuracy", "seconds", "started"]
 COMPARE_COLUMNS = ["run", "strategy", "status", "trained weights", "trained %", "seconds", "peak memory MB",
@@ -162,8 +163,8 @@ def build(ctx, tab) -> None:
     def on_resume(run_id, state):
         try:
             job = ctx.jobs.resume(run_id)
-        except ResumeError as exc:
-            return str(exc), state, gr.Button()
+        except (ResumeError, recipes.RecipeError, RunNotFound) as exc:
+            return f"**Cannot resume.** {exc}", state, gr.Button()
         state["run_id"] = job.run_id
         return (f"Run `{run_id}` queued again: it continues from its last finished epoch. Follow it on the "
                 "Train tab.", state, gr.Button(visible=False))
