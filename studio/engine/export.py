@@ -5,6 +5,7 @@ Exports land inside the run's model folder (model/hf/, model/model.onnx), so the
 itself goes to the run's export/ folder."""
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from studio.engine.events import write_json
 from studio.engine.model_card import MODEL_DIR
 from studio.engine.models import MODEL_INFO, ModelInfo, load_model, load_tokenizer
 
+log = logging.getLogger(__name__)
 FORMATS = ("hf", "onnx", "zip")
 HF_DIR = "hf"
 ONNX_FILE = "model.onnx"
@@ -146,8 +148,14 @@ def export_onnx(run_dir: Path) -> Path:
     else:
         names, module, args, shapes = ["pixel_values"], model, (samples,), ({0: batch},)
     path = folder / ONNX_FILE
-    torch.onnx.export(module.eval(), args, str(path), input_names=names, output_names=["logits"],
-                      dynamic_shapes=shapes, dynamo=True, external_data=False, verbose=False)
+    try:
+        torch.onnx.export(module.eval(), args, str(path), input_names=names, output_names=["logits"],
+                          dynamic_shapes=shapes, dynamo=True, external_data=False, verbose=False)
+    except Exception as exc:  # the exporter raises many kinds; the user needs the gist, the log the details
+        log.warning("ONNX export of %s failed", run_dir.name, exc_info=True)
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ExportError(f"This model could not be converted to ONNX ({first[:200]}). The zip export works for "
+                          "every model.") from None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {n: a.numpy() for n, a in zip(names, args)})[0]
     with torch.inference_mode():
