@@ -527,7 +527,7 @@ def _load_text(path: Path, spec: DataSpec) -> _Loaded:
     if frame.empty:
         raise DataError(f"{path.name} has a header but no rows of data.")
     loaded = _Loaded(path.name, [], [], skipped, notes, [] if spec.group_column else None)
-    groups = frame[spec.group_column] if spec.group_column else frame[spec.label_column]
+    groups = frame[spec.group_column] if spec.group_column else [None] * len(frame)
     cut = []
     for item, text, label, group in zip(frame.index, frame[spec.text_column], frame[spec.label_column], groups):
         text, label = _cell(text), _cell(label).strip()

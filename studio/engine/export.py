@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from studio.engine import model_card
-from studio.engine.events import write_json
+from studio.engine.events import read_json, write_json
 from studio.engine.model_card import MODEL_DIR
-from studio.engine.models import MODEL_INFO, ModelInfo, load_model, load_tokenizer
+from studio.engine.models import MODEL_INFO, ModelInfo, last_linear_name, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 FORMATS = ("hf", "onnx", "zip")
@@ -45,10 +45,6 @@ def export(run_dir: Path, fmt: str) -> Path:
 
 # -- transformers ---------------------------------------------------------------------------------------------------
 
-def _last_linear_name(net: nn.Module) -> str:
-    return [name for name, module in net.named_modules() if isinstance(module, nn.Linear)][-1]
-
-
 def export_hf(run_dir: Path) -> Path:
     """model/hf/: the architecture's own AutoModelFor{Sequence,Image}Classification with the studio's head as its
     final layer, labels in config.json, and the tokenizer or image processor."""
@@ -71,7 +67,7 @@ def export_hf(run_dir: Path) -> Path:
     net = (AutoModelForSequenceClassification if text else AutoModelForImageClassification).from_config(config)
     state = model.backbone.net.state_dict()  # its final linear layer was cut (an Identity, without weights)
     final = model.head[-1]
-    name = _last_linear_name(net)
+    name = last_linear_name(net)
     state[f"{name}.weight"], state[f"{name}.bias"] = final.weight, final.bias
     net.load_state_dict(state)  # strict: every weight of the standard classifier comes from the trained model
     out = folder / HF_DIR
@@ -116,7 +112,6 @@ class _TextInputs(nn.Module):
 
 def _sample_inputs(run_dir: Path, info: ModelInfo, count: int = 4):
     """A few real validation examples (the run's saved examples), falling back to synthetic ones."""
-    from studio.engine.events import read_json
     examples = [e["input"] for e in (read_json(run_dir / "examples.json") or {}).get("examples", [])][:count]
     if info.preprocessing.kind == "text":
         return examples or ["a short example", "another example text"]

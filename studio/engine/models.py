@@ -177,12 +177,14 @@ def _torchvision_trunk(name: str, net: nn.Module) -> list[str]:
     return [f"net.features.{n}" for n, _ in net.features.named_children()]
 
 
+def last_linear_name(net: nn.Module) -> str:
+    """The name of the network's last nn.Linear: its classifier, for the families the studio builds."""
+    return [name for name, module in net.named_modules() if isinstance(module, nn.Linear)][-1]
+
+
 def _cut_classifier(net: nn.Module) -> int:
-    """Replaces the last nn.Linear (the ImageNet classifier) with Identity; returns its input size."""
-    parent_name, child_name = None, None
-    for name, module in net.named_modules():
-        if isinstance(module, nn.Linear):
-            parent_name, _, child_name = name.rpartition(".")
+    """Replaces the last nn.Linear (the classifier) with Identity; returns its input size."""
+    parent_name, _, child_name = last_linear_name(net).rpartition(".")
     parent = net.get_submodule(parent_name) if parent_name else net
     features = getattr(parent, child_name).in_features
     setattr(parent, child_name, nn.Identity())
@@ -279,15 +281,12 @@ def _check_modality(config, ref: str, task: str) -> None:
     """Refuses a text model for images and an image model for text, before anything fails mid-run."""
     is_text = hasattr(config, "vocab_size") and not hasattr(config, "num_channels")
     is_image = hasattr(config, "num_channels") and not hasattr(config, "vocab_size")
-    kind = getattr(config, "model_type", "unknown")
-    if task == catalog.IMAGE and is_text:
-        return_names = ", ".join(card.name for card in catalog.for_task(task))
-        raise ModelError(f"'{ref}' is a text model ({kind}), not an image model. Choose an image model, such as: "
-                         f"{return_names}.")
-    if task == catalog.TEXT and is_image:
-        return_names = ", ".join(card.name for card in catalog.for_task(task))
-        raise ModelError(f"'{ref}' is an image model ({kind}), not a text model. Choose a text model, such as: "
-                         f"{return_names}.")
+    found, wanted, wrong = (("a text model", "an image model", is_text) if task == catalog.IMAGE
+                            else ("an image model", "a text model", is_image))
+    if wrong:
+        names = ", ".join(card.name for card in catalog.for_task(task))
+        raise ModelError(f"'{ref}' is {found} ({getattr(config, 'model_type', 'unknown')}), not {wanted}. "
+                         f"Choose {wanted}, such as: {names}.")
 
 
 def hf_config(ref: str, task: str, trust_remote_code: bool = False):

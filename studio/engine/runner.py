@@ -56,15 +56,12 @@ def _feature_loaders(model, data, recipe, info, tokenizer, device, amp, workspac
 
 
 def _with_thumbnails(wrong: list[dict], data, run_dir: Path, limit: int = 60) -> list[dict]:
-    """Copies the first `limit` misclassified images into the run folder (misclassified/), so the Evaluate tab
-    shows them even if the original data moves; their run-relative path goes in "thumbnail"."""
+    """Copies the first `limit` misclassified images into misclassified/, for the Evaluate tab's gallery; their
+    run-relative path goes in "thumbnail"."""
     if data.kind != "image":
         return wrong
     for n, item in enumerate(wrong[:limit]):
-        target = run_dir / "misclassified" / f"{n:03d}{Path(item['input']).suffix.lower()}"
-        target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(item["input"], target)
-        item["thumbnail"] = str(target.relative_to(run_dir))
+        item["thumbnail"] = _copy_into_run(item["input"], run_dir, "misclassified", n)
     return wrong
 
 
@@ -104,18 +101,23 @@ def _example_loaders(data, recipe, info, tokenizer, device):
     return train, val
 
 
+def _copy_into_run(source: str, run_dir: Path, folder: str, number: int) -> str:
+    """Copies an image into the run folder (folder/NNN.ext), so the run stays complete if the original data moves;
+    returns its path relative to the run folder."""
+    target = run_dir / folder / f"{number:03d}{Path(source).suffix.lower()}"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(source, target)
+    return str(target.relative_to(run_dir))
+
+
 def _examples(data, run_dir: Path, per_class: int = 2) -> list[dict]:
-    """A few validation examples per class, for the playground to offer. Images are copied into the run folder
-    (examples/), so the run stays complete if the original data moves; paths are relative to the run folder."""
+    """A few validation examples per class, for the playground to offer; images copied into examples/."""
     picked = []
     for index, name in enumerate(data.classes):
         items = [item for item, label in zip(data.val_items, data.val_labels) if label == index][:per_class]
         for item in items:
             if data.kind == "image":
-                target = run_dir / "examples" / f"{len(picked):03d}{Path(item).suffix.lower()}"
-                target.parent.mkdir(exist_ok=True)
-                shutil.copyfile(item, target)
-                item = str(target.relative_to(run_dir))
+                item = _copy_into_run(item, run_dir, "examples", len(picked))
             picked.append({"input": item, "label": name})
     return picked
 
