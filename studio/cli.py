@@ -1,10 +1,10 @@
-"""`studio` on the command line: train a recipe headless, list runs, predict with a finished run."""
+"""`studio` on the command line: train a recipe headless, list runs, stop one, predict with a finished run, export it,
+serve the browser UI."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import queue
 import sys
 from pathlib import Path
 
@@ -25,10 +25,13 @@ def _fail(message: str) -> int:
 
 
 def cmd_train(args) -> int:
+    import time
+
     from tqdm import tqdm
 
     from studio import recipe as recipes
-    from studio.engine.jobs import FINISHED, JobManager, ResumeError
+    from studio.engine.jobs import JobManager, ResumeError
+    from studio.runfolder import FINISHED
     from studio.workspace import RunNotFound, Workspace
 
     if bool(args.recipe) == bool(args.resume):
@@ -41,31 +44,52 @@ def cmd_train(args) -> int:
         return _fail(str(exc))
     print(f"Run {job.run_id} {'resumed' if args.resume else 'started'} in {job.run_dir}", file=sys.stderr)
     bars: dict[str, tqdm] = {}
+    seen = 0
     try:
-        while True:
-            try:
-                event = job.log.queue.get(timeout=0.5)
-            except queue.Empty:
-                if job.done.is_set() and job.log.queue.empty():
-                    break
-                continue
-            _show(event, bars, tqdm)
-            if event["type"] == "status" and event["status"] in FINISHED:
+        while True:  # the worker writes the run folder; this only reads it
+            events = job.events(seen)
+            seen += len(events)
+            for event in events:
+                _show(event, bars, tqdm)
+            if job.done and not job.events(seen):
                 break
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print("\nStopping the run…", file=sys.stderr)
         job.cancel()
-    job.wait()
+        job.wait()
     for bar in bars.values():
         bar.close()
     status = job.status
-    if status["status"] != "completed":
-        return _fail(f"run {status['status']}: {status.get('error') or status.get('message', '')} "
+    if status.get("status") != "completed":
+        return _fail(f"run {status.get('status')}: {status.get('error') or status.get('message', '')} "
                      f"(run folder: {job.run_dir})")
     print(f"accuracy {status['accuracy']:.3f}  macro-F1 {status['macro_f1']:.3f}  "
-          f"in {status['wall_time_s']:.1f} s", file=sys.stderr)
+          f"in {status['wall_time_s']:.1f} s" if "accuracy" in status else
+          f"finished in {status['wall_time_s']:.1f} s", file=sys.stderr)
     print(job.run_dir)
     return 0
+
+
+def cmd_stop(args) -> int:
+    from studio.engine.jobs import JobManager
+    from studio.runfolder import ACTIVE
+    from studio.workspace import RunNotFound, Workspace
+    try:
+        job = JobManager(Workspace(args.workspace)).get(args.run)
+    except RunNotFound as exc:
+        return _fail(str(exc))
+    state = job.status.get("status")
+    if state not in ACTIVE:
+        return _fail(f"run {job.run_id} is {state}: there is nothing to stop")
+    job.cancel()
+    print(f"Stopping run {job.run_id}", file=sys.stderr)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from studio.engine import worker
+    return worker.main([str(args.run_dir)] + (["--resume"] if args.resume else []))
 
 
 def _show(event: dict, bars: dict, tqdm) -> None:
@@ -91,13 +115,17 @@ def _show(event: dict, bars: dict, tqdm) -> None:
             postfix["loss"] = f"{event['train_loss']:.4f}"
         bar.set_postfix(postfix)
     elif kind == "epoch":
+        known = {"epoch", "total_epochs", "train_loss", "val_loss", "step", "elapsed", "best_epoch", "type", "time"}
+        extra = "".join(f", {k.replace('_', '-')} {v:.3f}" for k, v in event.items()
+                        if k not in known and isinstance(v, (int, float)))
         tqdm.write(f"epoch {event['epoch']}/{event['total_epochs']}: train loss {event['train_loss']:.4f}, "
-                   f"validation loss {event['val_loss']:.4f}, accuracy {event['accuracy']:.3f}, "
-                   f"macro-F1 {event['macro_f1']:.3f}", file=sys.stderr)
+                   f"validation loss {event['val_loss']:.4f}{extra}", file=sys.stderr)
+    elif kind == "status" and event.get("status") == "queued" and event.get("message"):
+        tqdm.write(event["message"], file=sys.stderr)
 
 
 def cmd_runs(args) -> int:
-    from studio.engine.events import mark_interrupted
+    from studio.runfolder import mark_interrupted
     from studio.workspace import Workspace
     workspace = Workspace(args.workspace)
     mark_interrupted(workspace.run_dirs())
@@ -130,27 +158,21 @@ def cmd_export(args) -> int:
 
 def cmd_predict(args) -> int:
     from studio.engine.inference import ModelNotReady, Predictor
+    from studio.errors import first_line
     from studio.workspace import RunNotFound, Workspace
     try:
         predictor = Predictor(Workspace(args.workspace).find_run(args.run))
     except (RunNotFound, ModelNotReady) as exc:
         return _fail(str(exc))
-    inputs = args.inputs
-    if predictor.info.preprocessing.kind == "image":
-        from studio.engine.data import inspect_image
-        missing = [x for x in inputs if not Path(x).is_file()]
-        if missing:
-            return _fail(f"image file not found: {missing[0]}")
-        for item in inputs:  # the same checks, and words, as the data report's skipped files
-            reason, _ = inspect_image(Path(item))
-            if reason:
-                return _fail(f"{item} cannot be used: {reason}")
-    from PIL import Image
+    for item in args.inputs:  # the same checks, and words, as the data report's skipped items
+        reason = predictor.task.check_input(item)
+        if reason:
+            return _fail(reason)
     try:
-        answers = predictor.predict(inputs, top_k=args.top_k)
-    except (OSError, Image.DecompressionBombError) as exc:  # unreadable, or over the pixel limit
-        return _fail(f"could not read an input: {exc}")
-    for item, answer in zip(inputs, answers):
+        answers = predictor.predict(args.inputs, top_k=args.top_k)
+    except (OSError, ValueError) as exc:  # unreadable, or over a limit
+        return _fail(f"could not read an input: {first_line(exc)}")
+    for item, answer in zip(args.inputs, answers):
         print(json.dumps({"input": item, **answer}))
     return 0
 
@@ -216,10 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
     export = sub.add_parser("export", parents=[common], help="export a finished run's model")
     export.add_argument("run", help="run id (see `studio runs`) or run folder")
-    export.add_argument("--format", choices=["hf", "onnx", "zip"], default="zip",
-                        help="hf: a transformers folder pipeline() loads; onnx: model.onnx checked against torch; "
-                             "zip: the whole model folder (default)")
+    export.add_argument("--format", default="zip",
+                        help="zip: the whole model folder (default); classifiers also hf (a transformers folder "
+                             "pipeline() loads) and onnx (model.onnx checked against torch)")
     export.set_defaults(func=cmd_export)
+    stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run (from any shell)")
+    stop.add_argument("run", help="run id (see `studio runs`) or run folder")
+    stop.set_defaults(func=cmd_stop)
+    worker = sub.add_parser("worker", help="train one run folder (what the studio starts for each run)")
+    worker.add_argument("run_dir", type=Path, help="the run folder (holding recipe.yaml)")
+    worker.add_argument("--resume", action="store_true", help="continue from its last checkpoint")
+    worker.set_defaults(func=cmd_worker)
     serve = sub.add_parser("serve", parents=[common], help="open the studio in the browser")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     serve.add_argument("--port", type=int, default=7860)
@@ -233,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "runs":
+    if args.command == "worker":
+        return args.func(args)  # the run's own workspace: its caches are set by whoever started it
+    if args.command not in ("runs", "stop"):
         from studio.workspace import confine_caches
         confine_caches(args.workspace)  # before the libraries read where their caches are
     if args.command in ("train", "predict", "serve", "export"):

@@ -1,7 +1,9 @@
 """The recipe: one typed description of a run, saved as YAML.
 
 The UI wizard fills it, `studio train RECIPE.yaml` replays it, tests build it in code. Every key is checked:
-unknown keys, wrong types and impossible values raise RecipeError naming the key.
+unknown keys, wrong types and impossible values raise RecipeError naming the key. The task (studio.tasks) owns
+what is particular to it: its strategies with their defaults and options, the data keys it reads, and any
+further checks; this module asks it.
 """
 from __future__ import annotations
 
@@ -14,33 +16,9 @@ from typing import Any
 
 import yaml
 
-TASKS = ("image-classification", "text-classification")
-STRATEGIES = ("feature-extraction", "full", "partial", "layerwise", "lora", "scratch")
+from studio.errors import UserError
 
-# Options each strategy understands, with their defaults and allowed ranges (inclusive).
-STRATEGY_OPTIONS: dict[str, dict[str, tuple[type, Any, float, float]]] = {
-    "feature-extraction": {},
-    "full": {},
-    "partial": {"trainable_blocks": (int, 2, 1, 1000)},
-    "layerwise": {"lr_decay": (float, 0.8, 0.01, 1.0)},
-    "lora": {"lora_r": (int, 8, 1, 1024), "lora_alpha": (float, 16.0, 0.1, 4096.0),
-             "lora_dropout": (float, 0.05, 0.0, 0.9)},
-    "scratch": {},
-}
-
-# Defaults a non-engineer can trust: the frozen-backbone path gets more epochs (they cost almost nothing) and a
-# larger learning rate (only a linear head trains); paths that move pretrained weights use small rates.
-STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "feature-extraction": {"epochs": 30, "batch_size": 32, "learning_rate": 3e-3},
-    "full": {"epochs": 5, "batch_size": 16, "learning_rate": 5e-5},
-    "partial": {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4},
-    "layerwise": {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4},
-    "lora": {"epochs": 5, "batch_size": 16, "learning_rate": 5e-4},
-    "scratch": {"epochs": 10, "batch_size": 32, "learning_rate": 1e-3},
-}
-
-
-class RecipeError(ValueError):
+class RecipeError(UserError):
     """A recipe that cannot run; the message names the key and says how to fix it."""
 
 
@@ -51,8 +29,9 @@ class DataSpec:
     label_column: str = "label"
     validation_split: float = 0.2
     validation_path: str | None = None
-    max_length: int = 128  # text only: tokens kept per example
-    group_column: str | None = None  # CSV/JSONL only: a column (e.g. region, device) to report results per group
+    max_length: int = 128  # text: tokens kept per example
+    group_column: str | None = None  # tables: a column (e.g. region, device) to report results per group
+    path_column: str | None = None  # tables that list files (images, clips): the column with their paths
 
 
 @dataclass
@@ -69,6 +48,10 @@ class TrainSpec:
     # training for the cores), several on a GPU so that decoding images stays off the critical path
     early_stopping_patience: int = 5  # stop after this many epochs without a lower validation loss; 0: never
     retry_smaller_batch: bool = True  # out of memory: retry once per halving of the batch, down to 1
+    devices: int | str = 1  # how many devices train together (processes under accelerate launch), or "all"
+    distributed: str = "ddp"  # several devices: ddp (a copy per device) | fsdp (the model sharded across them)
+    gradient_accumulation_steps: int = 1  # batches whose gradients add up before each optimizer step
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
 
 
 @dataclass
@@ -76,20 +59,29 @@ class Recipe:
     task: str = "image-classification"
     model: str = "efficientnet-lite0"
     data: DataSpec = field(default_factory=DataSpec)
-    strategy: str = "feature-extraction"
+    strategy: str = ""  # empty: the task's default strategy
     strategy_options: dict[str, Any] = field(default_factory=dict)
     train: TrainSpec = field(default_factory=TrainSpec)
     output_dir: str = "runs"
     trust_remote_code: bool = False  # run Python code shipped with a hub model; only for models you trust
 
-    # -- derived values: defaults resolved for this strategy ------------------------------------------------------
+    # -- derived values: defaults resolved for this task and strategy ------------------------------------------------
+    def task_spec(self):
+        from studio import tasks  # the task registry is the recipe's vocabulary (strategies, data keys)
+        return tasks.get(self.task)
+
+    def strategy_spec(self):
+        return self.task_spec().strategies[self.strategy or self.task_spec().default_strategy]
+
     def resolved(self) -> "Recipe":
         """A copy with every default filled in, as saved into the run folder."""
         out = from_dict(to_dict(self))
-        for key, value in STRATEGY_DEFAULTS[self.strategy].items():
+        out.strategy = out.strategy or out.task_spec().default_strategy
+        spec = out.strategy_spec()
+        for key, value in spec.defaults.items():
             if getattr(out.train, key) is None:
                 setattr(out.train, key, value)
-        for key, (_, default, _, _) in STRATEGY_OPTIONS[self.strategy].items():
+        for key, (_, default, _, _) in spec.options.items():
             out.strategy_options.setdefault(key, default)
         return out
 
@@ -99,10 +91,11 @@ class Recipe:
         a new head would wreck pretrained weights and the other way round."""
         out = from_dict(to_dict(self))
         out.strategy, out.strategy_options, out.train.learning_rate = strategy, {}, None
+        validate(out)
         return out
 
     def option(self, key: str) -> Any:
-        kind, default, _, _ = STRATEGY_OPTIONS[self.strategy][key]
+        kind, default, _, _ = self.strategy_spec().options[key]
         return kind(self.strategy_options.get(key, default))
 
     def to_yaml(self) -> str:
@@ -171,6 +164,12 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if value is None:
             return None
         hint = next(a for a in hint.__args__ if a is not type(None))
+    if isinstance(hint, types.UnionType):  # e.g. int | str: the first type the value is
+        for option in hint.__args__:
+            if isinstance(value, option) and not isinstance(value, bool):
+                return value
+        words = " or ".join(_type_word(a) for a in hint.__args__)
+        raise RecipeError(f"Recipe key '{key}' must be {words}, got {value!r}.")
     origin = typing.get_origin(hint) or hint
     if origin is dict:
         if not isinstance(value, dict):
@@ -196,33 +195,60 @@ def _check_range(key: str, value: float | None, low: float, high: float) -> None
 
 def validate(recipe: Recipe) -> None:
     """Checks values (types were checked when building): raise RecipeError naming the key."""
-    if recipe.task not in TASKS:
-        raise RecipeError(f"Recipe key 'task' is '{recipe.task}'; choose one of: {', '.join(TASKS)}.")
-    if recipe.strategy not in STRATEGIES:
-        raise RecipeError(
-            f"Recipe key 'strategy' is '{recipe.strategy}'; choose one of: {', '.join(STRATEGIES)}.")
+    from studio import tasks
+    if recipe.task not in tasks.names():
+        raise RecipeError(f"Recipe key 'task' is '{recipe.task}'; choose one of: {', '.join(tasks.names())}.")
+    task = recipe.task_spec()
+    if recipe.strategy and recipe.strategy not in task.strategies:
+        raise RecipeError(f"Recipe key 'strategy' is '{recipe.strategy}'; for {recipe.task} choose one of: "
+                          f"{', '.join(task.strategies)}.")
     if not str(recipe.model).strip():
         raise RecipeError("Recipe key 'model' is empty; name a catalog model, a hub id or a local folder.")
-    known = STRATEGY_OPTIONS[recipe.strategy]
+    strategy = recipe.strategy or task.default_strategy
+    known = task.strategies[strategy].options
     for key, value in recipe.strategy_options.items():
         if key not in known:
             allowed = ", ".join(known) or "none"
-            raise RecipeError(f"Unknown recipe key 'strategy_options.{key}' for strategy '{recipe.strategy}'. "
+            raise RecipeError(f"Unknown recipe key 'strategy_options.{key}' for strategy '{strategy}'. "
                               f"Options it understands: {allowed}.")
         kind, _, low, high = known[key]
+        if kind is str:
+            if not isinstance(value, str):
+                raise RecipeError(f"Recipe key 'strategy_options.{key}' must be text, got {value!r}.")
+            continue
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or (kind is int and not float(value).is_integer()):
             raise RecipeError(f"Recipe key 'strategy_options.{key}' must be {_type_word(kind)}, got {value!r}.")
         _check_range(f"strategy_options.{key}", value, low, high)
-    d, t = recipe.data, recipe.train
+    _check_data(recipe, task)
+    _check_train(recipe.train)
+    out = Path(recipe.output_dir)
+    if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
+        raise RecipeError(f"Recipe key 'output_dir' is '{recipe.output_dir}'; it must be a folder name inside "
+                          "the workspace, such as 'runs'.")
+    task.check_recipe(recipe)
+
+
+COMMON_DATA_KEYS = ("path", "validation_split", "validation_path")
+
+
+def _check_data(recipe: Recipe, task) -> None:
+    d = recipe.data
     if not d.path.strip():
         raise RecipeError("Recipe key 'data.path' is empty; give a folder of class sub-folders, a .zip, "
                           "a .csv or a .jsonl file.")
     if d.validation_path is None:
         _check_range("data.validation_split", d.validation_split, 0.05, 0.5)
-    _check_range("data.max_length", d.max_length, 8, 4096)
-    if d.group_column is not None and recipe.task != "text-classification":
-        raise RecipeError("Recipe key 'data.group_column' works with CSV/JSONL data only; remove it for images.")
+    _check_range("data.max_length", d.max_length, 8, 32768)
+    defaults = DataSpec()
+    for f in dataclasses.fields(DataSpec):  # a key the task does not read would be silently ignored: refused
+        if f.name not in COMMON_DATA_KEYS and f.name not in task.data_keys(d) and \
+                getattr(d, f.name) != getattr(defaults, f.name):
+            raise RecipeError(f"Recipe key 'data.{f.name}' is not used by {recipe.task} with this data; remove "
+                              f"it. Keys it reads: {', '.join([*COMMON_DATA_KEYS, *task.data_keys(d)])}.")
+
+
+def _check_train(t: TrainSpec) -> None:
     _check_range("train.epochs", t.epochs, 1, 1000)
     _check_range("train.batch_size", t.batch_size, 1, 4096)
     _check_range("train.learning_rate", t.learning_rate, 1e-7, 1.0)
@@ -231,11 +257,13 @@ def validate(recipe: Recipe) -> None:
     _check_range("train.seed", t.seed, 0, 2**32 - 1)
     _check_range("train.num_workers", t.num_workers, 0, 64)
     _check_range("train.early_stopping_patience", t.early_stopping_patience, 0, 1000)
+    _check_range("train.gradient_accumulation_steps", t.gradient_accumulation_steps, 1, 4096)
+    if isinstance(t.devices, str) and t.devices != "all":
+        raise RecipeError(f"Recipe key 'train.devices' is '{t.devices}'; give a whole number or 'all'.")
+    if isinstance(t.devices, int):
+        _check_range("train.devices", t.devices, 1, 64)
     for key, value, allowed in (("train.device", t.device, ("auto", "cpu", "cuda", "mps")),
-                                ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16"))):
+                                ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16")),
+                                ("train.distributed", t.distributed, ("ddp", "fsdp"))):
         if value not in allowed:
             raise RecipeError(f"Recipe key '{key}' is '{value}'; choose one of: {', '.join(allowed)}.")
-    out = Path(recipe.output_dir)
-    if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
-        raise RecipeError(f"Recipe key 'output_dir' is '{recipe.output_dir}'; it must be a folder name inside "
-                          "the workspace, such as 'runs'.")

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.engine.events import STATUS_FILE, read_json
 from studio.recipe import Recipe
+from studio.runfolder import STATUS, read_json
 
 DEFAULT_WORKSPACE = "workspace"
 
@@ -77,25 +77,26 @@ class Workspace:
         raise RuntimeError("could not create a run folder")
 
     def run_dirs(self) -> list[Path]:
-        found = [p.parent for p in self.root.glob(f"*/*/{STATUS_FILE}")]
+        found = [p.parent for p in self.root.glob(f"*/*/{STATUS}")]
         return sorted(found, key=lambda p: p.name)
 
     def runs(self) -> list[dict]:
         """One summary per run folder, oldest first."""
         out = []
         for run_dir in self.run_dirs():
-            status = read_json(run_dir / STATUS_FILE) or {}
+            status = read_json(run_dir / STATUS) or {}
             out.append({"id": run_dir.name, "path": str(run_dir), "task": status.get("task"),
                         "model": status.get("model"), "strategy": status.get("strategy"),
                         "status": status.get("status", "unknown"), "accuracy": status.get("accuracy"),
                         "macro_f1": status.get("macro_f1"), "created": status.get("created"),
-                        "wall_time_s": status.get("wall_time_s"), "error": status.get("error")})
+                        "wall_time_s": status.get("wall_time_s"), "error": status.get("error"),
+                        "world_size": status.get("world_size")})
         return out
 
     def find_run(self, ref: str) -> Path:
         """A run by id (folder name) or by path."""
         path = Path(ref).expanduser()
-        if (path / STATUS_FILE).exists():
+        if (path / STATUS).exists():
             return path.resolve()
         matches = [p for p in self.run_dirs() if p.name == ref]
         if not matches:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
+
+from studio.errors import UserError
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -14,9 +17,9 @@ def pick_device(preference: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("The recipe asks for device 'cuda' but no CUDA GPU is available; use device: auto.")
+        raise UserError("The recipe asks for device 'cuda' but no CUDA GPU is available; use device: auto.")
     if preference == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("The recipe asks for device 'mps' but Apple's MPS is not available; use device: auto.")
+        raise UserError("The recipe asks for device 'mps' but Apple's MPS is not available; use device: auto.")
     return torch.device(preference)
 
 
@@ -33,3 +36,40 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def devices_found() -> dict:
+    """The accelerators this machine has, for the UI and for `train.devices: all`."""
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return {"kind": "cuda", "count": len(names), "names": names}
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return {"kind": "mps", "count": 1, "names": ["Apple GPU (MPS)"]}
+    return {"kind": "cpu", "count": 1, "names": ["CPU"]}
+
+
+PROC_STATUS = Path("/proc/self/status")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: "5" resets the process's resident-memory high-water mark (VmHWM), so it measures this run
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """Peak accelerator memory of the run; on the CPU the worker process's peak resident memory since the run
+    began (Linux). None where neither can be read."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # reported in KiB
+    except OSError:
+        pass
+    return None

@@ -1,9 +1,65 @@
-"""Metrics for a classifier: accuracy, macro-F1, per-class precision/recall, confusion matrix."""
+"""Metrics for a classifier: accuracy, macro-F1, per-class precision/recall, confusion matrix; streamed over a
+validation pass (ClassificationMetrics) and reported in full at the end."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from studio.engine.distributed import Distributed
+
+
+class ClassificationMetrics:
+    """Accumulates a confusion matrix and the summed loss batch by batch (summed across ranks at the end), so a
+    validation pass never holds more than counts. With keep=True it also keeps every example's logits (N × classes:
+    small) for the final report: calibration, the misclassified examples, per-group results."""
+
+    def __init__(self, num_classes: int, keep: bool = False):
+        self.k, self.keep = num_classes, keep
+        self.confusion = torch.zeros(num_classes * num_classes, dtype=torch.float64)
+        self.loss_sum = torch.zeros((), dtype=torch.float64)
+        self.logits: list[torch.Tensor] = []
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        logits, targets = logits.detach().float(), targets.detach()
+        self.loss_sum += F.cross_entropy(logits, targets, reduction="sum").double().cpu()
+        preds = logits.argmax(1)
+        self.confusion += torch.bincount((targets * self.k + preds).cpu(), minlength=self.k * self.k).double()
+        if self.keep:
+            self.logits.append(logits.cpu())
+
+    def result(self, dist: Distributed) -> dict[str, float]:
+        totals = dist.sum(torch.cat([self.confusion, self.loss_sum.reshape(1)]))
+        matrix = totals[:-1].reshape(self.k, self.k)
+        count = float(matrix.sum())
+        correct = float(matrix.diag().sum())
+        out = {"loss": float(totals[-1]) / max(count, 1.0), "accuracy": correct / max(count, 1.0),
+               "macro_f1": macro_f1(matrix)}
+        if self.keep:
+            mine = torch.cat(self.logits) if self.logits else torch.zeros(0, self.k)
+            out["logits"] = interleave(dist.gather([mine]))
+        return out
+
+
+def macro_f1(matrix: torch.Tensor) -> float:
+    """Macro-F1 from a confusion matrix, over the classes that occur in the truth or the predictions (as
+    scikit-learn's f1_score does)."""
+    tp = matrix.diag()
+    support, predicted = matrix.sum(1), matrix.sum(0)
+    present = (support + predicted) > 0
+    f1 = 2 * tp / (support + predicted).clamp(min=1)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def interleave(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Rank r evaluated examples r, r+W, r+2W, …: their outputs back in the data's order."""
+    if len(parts) == 1:
+        return parts[0]
+    total = sum(len(p) for p in parts)
+    out = torch.empty(total, *parts[0].shape[1:], dtype=parts[0].dtype)
+    for rank, part in enumerate(parts):
+        out[rank::len(parts)] = part
+    return out
 
 
 def summary(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

@@ -1,33 +1,29 @@
 """Feature extraction: the frozen backbone runs once per example (eval mode, no augmentation) and its features are
-cached on disk, keyed by model, preprocessing and the data's content, so epochs and later runs cost nothing."""
+cached on disk, keyed by the model, its preprocessing and the data's content, so epochs and later runs cost
+nothing."""
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
-from studio.engine.data import Dataset
-from studio.engine.events import EventLog
-from studio.engine.inputs import make_loader
 from studio.engine.device import autocast
 from studio.engine.loop import Cancelled, to_device
-from studio.engine.models import Backbone, ModelInfo
 
 
-def cache_key(info: ModelInfo, data: Dataset) -> str:
-    spec = json.dumps({"model": info.model, "family": info.family, "arch": info.arch,
-                       "prep": asdict(info.preprocessing)}, sort_keys=True)
-    return hashlib.sha256((spec + data.fingerprint()).encode()).hexdigest()[:24]
+def cache_key(spec: dict, fingerprint: str) -> str:
+    return hashlib.sha256((json.dumps(spec, sort_keys=True) + fingerprint).encode()).hexdigest()[:24]
 
 
 @torch.no_grad()
-def _extract(backbone: Backbone, loader, device, amp_dtype, events: EventLog, cancel: threading.Event,
+def _extract(backbone: nn.Module, loader, device, amp_dtype, events, cancel: threading.Event,
              done: int, total: int) -> tuple[torch.Tensor, int]:
     backbone.eval()
     chunks, seen = [], 0
@@ -45,25 +41,24 @@ def _extract(backbone: Backbone, loader, device, amp_dtype, events: EventLog, ca
     return torch.cat(chunks), done
 
 
-def compute_features(backbone: Backbone, info: ModelInfo, data: Dataset, *, tokenizer, batch_size: int,
-                     device, amp_dtype, cache_dir: Path, events: EventLog, cancel: threading.Event,
-                     num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train features, validation features), from the cache when this model has seen this data before."""
-    path = cache_dir / f"{cache_key(info, data)}.safetensors"
+def compute_features(backbone: nn.Module, splits: dict[str, tuple[list, list]], make_loader: Callable,
+                     key: str, *, device, amp_dtype, cache_dir: Path, events, cancel: threading.Event
+                     ) -> dict[str, torch.Tensor]:
+    """Features for each split ({"train": (items, labels), "val": …}), from the cache when this model has seen
+    this data before. make_loader(items, labels) gives the batches the backbone reads."""
+    path = cache_dir / f"{key}.safetensors"
     if path.exists():
-        cached = load_file(str(path))
-        events.emit("log", message="Features loaded from the cache: the backbone does not need to run again.")
-        return cached["train"], cached["val"]
-    total = len(data.train_items) + len(data.val_items)
-    events.emit("log", message=f"Computing features once for {total} examples (the backbone stays frozen).")
-    out, done = [], 0
-    for items, labels in ((data.train_items, data.train_labels), (data.val_items, data.val_labels)):
-        loader = make_loader(items, labels, info.preprocessing, tokenizer=tokenizer, batch_size=batch_size,
-                             shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
-        features, done = _extract(backbone, loader, device, amp_dtype, events, cancel, done, total)
-        out.append(features)
+        events.emit("log", message="Features loaded from the cache: the pretrained model does not need to run "
+                                   "again.")
+        return load_file(str(path))
+    total = sum(len(items) for items, _ in splits.values())
+    events.emit("log", message=f"Reading each of the {total} examples once with the frozen pretrained model.")
+    out, done = {}, 0
+    for name, (items, labels) in splits.items():
+        out[name], done = _extract(backbone, make_loader(items, labels), device, amp_dtype, events, cancel, done,
+                                   total)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file({"train": out[0].contiguous(), "val": out[1].contiguous()}, str(tmp))
+    save_file({k: v.contiguous() for k, v in out.items()}, str(tmp))
     tmp.replace(path)
-    return out[0], out[1]
+    return out

@@ -1,46 +1,35 @@
-"""Predictions from a finished run's saved model: image files or texts in, top-k labels out."""
+"""Predictions from a finished run's saved model, whatever its task: Predictor(run folder or model folder)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from studio.engine import evaluation
-from studio.engine.data import open_rgb
-from studio.engine.device import pick_device
-from studio.engine.inputs import TextBatches, image_transform
-from studio.engine.models import load_model, load_tokenizer
-from studio.engine.model_card import MODEL_DIR
-from studio.engine.models import MODEL_INFO
+from studio import tasks
+from studio.families.base import MODEL_INFO, ModelInfo
+from studio.runfolder import MODEL_DIR
 
 
 class ModelNotReady(LookupError):
     pass
 
 
-class Predictor:
-    def __init__(self, path: Path | str, device: str = "auto"):
-        """path: a run folder, or a model folder (one holding studio_model.json) such as an unzipped export."""
-        path = Path(path)
-        folder = path if (path / MODEL_INFO).exists() else path / MODEL_DIR
-        if not (folder / MODEL_INFO).exists():
-            raise ModelNotReady(f"Run {path.resolve().name} has no saved model (it has not finished successfully).")
-        self.device = pick_device(device)
-        self.model, self.info = load_model(folder)
-        self.model.to(self.device)
-        self.labels = self.info.labels
-        prep = self.info.preprocessing
-        if prep.kind == "text":
-            self.batches = TextBatches(load_tokenizer(str(folder), self.info.trust_remote_code), prep.max_length)
-        else:
-            self.transform = image_transform(prep, augment=False)
+def model_folder(path: Path | str) -> Path:
+    """A run folder's model/, or the folder itself when it is a model folder (an unzipped export, say)."""
+    path = Path(path)
+    folder = path if (path / MODEL_INFO).exists() else path / MODEL_DIR
+    if not (folder / MODEL_INFO).exists():
+        raise ModelNotReady(f"Run {path.resolve().name} has no saved model (it has not finished successfully).")
+    return folder
 
-    @torch.inference_mode()
+
+class Predictor:
+    """The task's predictor for a saved model: predict(inputs, top_k) gives one answer (a dict) per input."""
+
+    def __init__(self, path: Path | str):
+        self.folder = model_folder(path)
+        self.info = ModelInfo.read(self.folder)
+        self.task = tasks.get(self.info.task)
+        self.impl = self.task.predictor(self.folder)
+        self.labels = self.info.labels
+
     def predict(self, inputs: list, top_k: int = 3) -> list[dict]:
-        """inputs: texts for a text model; image paths or PIL images for an image model."""
-        if self.info.preprocessing.kind == "text":
-            batch = {k: v.to(self.device) for k, v in self.batches.encode([str(x) for x in inputs]).items()}
-        else:
-            images = [x if hasattr(x, "convert") else open_rgb(x) for x in inputs]
-            batch = torch.stack([self.transform(im.convert("RGB")) for im in images]).to(self.device)
-        return evaluation.top_k(self.model(batch).cpu(), self.labels, top_k)
+        return self.impl.predict(inputs, top_k=top_k)

@@ -1,89 +1,101 @@
-"""The job API the CLI and the UI use: start a recipe, read its status and events, cancel it.
+"""The job API the CLI and the UI use: start a recipe, read its status and events, cancel it, resume it. It never
+trains: each run gets a worker process (studio/engine/worker.py) that outlives whoever started it. Runs queue
+one at a time per device across every studio process on the machine, in the order they were started.
 
-Runs execute one at a time on a single worker thread (one device, one run), in the order they were started;
-a started run waits with status "queued". Nothing here blocks the caller.
+Tests and the benchmark may ask for `in_process=True`: runs then train on one thread of this process, in order,
+with loop callbacks; users never take that path.
 """
 from __future__ import annotations
 
 import logging
-import os
 import queue
+import signal
+import subprocess
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from studio.engine import runner
-from studio.engine.data import DataError
-from studio.engine.events import STATUS_FILE, EventLog, mark_interrupted, read_json
-from studio.engine.loop import Callback, Cancelled
-from studio.engine.models import ModelError
-from studio.recipe import Recipe, RecipeError, load, validate
+from studio import recipe as recipes
+from studio.engine import device_locks
+from studio.recipe import Recipe, RecipeError, validate
+from studio.runfolder import ACTIVE, FINISHED, RECIPE, RESUMABLE, EventWriter, RunFolder, identity, mark_interrupted
 from studio.workspace import Workspace
 
 log = logging.getLogger(__name__)
-FINISHED = ("completed", "failed", "cancelled", "interrupted")
-RESUMABLE = ("cancelled", "interrupted", "failed")
+WAIT_POLL_S = 0.1
 
 
-class ResumeError(ValueError):
+class ResumeError(RecipeError):
     """A run that cannot be resumed; the message says why."""
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
-def explain(exc: BaseException) -> str:
-    """The failure in words a user can act on."""
-    if isinstance(exc, (DataError, ModelError, RecipeError)):
-        return str(exc)
-    if out_of_memory(exc):
-        return ("The device ran out of memory. Use a smaller batch size (train.batch_size), a smaller model, "
-                "or feature extraction; or tick 'retry with half the batch' (train.retry_smaller_batch).")
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
 class Job:
-    run_id: str
-    run_dir: Path
+    """A handle on a run folder: everything it says comes from the folder, so any process can hold one."""
+    run: RunFolder
     recipe: Recipe
-    log: EventLog
-    callbacks: list[Callback] = field(default_factory=list)
-    resume: bool = False
-    cancel_event: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
+    process: subprocess.Popen | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)  # the in-process path's flag
+    finished: threading.Event = field(default_factory=threading.Event)  # the in-process path's end
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.path
 
     @property
     def status(self) -> dict:
-        return self.log.status
+        return self.run.status()
+
+    @property
+    def done(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is not None and self.status.get("status") not in ACTIVE
+        if self.finished.is_set():
+            return True
+        return self.status.get("status") in FINISHED
 
     def events(self, since: int = 0) -> list[dict]:
         """Events from index `since` on: a reader keeps its count and asks for what is new."""
-        return self.log.events[since:]
+        return self.run.events(since)
 
     def cancel(self) -> None:
         self.cancel_event.set()
+        self.run.request_cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self.done.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(WAIT_POLL_S)
+        return True
 
 
 class JobManager:
-    def __init__(self, workspace: Workspace):
+    """spare: keep a worker process started ahead of need (a long-lived studio such as the UI), so a run starts
+    without waiting for Python to import torch and transformers."""
+
+    def __init__(self, workspace: Workspace, in_process: bool = False, spare: bool = False):
         self.workspace = workspace
+        self.in_process = in_process
         mark_interrupted(workspace.run_dirs())
         self.jobs: dict[str, Job] = {}
-        self._queue: queue.Queue[Job] = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name="studio-trainer", daemon=True)
-        self._worker.start()
+        self._spare = None
+        self._spare_wanted = spare and not in_process
+        self._spare_lock = threading.Lock()
+        if self._spare_wanted:
+            self._new_spare()
+        if in_process:
+            self._queue: queue.Queue = queue.Queue()
+            threading.Thread(target=self._work, name="studio-trainer", daemon=True).start()
 
-    def start(self, recipe: Recipe, callbacks: list[Callback] = ()) -> Job:
+    # -- starting -------------------------------------------------------------------------------------------------
+    def start(self, recipe: Recipe, callbacks: list = ()) -> Job:
         """Validates the recipe (RecipeError if it cannot run), creates its run folder, queues it."""
         validate(recipe)
         recipe = recipe.resolved()
@@ -92,76 +104,107 @@ class JobManager:
             value = getattr(recipe.data, key)
             if value:
                 setattr(recipe.data, key, str(Path(value).expanduser().resolve()))
-        run_dir = self.workspace.new_run_dir(recipe)
-        recipe.save(run_dir / "recipe.yaml")
-        return self._enqueue(Job(run_dir.name, run_dir, recipe, EventLog(run_dir), list(callbacks)),
-                             task=recipe.task, model=recipe.model, strategy=recipe.strategy, created=time.time())
+        run = RunFolder(self.workspace.new_run_dir(recipe))
+        recipe.save(run.file(RECIPE))
+        EventWriter(run).set_status("queued", run_id=run.id, task=recipe.task, model=recipe.model,
+                                    strategy=recipe.strategy, created=time.time())
+        return self._launch(Job(run, recipe), callbacks, resume=False)
 
-    def resume(self, run_id: str, callbacks: list[Callback] = ()) -> Job:
-        """Queues a cancelled, interrupted or failed run again; it continues from its last finished epoch
-        (from the start if it had not finished one), in the same run folder."""
-        run_dir = self.workspace.find_run(run_id)
-        status = (read_json(run_dir / STATUS_FILE) or {}).get("status")
-        live = self.jobs.get(run_dir.name)
-        if (live is not None and not live.done.is_set()) or status not in RESUMABLE:
-            raise ResumeError(f"Run {run_dir.name} is {status}; only a cancelled, interrupted or failed run can "
-                              "be resumed.")
-        job = Job(run_dir.name, run_dir, load(run_dir / "recipe.yaml"), EventLog(run_dir), list(callbacks),
-                  resume=True)
-        return self._enqueue(job, error=None, message=None)
+    def resume(self, run_id: str, callbacks: list = ()) -> Job:
+        """Queues a cancelled, interrupted or failed run again; it continues from its last checkpoint (from the
+        start if it had none), in the same run folder."""
+        run = RunFolder(self.workspace.find_run(run_id))
+        mark_interrupted([run.path])
+        status = run.status().get("status")
+        if status not in RESUMABLE:
+            raise ResumeError(f"Run {run.id} is {status}; only a cancelled, interrupted or failed run can be "
+                              "resumed.")
+        recipe = recipes.load(run.file(RECIPE))
+        run.clear_cancel()
+        EventWriter(run).set_status("queued", error=None, message=None, finished=None)
+        return self._launch(Job(run, recipe), callbacks, resume=True)
 
-    def _enqueue(self, job: Job, **fields) -> Job:
-        job.log.set_status("queued", run_id=job.run_id, position=self._queue.qsize() + 1, pid=os.getpid(),
-                           **fields)
+    def _launch(self, job: Job, callbacks: list, resume: bool) -> Job:
         self.jobs[job.run_id] = job
-        self._queue.put(job)
+        if self.in_process:
+            self._queue.put((job, list(callbacks), resume))
+            return job
+        if callbacks:
+            raise ValueError("loop callbacks run only in-process (JobManager(in_process=True))")
+        device_locks.take_ticket(job.run_id)  # before the worker exists: the queue keeps start order
+        from studio.engine.worker import assign, spawn
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and assign(spare, job.run, resume):
+            job.process = spare
+        else:
+            job.process = spawn(job.run, resume)
+        if self._spare_wanted:
+            threading.Thread(target=self._new_spare, name="spare-worker", daemon=True).start()
+        threading.Thread(target=self._reap, args=(job,), name=f"reap-{job.run_id}", daemon=True).start()
         return job
 
+    def _new_spare(self) -> None:
+        from studio.engine.worker import spawn_spare
+        spare = spawn_spare(self.workspace.root / "cache" / "spare-worker.log")
+        with self._spare_lock:
+            old, self._spare = self._spare, spare
+        if old is not None:
+            old.stdin.close()  # an unused spare exits when its stdin closes
+
+    def close(self) -> None:
+        """Lets the spare worker go (it exits); running workers go on."""
+        self._spare_wanted = False
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.stdin.close()
+
+    def _reap(self, job: Job) -> None:
+        """When a worker ends without saying how (killed, crashed), its run says so, in words."""
+        code = job.process.wait()
+        if code == 0 or job.status.get("status") not in ACTIVE:
+            return
+        if code < 0:
+            name = signal.Signals(-code).name
+            why = f"killed by {name}" + (" — often the system running out of memory" if name == "SIGKILL" else "")
+        else:
+            why = f"it exited with code {code}; see worker.log in the run folder"
+        mark_interrupted([job.run.path], reason=why)
+
+    # -- reading ----------------------------------------------------------------------------------------------------
     def get(self, run_id: str) -> Job:
+        """A handle on any run of the workspace (started here or elsewhere)."""
+        if run_id not in self.jobs:
+            run = RunFolder(self.workspace.find_run(run_id))
+            self.jobs[run_id] = Job(run, recipes.load(run.file(RECIPE)))
         return self.jobs[run_id]
 
     def cancel(self, run_id: str) -> None:
-        self.jobs[run_id].cancel()
+        self.get(run_id).cancel()
 
-    def active(self) -> list[Job]:
-        return [job for job in self.jobs.values() if not job.done.is_set()]
+    def active(self) -> list[str]:
+        """Ids of the workspace's queued and running runs, oldest first (started by any process)."""
+        return [run["id"] for run in self.workspace.runs() if run["status"] in ACTIVE]
 
+    # -- the in-process path (tests, benchmark) -------------------------------------------------------------------
     def _work(self) -> None:
+        from studio.engine.distributed import Distributed
+        from studio.engine.runner import execute, with_retries
+        from studio.engine.worker import workspace_of
         while True:
-            self._run(self._queue.get())
-
-    def _run(self, job: Job) -> None:
-        try:
-            if job.cancel_event.is_set():
-                raise Cancelled()
-            self._execute(job)
-        except Cancelled:
-            job.log.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
-        except Exception as exc:  # any failure ends this run only; the worker goes on to the next
-            (job.run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-            log.info("run %s failed: %s", job.run_id, exc)  # the reason is in status.json; callers show it
-            job.log.set_status("failed", finished=time.time(), error=explain(exc))
-        finally:
-            job.log.close()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()  # the next run gets the whole device
-            job.done.set()
-
-    def _execute(self, job: Job) -> None:
-        """Runs the job; out of memory with train.retry_smaller_batch on, tries again with half the batch."""
-        while True:
+            job, callbacks, resume = self._queue.get()
+            events = EventWriter(job.run)
             try:
-                runner.execute(job.recipe, job.run_dir, self.workspace, job.log, job.cancel_event, job.callbacks,
-                               resume=job.resume)
-                return
-            except Exception as exc:
-                size = job.recipe.train.batch_size
-                if not (out_of_memory(exc) and job.recipe.train.retry_smaller_batch and size > 1):
-                    raise
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            job.recipe.train.batch_size = size // 2
-            job.recipe.save(job.run_dir / "recipe.yaml")  # the recipe on disk says what actually ran
-            (job.run_dir / runner.LAST_STATE).unlink(missing_ok=True)  # its epochs had the old batch size
-            job.resume = False
-            job.log.emit("log", message=f"Out of memory with batch size {size}: retrying with {size // 2}.")
+                events.set_status("queued", **identity())
+
+                def attempt(resume_now: bool) -> None:
+                    if job.cancel_event.is_set() or job.run.cancel_requested():
+                        from studio.engine.loop import Cancelled
+                        raise Cancelled()
+                    execute(job.run, workspace_of(job.run), events, job.cancel_event, Distributed(), callbacks,
+                            resume_now)
+                with_retries(job.run, events, attempt, resume)
+            finally:
+                events.close()
+                job.finished.set()

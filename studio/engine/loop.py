@@ -1,22 +1,24 @@
-"""The training loop, read top to bottom: epochs of optimizer steps, an evaluation after each epoch, the best
-weights kept. Progress goes out as events; behaviour is added by callbacks (fastai-style)."""
+"""The training loop, read top to bottom: epochs of optimizer steps (gradients accumulated over
+train.gradient_accumulation_steps batches), an evaluation after each epoch, progress as events. What the loop
+computes comes from the task (a `compute` function giving the loss, and a metrics accumulator); behaviour around
+it is added by callbacks, fastai-style: the best weights, checkpoints for resuming and early stopping are
+callbacks (engine/callbacks.py)."""
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from studio.engine import evaluation
 from studio.engine.device import autocast
-from studio.engine.events import EventLog
+from studio.engine.distributed import (Distributed, full_state, load_optimizer_state, load_state, optimizer_state,
+                                       unwrap)
 
 
 class Cancelled(Exception):
@@ -24,11 +26,26 @@ class Cancelled(Exception):
 
 
 class Callback:
-    """Hooks into the loop; the loop passes itself so a callback can read step, epoch, loss."""
+    """Hooks into the loop; the loop passes itself so a callback can read step, epoch, loss, history."""
+
+    def on_train_begin(self, loop: "Loop") -> None: ...
 
     def on_step_end(self, loop: "Loop") -> None: ...
 
     def on_epoch_end(self, loop: "Loop") -> None: ...
+
+
+class Metrics(Protocol):
+    """Streaming metrics over a validation pass: `update` per batch, `result` once (summed across ranks). The
+    result holds at least "loss"."""
+
+    def update(self, outputs: Any, targets: Any) -> None: ...
+
+    def result(self, dist: Distributed) -> dict[str, float]: ...
+
+
+# (model, inputs, targets) → (the mean loss to minimise, what the metrics read)
+Compute = Callable[[nn.Module, Any, Any], tuple[torch.Tensor, Any]]
 
 
 @dataclass
@@ -39,30 +56,21 @@ class LoopConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
     max_grad_norm: float = 1.0
-    log_every_s: float = 0.0  # step events no more often than this (0: every step)
-    patience: int = 0  # early stopping: epochs without a lower validation loss before stopping (0: never)
-    checkpoint: Path | None = None  # where the loop saves its state after each epoch, for resuming
-
-
-def save_state(path: Path, state: dict) -> None:
-    """Written beside and renamed: a kill mid-write leaves the previous checkpoint intact."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: no code
+    accumulation: int = 1  # batches per optimizer step
 
 
 def to_device(batch, device: torch.device):
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 def batch_size(inputs) -> int:
-    return len(inputs) if isinstance(inputs, torch.Tensor) else len(next(iter(inputs.values())))
+    if isinstance(inputs, torch.Tensor):
+        return len(inputs)
+    return len(next(iter(inputs.values())))
 
 
 def train_mode(model: nn.Module) -> None:
@@ -73,21 +81,7 @@ def train_mode(model: nn.Module) -> None:
             module.eval()
 
 
-@torch.no_grad()
-def predict(model: nn.Module, loader, device: torch.device, amp_dtype=None, cancel: threading.Event | None = None):
-    """(logits, labels) on CPU for every batch of the loader."""
-    model.eval()
-    logits, labels = [], []
-    for inputs, targets in loader:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        with autocast(device, amp_dtype):
-            logits.append(model(to_device(inputs, device)).float().cpu())
-        labels.append(targets)
-    return torch.cat(logits), torch.cat(labels)
-
-
-def _schedule(total_steps: int, warmup_ratio: float):
+def schedule(total_steps: int, warmup_ratio: float):
     warmup = max(1, int(total_steps * warmup_ratio))
 
     def factor(step: int) -> float:  # linear warm-up, then cosine decay to 10% of the rate
@@ -102,109 +96,158 @@ def _schedule(total_steps: int, warmup_ratio: float):
 class Loop:
     model: nn.Module
     param_groups: list[dict]
-    train_loader: object
-    val_loader: object
+    train_loader: Any  # a DataLoader whose sampler is a ShardedSampler
+    val_loader: Any
     config: LoopConfig
-    events: EventLog
+    events: Any  # EventWriter (NullWriter on ranks other than 0)
+    compute: Compute
+    new_metrics: Callable[[], Metrics]
     cancel: threading.Event = field(default_factory=threading.Event)
     callbacks: list[Callback] = field(default_factory=list)
+    dist: Distributed = field(default_factory=Distributed)
     # state, readable by callbacks
     step: int = 0
     epoch: int = 0
+    batches_done: int = 0  # batches of the current epoch taken so far
     loss: float = float("nan")
-    best: dict | None = None  # {"epoch", "val_loss", "state", "logits", "labels"}
+    epoch_loss: float = 0.0  # sum of this epoch's step losses so far
     history: list[dict] = field(default_factory=list)
+    best: dict | None = None  # {"epoch", "val_loss"} of the best epoch so far (its weights are on disk)
+    stop: bool = False  # a callback asks the loop to end after this epoch
     stopped_early: bool = False
+    started: float = 0.0
 
-    def _state(self, optimizer, scheduler, scaler) -> dict:
-        generator = getattr(self.train_loader, "generator", None)
-        return {"epoch": self.epoch, "step": self.step, "history": self.history,
-                "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "rng": torch.get_rng_state(), "shuffle_rng": generator.get_state() if generator else None,
-                "best": self.best}
+    def __post_init__(self):
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / self.config.accumulation)
+        self.total_steps = self.steps_per_epoch * self.config.epochs
+        self.optimizer = torch.optim.AdamW(self.param_groups, weight_decay=self.config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, schedule(self.total_steps, self.config.warmup_ratio))
+        self.scaler = torch.amp.GradScaler(self.config.device.type,
+                                           enabled=self.config.amp_dtype == torch.float16)
+        self.trainable = [p for group in self.param_groups for p in group["params"]]
 
-    def _restore(self, state: dict, optimizer, scheduler, scaler) -> None:
-        """Continues after the last finished epoch: weights, optimizer moments, schedule position and the random
-        streams (shuffling, dropout) are as they were, so the resumed run takes the same steps."""
-        self.model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        generator = getattr(self.train_loader, "generator", None)
-        if generator is not None and state["shuffle_rng"] is not None:
-            generator.set_state(state["shuffle_rng"])
-        self.epoch, self.step, self.history, self.best = state["epoch"], state["step"], state["history"], state["best"]
-        self.events.emit("log", message=f"Resumed after epoch {self.epoch} (step {self.step}).")
-
-    def run(self, resume: dict | None = None) -> dict:
+    # -- training ------------------------------------------------------------------------------------------------
+    def run(self) -> dict:
         cfg, model = self.config, self.model
-        steps_per_epoch = len(self.train_loader)
-        total = steps_per_epoch * cfg.epochs
-        optimizer = torch.optim.AdamW(self.param_groups, weight_decay=cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total, cfg.warmup_ratio))
-        scaler = torch.amp.GradScaler(cfg.device.type, enabled=cfg.amp_dtype == torch.float16)
-        trainable = [p for group in self.param_groups for p in group["params"]]
-        if resume is not None:
-            self._restore(resume, optimizer, scheduler, scaler)
-        start = time.perf_counter()
-        train_time, last_log, samples = 0.0, 0.0, 0  # train_time: wall time in training epochs, data loading included
-        first_step = self.step
-        for self.epoch in range(self.epoch + 1, cfg.epochs + 1):
+        self.started = time.perf_counter()
+        train_time, samples, first_step = 0.0, 0, self.step
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        start_epoch = self.epoch if self.batches_done else self.epoch + 1
+        for self.epoch in range(start_epoch, cfg.epochs + 1):
+            if not self.batches_done:
+                self.epoch_loss = 0.0
+            sampler = self.train_loader.sampler
+            sampler.set_epoch(self.epoch, skip=self.batches_done * self.train_loader.batch_size)
+            batches = len(self.train_loader) + self.batches_done  # this epoch's whole length
             train_mode(model)
-            epoch_loss, epoch_batches = 0.0, 0
             epoch_start = time.perf_counter()
+            step_loss, in_step, step_size = torch.zeros(()), 0, 0
             for inputs, targets in self.train_loader:
-                if self.cancel.is_set():
-                    raise Cancelled()
-                inputs, targets = to_device(inputs, cfg.device), targets.to(cfg.device, non_blocking=True)
-                with autocast(cfg.device, cfg.amp_dtype):
-                    loss = F.cross_entropy(model(inputs).float(), targets)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                self.step += 1
-                self.loss = loss.item()  # one sync per step: the curve needs the value anyway
-                epoch_loss += self.loss
-                epoch_batches += 1
-                samples += batch_size(inputs)
+                if in_step == 0:  # a new optimizer step: every rank must agree to stop at the same one
+                    if self.dist.any(self.cancel.is_set()):
+                        raise Cancelled()
+                    step_size = min(cfg.accumulation, batches - self.batches_done)
+                inputs, targets = to_device(inputs, cfg.device), to_device(targets, cfg.device)
+                self.batches_done += 1
+                in_step += 1
+                sync = in_step == step_size
+                no_sync = getattr(model, "no_sync", None)  # DDP: average gradients only on the last batch
+                with (no_sync() if no_sync and not sync else contextlib.nullcontext()):
+                    with autocast(cfg.device, cfg.amp_dtype):
+                        loss, _ = self.compute(model, inputs, targets)
+                    self.scaler.scale(loss / step_size).backward()
+                step_loss += loss.detach().float().cpu()  # one sync per batch: the curve needs the value anyway
+                samples += batch_size(inputs) * self.dist.world_size
+                if not sync:
+                    continue
+                self._optimizer_step()
+                self.loss = self.dist.sum(step_loss / step_size).item() / self.dist.world_size
+                step_loss, in_step = torch.zeros(()), 0
+                self.epoch_loss += self.loss
                 now = time.perf_counter()
-                if now - last_log >= cfg.log_every_s or self.step == total:
-                    last_log = now
-                    self.events.emit("step", step=self.step, total_steps=total, epoch=self.epoch,
-                                     train_loss=self.loss, lr=scheduler.get_last_lr()[0],
-                                     samples_per_s=samples / (train_time + now - epoch_start), elapsed=now - start,
-                                     eta=(total - self.step) * (now - start) / (self.step - first_step))
+                self.events.emit("step", step=self.step, total_steps=self.total_steps, epoch=self.epoch,
+                                 train_loss=self.loss, lr=self.scheduler.get_last_lr()[0],
+                                 samples_per_s=samples / (train_time + now - epoch_start),
+                                 elapsed=now - self.started,
+                                 eta=(self.total_steps - self.step) * (now - self.started) / (self.step - first_step))
                 for callback in self.callbacks:
                     callback.on_step_end(self)
             train_time += time.perf_counter() - epoch_start
-            logits, labels = predict(model, self.val_loader, cfg.device, cfg.amp_dtype, self.cancel)
-            metrics = evaluation.summary(logits, labels)
-            record = {"epoch": self.epoch, "step": self.step, "train_loss": epoch_loss / max(1, epoch_batches),
-                      "val_loss": metrics["loss"], "accuracy": metrics["accuracy"],
-                      "macro_f1": metrics["macro_f1"], "elapsed": time.perf_counter() - start}
+            metrics = self.evaluate()
+            steps_this_epoch = math.ceil(batches / cfg.accumulation)
+            record = {"epoch": self.epoch, "step": self.step, "train_loss": self.epoch_loss / max(1, steps_this_epoch),
+                      "val_loss": metrics["loss"], **{k: v for k, v in metrics.items() if k != "loss"},
+                      "elapsed": time.perf_counter() - self.started}
             self.history.append(record)
-            if self.best is None or metrics["loss"] < self.best["val_loss"]:
-                # Kept on the CPU: a second copy of a large model must not take GPU memory.
-                self.best = {"epoch": self.epoch, "val_loss": metrics["loss"], "logits": logits, "labels": labels,
-                             "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
-            self.events.emit("epoch", total_epochs=cfg.epochs, best_epoch=self.best["epoch"], **record)
-            if cfg.checkpoint is not None:
-                save_state(cfg.checkpoint, self._state(optimizer, scheduler, scaler))
+            self.batches_done = 0
             for callback in self.callbacks:
                 callback.on_epoch_end(self)
-            if cfg.patience and self.epoch - self.best["epoch"] >= cfg.patience and self.epoch < cfg.epochs:
-                self.stopped_early = True
-                self.events.emit("log", message=f"Stopped early after epoch {self.epoch}: validation loss has not "
-                                 f"improved for {cfg.patience} epochs. Keeping epoch {self.best['epoch']}.")
+            self.events.emit("epoch", total_epochs=cfg.epochs, best_epoch=(self.best or {}).get("epoch"), **record)
+            if self.stop:
                 break
-        model.load_state_dict(self.best["state"])
-        return {"best_epoch": self.best["epoch"], "steps": self.step, "history": self.history,
-                "stopped_early": self.stopped_early,
-                "val_logits": self.best["logits"], "val_labels": self.best["labels"],
-                "samples_per_s": samples / max(train_time, 1e-9), "train_seconds": time.perf_counter() - start}
+        return {"best_epoch": (self.best or {}).get("epoch", self.epoch), "steps": self.step,
+                "history": self.history, "stopped_early": self.stopped_early,
+                "samples_per_s": samples / max(train_time, 1e-9),
+                "train_seconds": time.perf_counter() - self.started}
+
+    def _optimizer_step(self) -> None:
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+
+    @torch.no_grad()
+    def evaluate(self, metrics: Metrics | None = None) -> dict[str, Any]:
+        """The task's metrics over the validation set (each rank its share, summed); `metrics`: another
+        accumulator than the per-epoch one (the final report keeps more)."""
+        self.model.eval()
+        metrics = metrics or self.new_metrics()
+        for inputs, targets in self.val_loader:
+            if self.cancel.is_set() and not self.dist.active:
+                raise Cancelled()
+            inputs, targets = to_device(inputs, self.config.device), to_device(targets, self.config.device)
+            with autocast(self.config.device, self.config.amp_dtype):
+                _, outputs = self.compute(self.model, inputs, targets)
+            metrics.update(outputs, targets)
+        return metrics.result(self.dist)
+
+    # -- state for resuming ----------------------------------------------------------------------------------------
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """The weights that change in training: trainable parameters and every buffer (batch-norm statistics). A
+        frozen backbone is not saved again. Collective under FSDP (every rank calls it)."""
+        net = unwrap(self.model)
+        names = {n for n, p in net.named_parameters() if p.requires_grad} | {n for n, _ in net.named_buffers()}
+        return {k: v.clone() for k, v in full_state(self.model, self.dist).items() if k in names}
+
+    def state(self) -> dict:
+        """Everything a resumed run needs to take the same steps (tensors and plain values only)."""
+        rng = self.dist.gather([torch.get_rng_state()])
+        cuda = self.dist.gather([torch.cuda.get_rng_state()]) if torch.cuda.is_available() else None
+        return {"epoch": self.epoch, "batches_done": self.batches_done, "step": self.step,
+                "epoch_loss": self.epoch_loss, "history": self.history, "best": self.best,
+                "trained": self.trained_state(), "optimizer": optimizer_state(self.model, self.optimizer, self.dist),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng": rng, "cuda_rng": cuda}
+
+    def restore(self, state: dict) -> None:
+        """Continues where `state` was taken: weights, optimizer moments, schedule position, the random streams
+        (dropout, augmentation) and the position in the epoch."""
+        load_state(self.model, state["trained"], self.dist)
+        load_optimizer_state(self.model, self.optimizer, state["optimizer"], self.dist)
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        rank = self.dist.rank
+        torch.set_rng_state(state["rng"][rank])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda_rng"][rank])
+        self.epoch, self.batches_done, self.step = state["epoch"], state["batches_done"], state["step"]
+        self.epoch_loss, self.history, self.best = state["epoch_loss"], state["history"], state["best"]
+        where = (f"{self.batches_done} batches into epoch {self.epoch}" if self.batches_done
+                 else f"after epoch {self.epoch}")
+        self.events.emit("log", message=f"Resumed {where} (step {self.step}).")
+

@@ -1,4 +1,4 @@
-"""What trains under each strategy: which parameters require gradients, and their learning rates.
+"""What trains under each classification strategy: which parameters require gradients, and their learning rates.
 
 prepare() returns optimizer parameter groups; the model is changed in place (frozen weights, LoRA adapters).
 """
@@ -8,7 +8,7 @@ import sys
 
 from torch import nn
 
-from studio.engine.models import StudioClassifier
+from studio.engine.classifier import Classifier
 from studio.recipe import Recipe
 
 
@@ -17,12 +17,12 @@ def _params(model: nn.Module, names: list[str]) -> list[nn.Parameter]:
     return [lookup[name] for name in names]
 
 
-def _freeze_backbone(model: StudioClassifier) -> None:
+def _freeze_backbone(model: Classifier) -> None:
     model.backbone.requires_grad_(False)
     model.head.requires_grad_(True)
 
 
-def _add_lora(model: StudioClassifier, recipe: Recipe) -> None:
+def _add_lora(model: Classifier, recipe: Recipe) -> None:
     from peft import LoraConfig, get_peft_model
     backbone = model.backbone
     targets = [name.removeprefix("net.") for name in backbone.lora_targets()]
@@ -37,11 +37,11 @@ def _add_lora(model: StudioClassifier, recipe: Recipe) -> None:
 HEAD_LR_MULTIPLIER = 10.0
 
 
-def _head_group(model: StudioClassifier, lr: float) -> dict:
+def _head_group(model: Classifier, lr: float) -> dict:
     return {"params": list(model.head.parameters()), "lr": lr, "name": "head"}
 
 
-def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
+def prepare(model: Classifier, recipe: Recipe) -> list[dict]:
     """Sets requires_grad for the recipe's strategy; returns the optimizer's parameter groups."""
     lr = recipe.train.learning_rate
     strategy = recipe.strategy
@@ -71,12 +71,12 @@ def prepare(model: StudioClassifier, recipe: Recipe) -> list[dict]:
                            "name": f"block {len(blocks) - 1 - depth}"})
         return groups
     else:
-        raise ValueError(f"unknown strategy {strategy}")
+        raise ValueError(f"unknown strategy {strategy}")  # the recipe's checks make this unreachable
     return [_head_group(model, lr * HEAD_LR_MULTIPLIER),
             {"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": lr, "name": "backbone"}]
 
 
-def finalize(model: StudioClassifier) -> None:
+def finalize(model: Classifier) -> None:
     """Folds LoRA adapters into the backbone weights, so the saved model is a plain network."""
     if "peft" not in sys.modules:
         return  # no adapters were added; importing peft would cost a run ~1.6 s for nothing
@@ -89,3 +89,13 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable}
+
+
+def gradient_checkpointing(model: Classifier) -> str:
+    """Turns on activation recomputation where the backbone supports it; says in words what happened."""
+    net = model.backbone.net
+    if hasattr(net, "gradient_checkpointing_enable") and getattr(net, "supports_gradient_checkpointing", False):
+        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return "Gradient checkpointing is on: less memory, about a third slower."
+    return (f"Gradient checkpointing is not available for {model.backbone.family} models; training goes on "
+            "without it.")

@@ -1,0 +1,89 @@
+"""Behaviour around the loop, as callbacks: keep the best weights on disk, checkpoint for resuming (after every
+epoch, and every few minutes inside a long one), stop early when validation stops improving."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from studio.engine.distributed import load_state
+from studio.engine.loop import Callback, Loop
+
+
+class BestWeights(Callback):
+    """After an epoch with a lower validation loss than any before, its trained weights go to disk (only what
+    trains: a frozen backbone is not copied), never into a second copy in memory. `restore` loads them back."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        record = loop.history[-1]
+        if loop.best is not None and record["val_loss"] >= loop.best["val_loss"]:
+            return
+        loop.best = {"epoch": loop.epoch, "val_loss": record["val_loss"]}
+        state = loop.trained_state()  # collective under FSDP: every rank takes part
+        if loop.dist.is_main:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+            os.replace(tmp, self.path)
+        loop.dist.barrier()
+
+    def restore(self, loop: Loop) -> None:
+        if self.path.exists():
+            load_state(loop.model, load_file(str(self.path)), loop.dist)
+
+
+def save_state(path: Path, state: dict) -> None:
+    """Written beside and renamed: a kill mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state_file(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only: no code
+
+
+class Checkpoint(Callback):
+    """The loop's whole state (checkpoints/last.pt) after every epoch, and after the step that ends each
+    `every_s` seconds of a long epoch, so a crash or a stop loses minutes, not an epoch."""
+
+    def __init__(self, path: Path, every_s: float = 300.0):
+        self.path, self.every_s, self.last = path, every_s, time.monotonic()
+
+    def _save(self, loop: Loop) -> None:
+        state = loop.state()  # collective: every rank takes part
+        if loop.dist.is_main:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            save_state(self.path, state)
+        self.last = time.monotonic()
+
+    def on_step_end(self, loop: Loop) -> None:
+        # Every rank must decide alike, so rank 0's clock decides.
+        due = time.monotonic() - self.last >= self.every_s
+        if loop.dist.any(due and loop.dist.is_main):
+            self._save(loop)
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        self._save(loop)
+
+
+class EarlyStopping(Callback):
+    """Ends training after `patience` epochs without a lower validation loss (0: never), but not before
+    `min_epochs` epochs (a model trained from scratch needs a few before its validation loss means much)."""
+
+    def __init__(self, patience: int, min_epochs: int = 0):
+        self.patience, self.min_epochs = patience, min_epochs
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        best = (loop.best or {}).get("epoch", loop.epoch)
+        if (self.patience and loop.epoch - best >= self.patience and loop.epoch >= self.min_epochs
+                and loop.epoch < loop.config.epochs):
+            loop.stop = loop.stopped_early = True
+            loop.events.emit("log", message=f"Stopped early after epoch {loop.epoch}: validation loss has not "
+                             f"improved for {self.patience} epochs. Keeping epoch {best}.")

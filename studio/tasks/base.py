@@ -1,0 +1,75 @@
+"""What a task is: the vocabulary it adds to the recipe (strategies with their defaults and options, the data
+keys it reads), and the whole life of its models: data, training pipeline, prediction, exports, model card.
+
+A new task subclasses Task in its own module and registers an instance (studio.tasks.register); nothing outside
+the module asks which task it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from studio.recipe import DataSpec, Recipe
+from studio.runfolder import RunFolder
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    words: str  # the name a person reads, e.g. "Feature extraction"
+    explain: str  # one line: what it does and when it is the right choice
+    defaults: dict = field(default_factory=dict)  # train.* defaults: epochs, batch_size, learning_rate
+    options: dict = field(default_factory=dict)  # strategy_options: name → (type, default, low, high)
+
+
+class Task:
+    name: str  # the recipe's `task`
+    title: str  # plain words for the Model tab
+    modality: str  # what the model reads: image, text, audio, … (families build models by it)
+    strategies: dict[str, Strategy]
+    default_strategy: str
+    data_hint: str = ""  # what data.path should be, in words
+
+    # -- the recipe ----------------------------------------------------------------------------------------------
+    def data_keys(self, data: DataSpec) -> tuple[str, ...]:
+        """The data.* keys this task reads for this data (besides path and the validation keys)."""
+        return ()
+
+    def check_recipe(self, recipe: Recipe) -> None:
+        """Checks beyond the recipe's own (RecipeError naming the key)."""
+
+    def check_model(self, model: str, trust_remote_code: bool = False) -> str:
+        """Whether `model` can be used (config only, no weights): a sentence saying where it comes from, or
+        ModelError in words."""
+        raise NotImplementedError
+
+    # -- data -------------------------------------------------------------------------------------------------------
+    def accepts(self, path: Path) -> bool:
+        """Whether an uploaded file or folder looks like this task's data (the Data tab routes uploads by it)."""
+        return False
+
+    def load_data(self, spec: DataSpec, seed: int, uploads_dir: Path) -> Any:
+        """The data checked and split, with `.report` (a DataReport); DataError in words when it cannot be used."""
+        raise NotImplementedError
+
+    # -- training -----------------------------------------------------------------------------------------------------
+    def train(self, ctx) -> dict:
+        """Trains the recipe in ctx (a RunContext) start to finish, writing into its run folder; returns the
+        figures status.json keeps for the runs list (e.g. accuracy)."""
+        raise NotImplementedError
+
+    # -- a trained model ------------------------------------------------------------------------------------------
+    def predictor(self, folder: Path) -> Any:
+        """An object whose predict(inputs, top_k) answers for a saved model folder."""
+        raise NotImplementedError
+
+    def check_input(self, value: str) -> str | None:
+        """Why a command-line input (a file path or a text) cannot be given to predict(), or None."""
+        return None
+
+    exports: dict[str, Callable[[RunFolder], Path]] = {}  # export format → function writing it
+
+    def model_card(self, run: RunFolder) -> str:
+        """The README.md of a trained model, from the run folder's files."""
+        raise NotImplementedError

@@ -1,0 +1,105 @@
+"""A trained classifier's export formats: a standard transformers folder that pipeline() loads (Hugging Face
+models with their own classifier), ONNX checked against torch, and a zip of the whole model folder.
+
+Exports land inside the run's model folder (model/hf/, model/model.onnx), so the zip carries them too."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from studio import tasks
+from studio.engine import classifier
+from studio.engine.export import ONNX_FILE, ExportError, export_zip, model_folder, onnx_checked
+from studio.families.base import ModelInfo, last_linear_name
+from studio.families.hf import AUTO_CLASSES
+from studio.runfolder import EXAMPLES, RunFolder, write_json
+
+HF_DIR = "hf"
+
+
+def _task_of(folder: Path):
+    info = ModelInfo.read(folder)
+    return tasks.get(info.task), info
+
+
+def export_hf(run: RunFolder) -> Path:
+    """model/hf/: the architecture's own AutoModelFor…Classification with the studio's head as its final layer,
+    labels in config.json, and the tokenizer or processor."""
+    import transformers
+    folder = model_folder(run)
+    task, info = _task_of(folder)
+    if info.family != "hf":
+        raise ExportError(f"{info.model} is not a Hugging Face model, so there is no transformers format for it. "
+                          "Use the ONNX export, or load the model folder as its README.md shows.")
+    if info.pooling != "head":
+        raise ExportError(f"{info.model} is a sentence encoder: it averages its token states, which no standard "
+                          "transformers classifier does, so pipeline() cannot reproduce it. Use the ONNX export, "
+                          "or load the model folder as its README.md shows.")
+    model, _ = classifier.load(folder, task.modality)
+    config = transformers.AutoConfig.from_pretrained(folder)
+    config.id2label = dict(enumerate(info.labels))
+    config.label2id = {label: i for i, label in enumerate(info.labels)}
+    config.num_labels = len(info.labels)
+    net = getattr(transformers, AUTO_CLASSES[task.modality]).from_config(config)
+    state = model.backbone.net.state_dict()  # its final linear layer was cut (an Identity, without weights)
+    final = model.head[-1]
+    name = last_linear_name(net)
+    state[f"{name}.weight"], state[f"{name}.bias"] = final.weight, final.bias
+    net.load_state_dict(state)  # strict: every weight of the standard classifier comes from the trained model
+    out = folder / HF_DIR
+    net.save_pretrained(out)
+    task.save_processor(info, folder, out)
+    return out
+
+
+class _NamedInputs(nn.Module):
+    """ONNX graphs take tensors, not a dict: named inputs in, logits out."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *tensors):
+        return self.model(dict(zip(self.names, tensors)))
+
+
+def _examples(run: RunFolder, count: int = 4) -> list[str]:
+    """A few real validation examples (the run's saved examples; files inside the run folder)."""
+    listed = [e["input"] for e in (run.read(EXAMPLES) or {}).get("examples", [])][:count]
+    return [str(run.path / e) if (run.path / e).is_file() else e for e in listed]
+
+
+def export_onnx(run: RunFolder) -> Path:
+    """model/model.onnx (batch, and sequence length where there is one, dynamic), onnx_preprocessing.json and
+    onnx_check.json (the largest difference from torch on real examples)."""
+    folder = model_folder(run)
+    task, info = _task_of(folder)
+    model, _ = classifier.load(folder, task.modality)
+    encoder = task.encoder(info, str(folder), augment=False)
+    inputs = encoder.batch(_examples(run) or task.onnx_fallback_inputs(info))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    if isinstance(inputs, dict):
+        names = list(inputs)
+        module: nn.Module = _NamedInputs(model, names)
+        args = tuple(inputs[n] for n in names)
+        length = torch.export.Dim("sequence", min=2, max=info.preprocessing.get("max_length", 4096))
+        shapes = tuple({0: batch, 1: length} for _ in names)
+    else:
+        names, module, args, shapes = ["pixel_values"], model, (inputs,), ({0: batch},)
+    check = onnx_checked(module, args, names, shapes, folder / ONNX_FILE)
+    write_json(folder / "onnx_check.json", check)
+    write_json(folder / "onnx_preprocessing.json", {"inputs": names, "output": "logits", "labels": info.labels,
+                                                    **task.onnx_preprocessing(info)})
+    return folder / ONNX_FILE
+
+
+def export_model_zip(run: RunFolder) -> Path:
+    from studio.tasks.classification_card import write_card
+    task, _ = _task_of(model_folder(run))
+    write_card(task, run)  # rewritten from the run folder, so the card matches the metrics on disk
+    return export_zip(run)
+
+
+EXPORTS = {"zip": export_model_zip, "hf": export_hf, "onnx": export_onnx}
