@@ -23,17 +23,18 @@ def peak_tflops(device_name: str) -> float | None:
 def step_flops(model: str, task: str, batch_size: int, seq_len: int, device, amp) -> tuple[float, int]:
     """(FLOPs of one forward + backward of the studio's classifier, its parameter count); full fine-tuning."""
     from torch.utils.flop_counter import FlopCounterMode
-    from studio.engine.models import StudioClassifier, build_backbone
-    backbone, info = build_backbone(model, "text-classification" if task == "text" else "image-classification",
-                                    pretrained=True)
-    clf = StudioClassifier(backbone, 4).to(device).train()
+    from studio import tasks
+    from studio.engine.classifier import Classifier
+    task_name = "text-classification" if task == "text" else "image-classification"
+    backbone, info, _ = tasks.get(task_name).backbone(model, pretrained=True)
+    clf = Classifier(backbone, 4).to(device).train()
     if task == "text":
         vocab = backbone.net.config.vocab_size
         inputs = {"input_ids": torch.randint(1000, vocab, (batch_size, seq_len), device=device),
                   "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long, device=device),
                   "token_type_ids": torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)}
     else:
-        size = info.preprocessing.image_size
+        size = info.preprocessing["image_size"]
         inputs = torch.randn(batch_size, 3, size, size, device=device)
     targets = torch.zeros(batch_size, dtype=torch.long, device=device)
     counter = FlopCounterMode(display=False)

@@ -1,6 +1,6 @@
-"""The studio's side of each comparison, always through its real path: a Recipe handed to the JobManager, which
-runs studio.engine.runner.execute in its trainer thread (data loading and validation, model building, strategy,
-loop, evaluation, saved model). The bench only listens: a Callback stamps the time at the end of each step."""
+"""The studio's side of each comparison, always through its real path: a Recipe handed to the JobManager. Runs a
+user makes go through a worker process (its spare worker already started, as in the UI); the lockstep training
+ratios run in-process (JobManager(in_process=True)), where a Callback stamps the time at the end of each step."""
 from __future__ import annotations
 
 import json
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from studio.engine.events import read_events
 from studio.engine.jobs import JobManager
 from studio.engine.loop import Callback
 from studio.recipe import DataSpec, Recipe, TrainSpec
+from studio.runfolder import RunFolder
 from studio.workspace import Workspace
 
 
@@ -86,7 +86,7 @@ class Lockstep(Callback):
         first = True
         while True:
             while not self.bench_turn.wait(1.0):
-                if job.done.is_set():
+                if job.done:
                     raise RuntimeError(f"the studio run ended {job.status.get('status')} after "
                                        f"{len(self.studio_s) + 1} steps: {job.status.get('error')}")
             self.bench_turn.clear()
@@ -145,14 +145,14 @@ def recipe(task: str, model: str, data: str, strategy: str, validation_path: str
 def run(manager: JobManager, rec: Recipe, callbacks=(), timeout: float = 3600) -> dict:
     """Starts the recipe through the job API and waits; returns wall time (start() to done), status, events."""
     start, cpu = time.perf_counter(), time.process_time()
-    job = manager.start(rec, callbacks=list(callbacks))
+    job = manager.start(rec, callbacks=list(callbacks)) if callbacks else manager.start(rec)
     if not job.wait(timeout):
         job.cancel()
         job.wait(60)
         raise RuntimeError(f"studio run {job.run_id} did not finish in {timeout:.0f} s")
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     status = job.status
-    return {"wall_s": wall, "cpu_s": cpu, "status": status, "events": read_events(job.run_dir), "run_dir": job.run_dir,
+    return {"wall_s": wall, "cpu_s": cpu, "status": status, "events": RunFolder(job.run_dir).events(), "run_dir": job.run_dir,
             "job": job}
 
 
@@ -203,5 +203,46 @@ def throughput(manager: JobManager, task: str, model: str, data: str, strategy: 
     return out
 
 
-def new_manager(root: Path) -> JobManager:
-    return JobManager(Workspace(root))
+def new_manager(root: Path, in_process: bool = False, warm_s: float = 20.0) -> JobManager:
+    """The job manager a user's studio has: runs in worker processes, a spare worker started ahead (given
+    `warm_s` seconds to import its libraries, as a UI open for a while has). in_process: the tests' and lockstep
+    path."""
+    manager = JobManager(Workspace(root), in_process=in_process, spare=not in_process)
+    if not in_process:
+        deadline = time.time() + warm_s
+        while time.time() < deadline and not spare_ready(manager):
+            time.sleep(0.2)
+    return manager
+
+
+def spare_ready(manager: JobManager) -> bool:
+    """Whether the spare worker has imported its libraries (it then waits on its stdin, sleeping)."""
+    spare = manager._spare
+    if spare is None or spare.poll() is not None:
+        return False
+    try:
+        state = Path(f"/proc/{spare.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cpu = sum(int(x) for x in Path(f"/proc/{spare.pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+    except OSError:
+        return False
+    previous = getattr(manager, "_bench_cpu", None)
+    manager._bench_cpu = cpu
+    return state == "S" and previous == cpu  # asleep, and no CPU time used since the last look
+
+
+def first_step_s(manager: JobManager, rec: Recipe, timeout: float = 600) -> float:
+    """Seconds from start() to the run's first step event; the run is then stopped."""
+    start = time.time()
+    job = manager.start(rec)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = next((e for e in job.events() if e["type"] == "step"), None)
+        if step is not None:
+            job.cancel()
+            job.wait(120)
+            return step["time"] - start
+        if job.done:
+            raise RuntimeError(f"studio run ended {job.status.get('status')} before its first step: "
+                               f"{job.status.get('error')}")
+        time.sleep(0.02)
+    raise RuntimeError("no step within the timeout")

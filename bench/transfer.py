@@ -15,11 +15,12 @@ from bench import plain
 
 def scratch_with_budget(model: str, train: tuple, val: tuple, num_labels: int, budget_s: float, batch_size: int,
                         lr: float, num_workers: int, device, amp) -> dict:
-    from studio.engine.models import StudioClassifier, build_backbone
-    backbone, info = build_backbone(model, "image-classification", pretrained=False)
+    from studio import tasks
+    from studio.engine.classifier import Classifier
+    backbone, info, _ = tasks.get("image-classification").backbone(model, pretrained=False)
     prep = info.preprocessing
-    prep = plain.ImagePrep(prep.image_size, prep.resize_size, tuple(prep.mean), tuple(prep.std))
-    clf = StudioClassifier(backbone, num_labels).to(device)
+    prep = plain.ImagePrep(prep["image_size"], prep["resize_size"], tuple(prep["mean"]), tuple(prep["std"]))
+    clf = Classifier(backbone, num_labels).to(device)
     optimizer = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=0.01)
     loader = plain.image_loader(*train, prep, batch_size, True, True, num_workers, device)
     start = time.perf_counter()

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HELPDESK_CSV = ASSETS / "examples" / "helpdesk.csv"
+SHAPES_DIR = ASSETS / "examples" / "shapes"
 SHAPES = ("circle", "square", "triangle")
 
 
@@ -43,4 +44,4 @@ def make_shapes(dest: Path, per_class: int = 60, size: int = 96, seed: int = 0) 
 
 
 if __name__ == "__main__":  # regenerates the bundled example images
-    make_shapes(ASSETS / "examples" / "shapes", per_class=40)
+    make_shapes(SHAPES_DIR, per_class=40)

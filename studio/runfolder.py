@@ -219,7 +219,9 @@ class RunFolder:
     def request_cancel(self) -> None:
         (self.path / CANCEL).touch()
         status = self.status()
-        if status.get("status") in ACTIVE and alive(status.get("pid"), status.get("pid_started")):
+        worker = status.get("pid")
+        # Not this process: a run trained in-process (tests) polls the file instead of handling the signal.
+        if status.get("status") in ACTIVE and worker != os.getpid() and alive(worker, status.get("pid_started")):
             import signal
             try:
                 os.kill(int(status["pid"]), signal.SIGUSR1)
@@ -250,7 +252,7 @@ def mark_interrupted(run_dirs: list[Path], reason: str = "") -> list[str]:
         status.update(status="interrupted", updated=time.time(),
                       message="The training process stopped while this run was in progress"
                               + (f" ({reason})" if reason else "")
-                              + ". Resume it to continue from its last finished epoch.")
+                              + ". Resume it to continue from its last checkpoint (the end of an epoch, or at most a few minutes back).")
         write_json(run.path / STATUS, status)
         marked.append(run.id)
     return marked

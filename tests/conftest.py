@@ -7,6 +7,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The device queue is machine-wide; the tests' runs queue among themselves, not behind a studio left running here.
+if "STUDIO_LOCK_DIR" not in os.environ:
+    import tempfile
+    os.environ["STUDIO_LOCK_DIR"] = tempfile.mkdtemp(prefix="studio-test-locks-")
 
 import pytest  # noqa: E402
 

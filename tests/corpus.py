@@ -484,7 +484,7 @@ CASES: list[Case] = [
     Case("zip-unsupported-version", "data", zip_new_version, (r"future\.zip is not a valid \.zip",)),
     Case("zip-password", "data", zip_encrypted, (r"secret\.zip is password-protected",)),
     Case("zip-empty", "data", zip_empty, (r"nothing\.zip is an empty \.zip",)),
-    Case("csv-for-an-image-task", "data", csv_for_images, (r"table\.csv is not a folder or a \.zip",)),
+    Case("csv-for-an-image-task", "data", csv_for_images, (r"data\.path_column", r"column that holds each image")),
     # text tables
     Case("csv-not-utf8", "data", text_file("cafe.csv", _cp1252), (r"cafe\.csv is not UTF-8", r"Windows-1252"),
          "accepted", browser=True),

@@ -57,3 +57,10 @@ def start_server(command: list[str], port: int, log_path: Path, **popen) -> subp
                 process.kill()
                 raise RuntimeError(f"the studio did not start: {Path(log_path).read_text()[-3000:]}") from None
             time.sleep(0.5)
+
+
+def build_backbone(model: str, task: str, pretrained: bool, trust_remote_code: bool = False, max_length: int = 128):
+    """(backbone, ModelInfo) through the task, as a run builds them."""
+    from studio import tasks
+    backbone, info, _ = tasks.get(task).backbone(model, pretrained, trust_remote_code, max_length)
+    return backbone, info

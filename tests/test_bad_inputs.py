@@ -8,15 +8,17 @@ import os
 import re
 import subprocess
 import sys
+from functools import partialmethod
 from pathlib import Path
 
 import pytest
 
 from corpus import CASES, BY_ID, IMAGE, Case, Input, Models
-from studio import cli
+from studio import cli, tasks
 from studio import recipe as recipes
-from studio.engine.data import DataError, load_dataset
-from studio.engine.models import ModelError, build_backbone
+from studio.engine import jobs
+from studio.engine.data import DataError
+from studio.families.base import ModelError
 from studio.recipe import DataSpec, Recipe, TrainSpec
 from studio.workspace import CACHE_VARIABLES, Workspace
 
@@ -77,10 +79,10 @@ def engine_answer(box: Sandbox) -> tuple[str, Exception | None]:
     """What the engine API says about the case: the error, or the data report's warnings and skipped items."""
     try:
         recipe = recipes.load(box.recipe)
-        data = load_dataset(recipe.data, recipe.task, seed=0, uploads_dir=Workspace(box.ws).uploads_dir)
+        task = tasks.get(recipe.task)
+        data = task.load_data(recipe.data, seed=0, uploads_dir=Workspace(box.ws).uploads_dir)
         if box.case.layer == "model":
-            build_backbone(recipe.model, recipe.task, pretrained=True, max_length=recipe.data.max_length,
-                           trust_remote_code=recipe.trust_remote_code)
+            task.build_backbone(recipe.resolved())
     except (recipes.RecipeError, DataError, ModelError) as exc:
         return str(exc), exc
     report = data.report
@@ -107,9 +109,11 @@ def test_engine_api(case, tmp_path, models, monkeypatch):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_command_line(case, tmp_path, models, monkeypatch, capsys):
     """`studio train RECIPE` in this process: refused cases exit non-zero with one line that names the problem;
-    accepted cases train and print the warning."""
+    accepted cases train and print the warning. The run trains in-process here (a worker process per case would
+    cost its start-up 82 times); test_command_line_in_a_new_process takes the real path."""
     box = Sandbox(tmp_path, case, models)
     box.env(monkeypatch)
+    monkeypatch.setattr(jobs.JobManager, "__init__", partialmethod(jobs.JobManager.__init__, in_process=True))
     code = cli.main(["--workspace", str(box.ws), "train", str(box.recipe)])
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err

@@ -5,13 +5,15 @@ import pytest
 from PIL import Image
 
 from helpers import write_text_csv
-from studio.engine.data import DataError, load_dataset, open_rgb
+from studio import tasks
+from studio.engine.data import DataError
+from studio.engine.data.images import open_rgb
 from studio.examples import make_shapes
 from studio.recipe import DataSpec
 
 
 def load(path, task="image-classification", **spec):
-    return load_dataset(DataSpec(path=str(path), **spec), task, seed=0, uploads_dir=path.parent / "uploads")
+    return tasks.get(task).load_data(DataSpec(path=str(path), **spec), seed=0, uploads_dir=path.parent / "uploads")
 
 
 def test_unreadable_images_are_skipped_and_listed(tmp_path):
@@ -82,7 +84,7 @@ def test_split_is_stratified_and_repeatable(tmp_path):
 def test_text_csv_and_jsonl(tmp_path):
     csv_path = write_text_csv(tmp_path / "t.csv", per_class=5)
     data = load(tmp_path / "t.csv", task="text-classification")
-    assert data.classes == ["food", "sports", "tech"] and data.kind == "text"
+    assert data.classes == ["food", "sports", "tech"] and data.report.kind == "text"
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text("\n".join(json.dumps({"body": f"text {i}", "tag": "ab"[i % 2]}) for i in range(8)))
     data = load(jsonl, task="text-classification", text_column="body", label_column="tag")

@@ -19,7 +19,7 @@ from studio.workspace import Workspace
 
 @pytest.fixture
 def manager(tmp_path):
-    return JobManager(Workspace(tmp_path / "ws"))
+    return JobManager(Workspace(tmp_path / "ws"), in_process=True)
 
 
 def run(manager, recipe, callbacks=()):

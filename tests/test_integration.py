@@ -1,9 +1,11 @@
 """The offline pretrained models on small real data (EfficientNet-Lite0 and MiniLM ship inside PyPI packages)."""
 import pytest
 
+from helpers import build_backbone
 from studio.engine import strategies
+from studio.engine.classifier import Classifier
 from studio.engine.jobs import JobManager
-from studio.engine.models import EfficientNetLiteBackbone, StudioClassifier, build_backbone
+from studio.families.efficientnet_lite import EfficientNetLiteBackbone
 from studio.examples import HELPDESK_CSV, make_shapes
 from studio.recipe import DataSpec, Recipe
 from studio.workspace import Workspace
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def manager(tmp_path_factory):
-    return JobManager(Workspace(tmp_path_factory.mktemp("ws")))
+    return JobManager(Workspace(tmp_path_factory.mktemp("ws")), in_process=True)  # counts backbone calls
 
 
 def run(manager, recipe):
@@ -53,7 +55,7 @@ def test_minilm_lora_trains_only_adapters_and_head(manager):
                     strategy="lora").resolved()
     recipe.train.epochs = 3
     backbone, _ = build_backbone(recipe.model, recipe.task, pretrained=True)
-    model = StudioClassifier(backbone, 5)
+    model = Classifier(backbone, 5)
     strategies.prepare(model, recipe)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trained == {n for n in trained if "lora_" in n or n.startswith("head.")}

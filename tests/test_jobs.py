@@ -1,15 +1,16 @@
-"""Runs through the job API on tiny models: run folders, events, cancel, failure, feature caching."""
+"""Runs through the job API on tiny models: run folders, events, cancel, failure, feature caching. These run
+in-process (JobManager(in_process=True)) to hook into the loop; test_worker.py covers the worker processes."""
 import json
 import threading
 
 import pytest
 
 from helpers import make_recipe
-from studio.engine import events as event_files
 from studio.engine.inference import Predictor
 from studio.engine.jobs import JobManager
 from studio.engine.loop import Callback
-from studio.engine.models import HFBackbone
+from studio.families.hf import HFBackbone
+from studio.runfolder import RunFolder
 from studio.workspace import Workspace
 
 RUN_FILES = {"recipe.yaml", "events.jsonl", "status.json", "labels.json", "eval.json", "data_report.json", "model"}
@@ -17,7 +18,7 @@ RUN_FILES = {"recipe.yaml", "events.jsonl", "status.json", "labels.json", "eval.
 
 @pytest.fixture
 def manager(tmp_path):
-    return JobManager(Workspace(tmp_path / "ws"))
+    return JobManager(Workspace(tmp_path / "ws"), in_process=True)
 
 
 def finish(job, timeout=120):
@@ -35,7 +36,7 @@ def test_every_strategy_trains_and_saves_a_model(manager, tiny_bert, text_csv, s
     assert {"accuracy", "macro_f1", "loss", "per_class", "confusion_matrix"} <= report.keys()
     assert set(report["per_class"]) == {"food", "sports", "tech"}
     assert sum(map(sum, report["confusion_matrix"])) == report["num_examples"] == 6
-    events = event_files.read_events(job.run_dir)
+    events = RunFolder(job.run_dir).events()
     steps = [e for e in events if e["type"] == "step"]
     epochs = [e for e in events if e["type"] == "epoch"]
     assert len(epochs) == 2 and steps[-1]["step"] == steps[-1]["total_steps"]
@@ -94,7 +95,7 @@ def test_cancel_mid_epoch_ends_cancelled_and_the_next_run_works(manager, tiny_be
     status = finish(job)
     assert status["status"] == "cancelled"
     assert json.loads((job.run_dir / "status.json").read_text())["status"] == "cancelled"
-    steps = [e["step"] for e in event_files.read_events(job.run_dir) if e["type"] == "step"]
+    steps = [e["step"] for e in RunFolder(job.run_dir).events() if e["type"] == "step"]
     assert max(steps) == 2  # stopped within one step
     assert not (job.run_dir / "model").exists()
     after = manager.start(make_recipe("text", tiny_bert, text_csv, "full"))

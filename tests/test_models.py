@@ -2,8 +2,11 @@
 import pytest
 import torch
 
+from helpers import build_backbone
 from studio import catalog
-from studio.engine.models import ModelError, StudioClassifier, build_backbone, load_model, save_model
+from studio.engine import classifier
+from studio.engine.classifier import Classifier
+from studio.families.base import ModelError
 
 TORCHVISION = [card.name for card in catalog.CATALOG if card.source == "torchvision"]
 
@@ -11,7 +14,7 @@ TORCHVISION = [card.name for card in catalog.CATALOG if card.source == "torchvis
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_backbones_give_features_and_blocks(name):
     backbone, info = build_backbone(name, "image-classification", pretrained=False)
-    size = info.preprocessing.image_size
+    size = info.preprocessing["image_size"]
     with torch.no_grad():
         features = backbone.eval()(torch.randn(1, 3, size, size))
     assert features.shape == (1, backbone.feature_dim)
@@ -29,7 +32,7 @@ def test_torchvision_pretrained_weights_load_from_the_torch_cache(tmp_path, monk
     torch.save(saved, cache / weights.url.rsplit("/", 1)[-1])
     backbone, info = build_backbone("resnet18", "image-classification", pretrained=True)
     assert torch.equal(backbone.net.layer4[1].conv2.weight, saved["layer4.1.conv2.weight"])
-    assert info.preprocessing.image_size == 224 and info.preprocessing.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert info.preprocessing["image_size"] == 224 and info.preprocessing["mean"] == pytest.approx((0.485, 0.456, 0.406))
 
 
 def test_unknown_hub_id_offline_lists_offline_models():
@@ -50,13 +53,13 @@ def built(request, tiny_bert, tiny_vit):
                    "torchvision": ("image-classification", "resnet18")}[request.param]
     backbone, info = build_backbone(model, task, pretrained=request.param not in ("torchvision", "efficientnet"))
     info.labels = ["a", "b", "c"]
-    if info.preprocessing.kind == "text":
+    if task == "text-classification":
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(model)
         batch = dict(tok(["hello there", "a longer sentence here"], padding=True, return_tensors="pt"))
-        return StudioClassifier(backbone, 3), info, tok, batch
-    size = info.preprocessing.image_size
-    return StudioClassifier(backbone, 3), info, None, torch.randn(2, 3, size, size)
+        return Classifier(backbone, 3), info, tok, batch
+    size = info.preprocessing["image_size"]
+    return Classifier(backbone, 3), info, None, torch.randn(2, 3, size, size)
 
 
 def test_saved_model_reloads_with_identical_outputs(built, tmp_path):
@@ -64,8 +67,10 @@ def test_saved_model_reloads_with_identical_outputs(built, tmp_path):
     model.eval()
     with torch.no_grad():
         expected = model(batch)
-    save_model(model, info, tmp_path / "model", tokenizer)
-    loaded, loaded_info = load_model(tmp_path / "model")
+    classifier.save(model, info, tmp_path / "model")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp_path / "model")
+    loaded, loaded_info = classifier.load(tmp_path / "model", "text" if tokenizer is not None else "image")
     with torch.no_grad():
         assert torch.allclose(loaded(batch), expected, atol=1e-5)
     assert loaded_info.labels == ["a", "b", "c"] and loaded_info.family == info.family

@@ -1,6 +1,7 @@
 import pytest
 
 from studio import recipe as recipes
+from studio import tasks
 from studio.recipe import RecipeError
 
 GOOD = """
@@ -23,10 +24,33 @@ def test_yaml_round_trip_keeps_every_value():
 def test_resolved_fills_strategy_defaults_but_keeps_user_values():
     resolved = recipes.from_yaml(GOOD).resolved()
     assert resolved.train.epochs == 2 and resolved.train.learning_rate == 0.001
-    assert resolved.train.batch_size == recipes.STRATEGY_DEFAULTS["lora"]["batch_size"]
+    strategies = tasks.get("text-classification").strategies
+    assert resolved.train.batch_size == strategies["lora"].defaults["batch_size"]
     assert resolved.strategy_options == {"lora_r": 4, "lora_alpha": 16.0, "lora_dropout": 0.05}
-    fe = recipes.from_dict({"data": {"path": "x"}, "strategy": "feature-extraction"}).resolved()
-    assert fe.train.epochs == recipes.STRATEGY_DEFAULTS["feature-extraction"]["epochs"]
+    fe = recipes.from_dict({"data": {"path": "x"}}).resolved()  # no strategy: the task's default
+    assert fe.strategy == "feature-extraction"
+    assert fe.train.epochs == strategies["feature-extraction"].defaults["epochs"]
+
+
+@pytest.mark.parametrize("text, key", [
+    ("data: {path: x}\ntrain: {devices: many}", "'train.devices'"),
+    ("data: {path: x}\ntrain: {devices: 0}", "'train.devices'"),
+    ("data: {path: x}\ntrain: {distributed: zero3}", "'train.distributed'"),
+    ("data: {path: x}\ntrain: {gradient_accumulation_steps: 0}", "'train.gradient_accumulation_steps'"),
+    ("data: {path: x}\ntrain: {gradient_checkpointing: maybe}", "'train.gradient_checkpointing'"),
+    ("data: {path: x}\nstrategy: feature-extraction\ntrain: {distributed: fsdp}", "'train.distributed'"),
+    ("data: {path: x, max_length: 64}", "'data.max_length'"),  # images read no tokens
+    ("data: {path: x.csv, text_column: t}\ntask: image-classification", "'data.text_column'"),
+    ("data: {path: x.csv, label_column: l}", "'data.path_column'"),  # a table of images needs its path column
+])
+def test_new_train_keys_and_keys_a_task_does_not_read_are_refused_by_name(text, key):
+    with pytest.raises(RecipeError, match=key):
+        recipes.from_yaml(text)
+
+
+def test_devices_take_a_number_or_all():
+    assert recipes.from_yaml("data: {path: x}\ntrain: {devices: all}").train.devices == "all"
+    assert recipes.from_yaml("data: {path: x}\ntrain: {devices: 2}").train.devices == 2
 
 
 @pytest.mark.parametrize("text, key", [

@@ -115,7 +115,8 @@ def test_run_folders_stay_inside_the_workspace_whatever_the_model_is_called(tmp_
 
 
 def test_trust_remote_code_is_off_unless_the_box_is_ticked(tmp_path):
-    from studio.engine.models import ModelError, build_backbone
+    from helpers import build_backbone
+    from studio.families.base import ModelError
     from studio.recipe import Recipe
     from studio.ui.session import new_session
     assert Recipe().trust_remote_code is False and new_session()["recipe"]["trust_remote_code"] is False
@@ -132,8 +133,9 @@ def test_trusted_code_runs_and_its_modules_stay_in_the_workspace(tmp_path):
     home, ws = tmp_path / "home", tmp_path / "ws"
     home.mkdir()
     script = ("import sys, torch; from studio.workspace import confine_caches; confine_caches(sys.argv[2]); "
-              "from studio.engine.models import build_backbone; "
-              "b, info = build_backbone(sys.argv[1], 'image-classification', pretrained=False, trust_remote_code=True); "
+              "from studio import tasks; "
+              "b, info, _ = tasks.get('image-classification').backbone(sys.argv[1], pretrained=False, "
+              "trust_remote_code=True); "
               "print(tuple(b(torch.zeros(1, 3, 32, 32)).shape), info.trust_remote_code)")
     env = {k: v for k, v in os.environ.items() if k not in CACHE_VARIABLES and k != "HF_HOME"}
     result = subprocess.run([sys.executable, "-c", script, folder, str(ws)], capture_output=True, text=True,

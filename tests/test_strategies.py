@@ -2,16 +2,16 @@
 import pytest
 import torch
 
-from helpers import make_recipe
+from helpers import build_backbone, make_recipe
 from studio.engine import strategies
-from studio.engine.models import StudioClassifier, build_backbone
+from studio.engine.classifier import Classifier
 
 
 def build(family_model, strategy, options=None, lr=1e-3):
     task, model = family_model
     recipe = make_recipe(task, model, "unused", strategy, options, learning_rate=lr).resolved()
     backbone, _ = build_backbone(model, recipe.task, pretrained=strategy != "scratch")
-    classifier = StudioClassifier(backbone, 3)
+    classifier = Classifier(backbone, 3)
     groups = strategies.prepare(classifier, recipe)
     return classifier, groups, recipe
 
@@ -33,9 +33,9 @@ def family(request, tiny_bert, tiny_vit):
 @pytest.fixture(autouse=True)
 def no_torchvision_download(monkeypatch):
     """torchvision backbones are built without their ImageNet weights here (those need internet)."""
-    from studio.engine import models
-    original = models.TorchvisionBackbone.__init__
-    monkeypatch.setattr(models.TorchvisionBackbone, "__init__",
+    from studio.families import torchvision
+    original = torchvision.TorchvisionBackbone.__init__
+    monkeypatch.setattr(torchvision.TorchvisionBackbone, "__init__",
                         lambda self, arch, pretrained: original(self, arch, False))
 
 

@@ -50,8 +50,8 @@ def load_state_file(path: Path) -> dict:
 
 
 class Checkpoint(Callback):
-    """The loop's whole state (checkpoints/last.pt) after every epoch, and after the step that ends each
-    `every_s` seconds of a long epoch, so a crash or a stop loses minutes, not an epoch."""
+    """The loop's whole state (checkpoints/last.pt) after every epoch, after the step that ends each `every_s`
+    seconds of a long epoch, and when the run is stopped: a crash loses minutes, a stop nothing."""
 
     def __init__(self, path: Path, every_s: float = 300.0):
         self.path, self.every_s, self.last = path, every_s, time.monotonic()
@@ -71,6 +71,9 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, loop: Loop) -> None:
         self._save(loop)
+
+    def on_cancel(self, loop: Loop) -> None:
+        self._save(loop)  # stopped between two steps: resuming continues from this one
 
 
 class EarlyStopping(Callback):

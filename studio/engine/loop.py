@@ -34,6 +34,8 @@ class Callback:
 
     def on_epoch_end(self, loop: "Loop") -> None: ...
 
+    def on_cancel(self, loop: "Loop") -> None: ...
+
 
 class Metrics(Protocol):
     """Streaming metrics over a validation pass: `update` per batch, `result` once (summed across ranks). The
@@ -129,6 +131,16 @@ class Loop:
 
     # -- training ------------------------------------------------------------------------------------------------
     def run(self) -> dict:
+        """Trains to the last epoch (or until a callback stops it); a stop request ends it between two steps,
+        after the callbacks' on_cancel (a checkpoint there: resuming continues from that very step)."""
+        try:
+            return self._run()
+        except Cancelled:
+            for callback in self.callbacks:
+                callback.on_cancel(self)
+            raise
+
+    def _run(self) -> dict:
         cfg, model = self.config, self.model
         self.started = time.perf_counter()
         train_time, samples, first_step = 0.0, 0, self.step

@@ -81,8 +81,12 @@ def _check_modality(config, ref: str, task: str, modality: str) -> None:
     found = config_modality(config)
     if found not in ("unknown", modality):
         names = ", ".join(card.name for card in catalog.for_task(task))
-        raise ModelError(f"'{ref}' is a {found} model ({getattr(config, 'model_type', 'unknown')}), not a "
-                         f"{modality} model. Choose a {modality} model, such as: {names}.")
+        raise ModelError(f"'{ref}' is {_a(found)} model ({getattr(config, 'model_type', 'unknown')}), not "
+                         f"{_a(modality)} model. Choose {_a(modality)} model, such as: {names}.")
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def load_config(ref: str, task: str, modality: str, trust_remote_code: bool = False):
@@ -167,7 +171,7 @@ class HFBackbone(Backbone):
             self.feature_dim = cut_classifier(net)
         self.net = net
         self.layers = "net." + _longest_module_list(net)
-        self.preprocessing = PREPROCESSING[modality](ref, trust_remote_code, task)
+        self.preprocessing: dict = {}  # build() reads it from the model's own files
 
     def forward(self, inputs):
         if self.pooling == "mean":
@@ -226,7 +230,9 @@ PREPROCESSING = {"image": _image_settings, "text": lambda ref, trust, task: {}, 
 
 def build(ref: str, task: str, modality: str, pretrained: bool, trust_remote_code: bool = False) -> Backbone:
     pooling = "mean" if modality == "text" and sentence_pooling(ref) else "head"
-    return HFBackbone(ref, task, modality, pretrained, pooling, trust_remote_code)
+    backbone = HFBackbone(ref, task, modality, pretrained, pooling, trust_remote_code)
+    backbone.preprocessing = PREPROCESSING[modality](ref, trust_remote_code, task)
+    return backbone
 
 
 def rebuild(info, folder: Path, modality: str) -> Backbone:

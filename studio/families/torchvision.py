@@ -33,7 +33,7 @@ class TorchvisionBackbone(Backbone):
         except (OSError, RuntimeError) as exc:  # URLError is an OSError; a broken download is a RuntimeError
             raise ModelError(
                 f"Could not download the pretrained weights of '{arch}' ({exc.__class__.__name__}). This needs "
-                f"internet once. Models that work offline: {', '.join(catalog.offline_names("image-classification"))}."
+                f"internet once. Models that work offline: {', '.join(catalog.offline_names('image-classification'))}."
             ) from None
         self.feature_dim = cut_classifier(net)
         self.net = net

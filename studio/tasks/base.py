@@ -15,6 +15,14 @@ from studio.runfolder import RunFolder
 
 
 @dataclass(frozen=True)
+class Example:
+    """Bundled data a person can try with one click."""
+    id: str  # e.g. "shapes": the Data tab's button is #example-<id>
+    words: str  # e.g. "shapes (images)"
+    path: Path
+
+
+@dataclass(frozen=True)
 class Strategy:
     name: str
     words: str  # the name a person reads, e.g. "Feature extraction"
@@ -30,6 +38,11 @@ class Task:
     strategies: dict[str, Strategy]
     default_strategy: str
     data_hint: str = ""  # what data.path should be, in words
+    examples: tuple[Example, ...] = ()
+    file_kind = None  # a FileKind when the data can be files added class by class (images, clips)
+    table_item_key: str | None = None  # the data.* key naming a table's example column (text_column, path_column)
+    item_column_words: str = "Column with the examples"
+    item_column_guesses: tuple[str, ...] = ()  # likely names of that column, for the Data tab's first guess
 
     # -- the recipe ----------------------------------------------------------------------------------------------
     def data_keys(self, data: DataSpec) -> tuple[str, ...]:
@@ -43,6 +56,10 @@ class Task:
         """Whether `model` can be used (config only, no weights): a sentence saying where it comes from, or
         ModelError in words."""
         raise NotImplementedError
+
+    def recommend(self, train_counts: dict[str, int], device_type: str) -> tuple[str, str]:
+        """(the strategy to try first, why in words) for this data on this device."""
+        return self.default_strategy, "The usual first choice for this task."
 
     # -- data -------------------------------------------------------------------------------------------------------
     def accepts(self, path: Path) -> bool:

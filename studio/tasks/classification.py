@@ -48,6 +48,7 @@ STRATEGIES = {s.name: s for s in (
              {"epochs": 10, "batch_size": 32, "learning_rate": 1e-3}),
 )}
 TABLE_SUFFIXES = (".csv", ".jsonl")
+MANY_PER_CLASS = 100  # below this, a frozen backbone generalises best
 EXAMPLES_PER_CLASS = 2
 MISCLASSIFIED_COPIES = 60  # misclassified files copied into the run folder for the Evaluate tab
 
@@ -89,6 +90,8 @@ class ClassificationTask(Task):
         return ()
 
     table_item_key = "path_column"
+    item_column_words = "Column with the file paths"
+    item_column_guesses = ("path", "file", "filename", "image", "clip", "audio")
 
     def check_recipe(self, recipe: Recipe) -> None:
         t = recipe.train
@@ -100,6 +103,27 @@ class ClassificationTask(Task):
         family, ref = families.resolve(model, self.name)
         return families.get(family).check(ref, self.name, self.modality, trust_remote_code)
 
+    # Throughputs measured on 2 CPU cores with the offline models (modalities set their own); GPUs are far faster.
+    cpu_inference_per_s = 22.0
+    cpu_training_per_s = 3.8
+    gpu_strategy = "full"  # with plenty of data and a GPU
+
+    def recommend(self, train_counts: dict[str, int], device_type: str) -> tuple[str, str]:
+        """(strategy, why, in words) for a data set of this size on this device."""
+        smallest = min(train_counts.values()) if train_counts else 0
+        total = sum(train_counts.values())
+        if smallest < MANY_PER_CLASS:
+            return "feature-extraction", (
+                f"The smallest class has {smallest} training examples. With so few, a frozen pretrained model with "
+                "a new head generalises best and cannot overfit its pretrained weights.")
+        if device_type == "cpu":
+            return "feature-extraction", (
+                f"No GPU here: feature extraction reads each example once (about "
+                f"{_duration(total / self.cpu_inference_per_s)}) and then trains a small head in seconds. "
+                f"Fine-tuning would take about {_duration(5 * total / self.cpu_training_per_s)} for 5 epochs.")
+        return self.gpu_strategy, (f"Plenty of examples and a GPU: {self.strategies[self.gpu_strategy].words.lower()}"
+                                   " usually gives the best accuracy.")
+
     # -- data -----------------------------------------------------------------------------------------------------
     def load_data(self, spec: DataSpec, seed: int, uploads_dir: Path) -> LabelledData:
         return assemble(spec, self.modality, seed, lambda path: self.read_source(path, spec, uploads_dir),
@@ -107,16 +131,21 @@ class ClassificationTask(Task):
 
     # -- model ------------------------------------------------------------------------------------------------------
     def build_backbone(self, recipe: Recipe):
-        """(backbone, ModelInfo, where the model's own files are)."""
-        family, ref = families.resolve(recipe.model, self.name)
-        backbone = families.get(family).build(ref, self.name, self.modality, recipe.strategy != "scratch",
-                                              recipe.trust_remote_code)
-        info = ModelInfo(model=recipe.model, family=family, arch=getattr(backbone, "arch", ""), task=self.name,
-                         preprocessing=self.preprocessing(backbone, recipe), pooling=getattr(backbone, "pooling", "head"),
-                         trust_remote_code=bool(recipe.trust_remote_code and family == "hf"))
+        """(backbone, ModelInfo, where the model's own files are) for the recipe."""
+        return self.backbone(recipe.model, recipe.strategy != "scratch", recipe.trust_remote_code,
+                             recipe.data.max_length)
+
+    def backbone(self, model: str, pretrained: bool, trust_remote_code: bool = False, max_length: int = 128):
+        """(backbone, ModelInfo, where the model's own files are) for a catalog name, hub id or folder."""
+        family, ref = families.resolve(model, self.name)
+        backbone = families.get(family).build(ref, self.name, self.modality, pretrained, trust_remote_code)
+        info = ModelInfo(model=model, family=family, arch=getattr(backbone, "arch", ""), task=self.name,
+                         preprocessing=self.preprocessing(backbone, max_length),
+                         pooling=getattr(backbone, "pooling", "head"),
+                         trust_remote_code=bool(trust_remote_code and family == "hf"))
         return backbone, info, ref
 
-    def preprocessing(self, backbone, recipe: Recipe) -> dict:
+    def preprocessing(self, backbone, max_length: int) -> dict:
         return dict(backbone.preprocessing)
 
     # -- training ---------------------------------------------------------------------------------------------------
@@ -205,8 +234,10 @@ class ClassificationTask(Task):
 
     def _loaders(self, ctx, train_set, val_set, collate):
         t = ctx.recipe.train
+        # A generator of their own: a loader draws a seed from it each epoch, which must not move the global
+        # random stream (dropout), or a run resumed mid-epoch would take other steps than one never stopped.
         common = dict(collate_fn=collate, num_workers=t.num_workers, pin_memory=ctx.device.type == "cuda",
-                      persistent_workers=t.num_workers > 0)
+                      persistent_workers=t.num_workers > 0, generator=torch.Generator().manual_seed(t.seed))
         train = DataLoader(train_set, batch_size=t.batch_size, **common,
                            sampler=ShardedSampler(len(train_set), ctx.dist, shuffle=True, seed=t.seed))
         val = DataLoader(val_set, batch_size=4 * t.batch_size, **common,
@@ -268,6 +299,10 @@ class ClassificationTask(Task):
     def card_snippets(self, info: dict) -> dict[str, str]:
         """Code for the model card: {"example": a Python literal of inputs, "onnx": how to feed the ONNX model}."""
         raise NotImplementedError
+
+
+def _duration(seconds: float) -> str:
+    return f"{max(1, round(seconds / 60))} min" if seconds >= 60 else f"{max(1, round(seconds))} s"
 
 
 def classify(model, inputs, targets) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,9 @@ from studio.engine.data import folders
 from studio.engine.data.images import IMAGE_EXTENSIONS, inspect_image, open_rgb
 from studio.engine.data.labelled import load_table
 from studio.engine.data.tables import read_table
+from studio.examples import SHAPES_DIR
 from studio.recipe import DataSpec, Recipe, RecipeError
+from studio.tasks.base import Example
 from studio.tasks.classification import TABLE_SUFFIXES, ClassificationTask, Encoder
 
 FILE_KIND = folders.FileKind(
@@ -93,6 +95,9 @@ class ImageClassification(ClassificationTask):
     modality = "image"
     noun = "image"
     data_hint = "a folder of class sub-folders of images, a .zip of one, or a .csv/.jsonl listing image files"
+    examples = (Example("shapes", "shapes (images)", SHAPES_DIR),)
+    file_kind = FILE_KIND
+    item_column_words = "Column with the image paths"
 
     def check_recipe(self, recipe: Recipe) -> None:
         super().check_recipe(recipe)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.engine.events import STATUS_FILE, read_events, read_json
 from studio.engine.jobs import JobManager
+from studio.runfolder import RunFolder
 from studio.examples import ASSETS
 from studio.ui import session as sessions
 from studio.workspace import Workspace, confine_caches
@@ -62,13 +62,14 @@ class Context:
     def run_dir(self, run_id: str) -> Path:
         return self.workspace.find_run(run_id)
 
+    def run(self, run_id: str) -> RunFolder:
+        return RunFolder(self.run_dir(run_id))
+
     def run_status(self, run_id: str) -> dict:
-        job = self.jobs.jobs.get(run_id)
-        return job.status if job else read_json(self.run_dir(run_id) / STATUS_FILE) or {}
+        return self.run(run_id).status()
 
     def run_events(self, run_id: str) -> list[dict]:
-        job = self.jobs.jobs.get(run_id)
-        return job.events() if job else read_events(self.run_dir(run_id))
+        return self.run(run_id).events()
 
     def run_choices(self, completed_only: bool = True) -> list[tuple[str, str]]:
         """Dropdown choices, newest first: (readable label, run id)."""
@@ -102,7 +103,7 @@ def upload_limit_mb(value: float | None = None) -> float:
 def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None) -> gr.Blocks:
     from studio.ui import (data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab,
                            train_tab)
-    jobs = jobs or JobManager(workspace)
+    jobs = jobs or JobManager(workspace, spare=True)
     with gr.Blocks(title="Studio — fine-tune a model on your data") as app:
         gr.Markdown("## Studio &nbsp;<span class='hint'>teach a pretrained model your own labels — "
                     "no code needed</span>")

@@ -5,11 +5,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from studio.engine.events import read_json
-from studio.ui import charts
-
-
-GALLERY_LIMIT = 60
+from studio.runfolder import EVAL
+from studio.ui import charts, panels
 
 
 def metrics_markdown(report: dict, status: dict) -> str:
@@ -25,18 +22,10 @@ def metrics_markdown(report: dict, status: dict) -> str:
             f"{stopped}</span>{warnings}")
 
 
-def mistakes(report: dict, run_dir) -> tuple[list, pd.DataFrame, str]:
-    """(gallery items for images, table rows for texts, a heading) of the misclassified validation examples."""
+def mistakes_heading(report: dict) -> str:
     wrong = report.get("misclassified", [])
-    heading = (f"**{len(wrong)} of {report['num_examples']} validation examples were misclassified**, most "
-               "confident mistakes first." if wrong else "**No validation example was misclassified.**")
-    shown = [w for w in wrong if w.get("thumbnail")][:GALLERY_LIMIT]
-    gallery = [(str(run_dir / w["thumbnail"]), f"true {w['true']} → predicted {w['predicted']} "
-                f"({w['confidence']:.0%})") for w in shown]
-    rows = pd.DataFrame([{"text": w["input"][:300], "true": w["true"], "predicted": w["predicted"],
-                          "confidence": f"{w['confidence']:.0%}"} for w in wrong if not w.get("thumbnail")],
-                        columns=["text", "true", "predicted", "confidence"])
-    return gallery, rows, heading
+    return (f"**{len(wrong)} of {report['num_examples']} validation examples were misclassified**, most "
+            "confident mistakes first." if wrong else "**No validation example was misclassified.**")
 
 
 def groups_view(report: dict) -> tuple[str, pd.DataFrame | None]:
@@ -69,27 +58,29 @@ def build(ctx, tab) -> None:
     group_note = gr.Markdown(elem_id="group-note")
     group_table = gr.Dataframe(label="Per group", interactive=False, visible=False, elem_id="per-group")
     wrong_note = gr.Markdown(elem_id="mistakes-note")
-    gallery = gr.Gallery(label="Misclassified validation images", columns=6, height="auto", visible=False,
-                         elem_id="mistakes-gallery")
-    wrong_table = gr.Dataframe(label="Misclassified validation texts", interactive=False, visible=False, wrap=True,
-                               elem_id="mistakes-table")
+    all_panels = panels.all_panels()
+    for panel in all_panels:
+        panel.build_mistakes()
+    mistake_parts = [c for panel in all_panels for c in panel.mistakes]
     gr.Markdown("<span class='hint'>To see what pretraining bought, open the Runs tab and compare this run with "
                 "training from scratch in one click.</span>")
     ctx.nav("train", "playground")
-    outputs = [metrics, table, confusion, group_note, group_table, wrong_note, gallery, wrong_table]
+    outputs = [metrics, table, confusion, group_note, group_table, wrong_note, *mistake_parts]
+    hidden = [gr.update(visible=False) for _ in mistake_parts]
 
     def show(run_id):
-        report = read_json(ctx.run_dir(run_id) / "eval.json") if run_id else None
+        report = ctx.run(run_id).read(EVAL) if run_id else None
         if report is None:
             text = "This run has no evaluation (it did not finish)." if run_id else "Finish a run to see its results."
-            return (text, None, charts.empty_figure("No results"), "", gr.Dataframe(visible=False), "",
-                    gr.Gallery(visible=False), gr.Dataframe(visible=False))
-        images, texts, heading = mistakes(report, ctx.run_dir(run_id))
+            return (text, None, charts.empty_figure("No results"), "", gr.Dataframe(visible=False), "", *hidden)
+        own = panels.get(ctx.run_status(run_id).get("task"))
+        parts = [u for panel in all_panels for u in (panel.show_mistakes(report, ctx.run_dir(run_id))
+                                                     if panel is own else [gr.update(visible=False)] * len(
+                                                         panel.mistakes))]
         group_text, group_rows = groups_view(report)
         return (metrics_markdown(report, ctx.run_status(run_id)), per_class_table(report),
                 charts.confusion_figure(report), group_text,
-                gr.Dataframe(group_rows, visible=group_rows is not None), heading,
-                gr.Gallery(images, visible=bool(images)), gr.Dataframe(texts, visible=not texts.empty))
+                gr.Dataframe(group_rows, visible=group_rows is not None), mistakes_heading(report), *parts)
 
     def on_open(state):
         dropdown, chosen = ctx.run_dropdown(state)

@@ -6,18 +6,19 @@ import logging
 
 import gradio as gr
 
-from studio import catalog
-from studio.engine.models import ModelError, check_model
+from studio import catalog, tasks
+from studio.families.base import ModelError
 from studio.ui import session as sessions
 
 log = logging.getLogger(__name__)
 TRUST_INFO = ("Some hub models ship Python code of their own, which runs on this machine when the model loads. "
               "Tick this only for a model whose authors you trust. It is off for every model unless you tick it.")
 
-TASKS = [("Images (photos, scans, drawings)", catalog.IMAGE), ("Text (messages, reviews, tickets)", catalog.TEXT)]
+def task_choices() -> list[tuple[str, str]]:
+    return [(tasks.get(name).title, name) for name in tasks.names()]
 
 
-def _choice(card: catalog.ModelCard) -> tuple[str, str]:
+def _choice(card: catalog.CatalogEntry) -> tuple[str, str]:
     where = "offline" if card.offline else "downloads once"
     return f"{card.title} · {card.params_m:g} M parameters · {where}", card.name
 
@@ -38,10 +39,11 @@ def build(ctx, tab) -> None:
     gr.Markdown("### 1. Choose what to classify and a pretrained model to start from\n"
                 "<span class='hint'>A pretrained model already knows a lot about images or language; the studio "
                 "teaches it your labels.</span>")
-    task = gr.Radio(TASKS, value=catalog.IMAGE, label="What will the model classify?", elem_id="task")
-    model = gr.Radio([_choice(c) for c in catalog.for_task(catalog.IMAGE)], value="efficientnet-lite0",
+    first = sessions.new_session()["recipe"]
+    task = gr.Radio(task_choices(), value=first["task"], label="What will the model learn?", elem_id="task")
+    model = gr.Radio([_choice(c) for c in catalog.for_task(first["task"])], value=first["model"],
                      label="Pretrained model", elem_id="model-choice")
-    cards = gr.HTML(cards_html(catalog.IMAGE, "efficientnet-lite0"))
+    cards = gr.HTML(cards_html(first["task"], first["model"]))
     with gr.Accordion("Use another model: a Hugging Face hub id or a local folder", open=False):
         custom = gr.Textbox(label="Hub id or folder", placeholder="e.g. google/vit-base-patch16-224 or /models/my-bert",
                             info="Any image or text model that transformers' AutoModel can load. Hub models need "
@@ -73,7 +75,7 @@ def build(ctx, tab) -> None:
             return "Type a hub id such as `org/model-name`, or the path of a folder on this machine.", state, \
                 sessions.summary(state)
         try:
-            where = check_model(text, state["recipe"]["task"], trust_remote_code=bool(trusted))
+            where = tasks.get(state["recipe"]["task"]).check_model(text, trust_remote_code=bool(trusted))
         except ModelError as exc:
             return f"**This model cannot be used:** {html.escape(str(exc))}", state, sessions.summary(state)
         except Exception as exc:  # never a traceback on the page

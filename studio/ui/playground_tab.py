@@ -1,26 +1,42 @@
-"""Playground: try a finished model on a new image (upload or webcam) or text, or on one of its examples."""
+"""Playground: try a finished model on something new, or on one of its examples. The run's task panel gives the
+inputs (an image, a text, …); the answer and the probabilities chart are shared."""
 from __future__ import annotations
 
+import logging
 import threading
+from collections import OrderedDict
 
 import gradio as gr
 
-from studio import catalog
-from studio.engine.events import read_json
 from studio.engine.inference import Predictor
-from studio.ui import charts
+from studio.errors import first_line
+from studio.runfolder import EXAMPLES, RunFolder
+from studio.ui import charts, panels
 
-_predictors: dict[str, Predictor] = {}
+log = logging.getLogger(__name__)
+CACHED_MODELS = 3  # loaded models kept, least recently used dropped first
+
+_predictors: OrderedDict[tuple, Predictor] = OrderedDict()
 _lock = threading.Lock()
 
 
-def predictor(run_dir) -> Predictor:
-    """Loads a run's model once and keeps it for later predictions."""
-    key = str(run_dir)
+def predictor(run: RunFolder) -> Predictor:
+    """A run's model, loaded once and kept while it is among the most recently used. Keyed by the weights file's
+    time stamp too, so a run resumed and trained again is loaded afresh."""
+    weights = run.model_dir / "model.safetensors"
+    key = (str(run.path), weights.stat().st_mtime_ns if weights.exists() else 0)
     with _lock:
-        if key not in _predictors:
-            _predictors[key] = Predictor(run_dir)
-        return _predictors[key]
+        if key in _predictors:
+            _predictors.move_to_end(key)
+            return _predictors[key]
+    loaded = Predictor(run.path)
+    with _lock:
+        for old in [k for k in _predictors if k[0] == key[0]]:
+            del _predictors[old]
+        _predictors[key] = loaded
+        while len(_predictors) > CACHED_MODELS:
+            _predictors.popitem(last=False)
+    return loaded
 
 
 def answer_markdown(answer: dict) -> str:
@@ -31,27 +47,12 @@ def build(ctx, tab) -> None:
     gr.Markdown("### 6. Try it\n<span class='hint'>Give the model something new, or click one of the examples "
                 "it was not trained on.</span>")
     run = gr.Dropdown(label="Run", choices=[], elem_id="playground-run")
-    with gr.Row():
-        with gr.Column():
-            image = gr.Image(label="An image", type="filepath", sources=["upload", "webcam", "clipboard"],
-                             visible=False, elem_id="playground-image", height=280)
-            text = gr.Textbox(label="A text", lines=3, visible=False, elem_id="playground-text")
-            predict = gr.Button("Predict", variant="primary", elem_id="predict")
-            image_examples = gr.Gallery(label="Examples (click one)", columns=4, height=220, visible=False,
-                                        allow_preview=False, elem_id="playground-examples")
-            text_examples = gr.Radio(label="Examples (click one)", choices=[], visible=False,
-                                     elem_id="playground-text-examples")
-        with gr.Column():
-            answer = gr.Markdown("The answer appears here.", elem_id="prediction")
-            bars = gr.Plot(charts.empty_figure("Probabilities appear here"), show_label=False, elem_id="topk-plot")
-    ctx.nav("evaluate", "runs")
-
-    def examples(run_id) -> list[str]:
-        """The run's example inputs: texts, or image paths inside its run folder."""
-        folder = ctx.run_dir(run_id)
-        listed = (read_json(folder / "examples.json") or {}).get("examples", [])
-        is_image = ctx.run_status(run_id).get("task") == catalog.IMAGE
-        return [str(folder / e["input"]) if is_image else e["input"] for e in listed]
+    # Created first (the panels' events fill them), placed in the right-hand column below.
+    answer = gr.Markdown("The answer appears here.", elem_id="prediction", render=False)
+    bars = gr.Plot(charts.empty_figure("Probabilities appear here"), show_label=False, elem_id="topk-plot",
+                   render=False)
+    shared = [answer, bars]
+    all_panels = panels.all_panels()
 
     def run_predict(run_id, value):
         if not run_id:
@@ -59,33 +60,45 @@ def build(ctx, tab) -> None:
         if value is None or (isinstance(value, str) and not value.strip()):
             return "Give the model an input first.", charts.empty_figure("No input yet")
         try:
-            result = predictor(ctx.run_dir(run_id)).predict([value], top_k=5)[0]
+            result = predictor(ctx.run(run_id)).predict([value], top_k=5)[0]
         except (OSError, ValueError, LookupError) as exc:
-            return f"**Could not predict:** {exc}", charts.empty_figure("No answer")
+            return f"**Could not predict:** {first_line(exc)}", charts.empty_figure("No answer")
         return answer_markdown(result), charts.top_k_figure(result)
 
+    with gr.Row():
+        with gr.Column():
+            for panel in all_panels:
+                panel.build_playground(run, shared, run_predict)
+            predict_button = gr.Button("Predict", variant="primary", elem_id="predict", visible=False)
+        with gr.Column():
+            answer.render()
+            bars.render()
+    ctx.nav("evaluate", "runs")
+    parts = [c for panel in all_panels for c in panel.playground]
+
+    def examples(run_id) -> list[str]:
+        """The run's example inputs: texts, or files inside its run folder."""
+        folder = ctx.run(run_id)
+        listed = (folder.read(EXAMPLES) or {}).get("examples", [])
+        return [str(folder.path / e["input"]) if (folder.path / e["input"]).is_file() else e["input"]
+                for e in listed]
+
     def choose(run_id):
-        if not run_id:
-            return gr.Image(visible=False), gr.Textbox(visible=False), gr.Gallery(visible=False), \
-                gr.Radio(visible=False)
-        is_image = ctx.run_status(run_id).get("task") == catalog.IMAGE
-        items = examples(run_id)
-        return (gr.Image(visible=is_image, value=None), gr.Textbox(visible=not is_image, value=""),
-                gr.Gallery(value=items if is_image else [], visible=is_image),
-                gr.Radio(choices=[] if is_image else items, value=None, visible=not is_image))
+        own = panels.get(ctx.run_status(run_id).get("task")) if run_id else None
+        items = examples(run_id) if run_id else []
+        return (gr.Button(visible=own is not None),
+                *[u for panel in all_panels for u in (panel.show_playground(items) if panel is own
+                                                      else [gr.update(visible=False)] * len(panel.playground))])
+
+    def on_predict(run_id, *values):
+        own = panels.get(ctx.run_status(run_id).get("task")) if run_id else None
+        value = next((v for panel, v in zip(all_panels, values) if panel is own), None)
+        return run_predict(run_id, value)
 
     def on_open(state):
         dropdown, chosen = ctx.run_dropdown(state)
         return dropdown, *choose(chosen)
 
-    def on_gallery(run_id, evt: gr.SelectData):
-        path = examples(run_id)[evt.index]
-        return path, *run_predict(run_id, path)
-
-    inputs_out = [image, text, image_examples, text_examples]
-    tab.select(on_open, ctx.session, [run, *inputs_out])
-    run.input(choose, run, inputs_out)
-    predict.click(lambda r, i, t: run_predict(r, i if i is not None else t), [run, image, text], [answer, bars])
-    image.upload(run_predict, [run, image], [answer, bars])
-    image_examples.select(on_gallery, run, [image, answer, bars])
-    text_examples.input(lambda r, t: (t, *run_predict(r, t)), [run, text_examples], [text, answer, bars])
+    tab.select(on_open, ctx.session, [run, predict_button, *parts])
+    run.input(choose, run, [predict_button, *parts])
+    predict_button.click(on_predict, [run, *[panel.input for panel in all_panels]], shared)

@@ -10,9 +10,9 @@ import pandas as pd
 import yaml
 
 from studio import recipe as recipes
-from studio.engine.events import read_json
 from studio.engine.export import ExportError, export
-from studio.engine.jobs import FINISHED, RESUMABLE, ResumeError
+from studio.engine.jobs import ResumeError
+from studio.runfolder import EVAL, FINISHED, RESUMABLE, read_json
 from studio.ui import charts
 from studio.ui import session as sessions
 from studio.workspace import RunNotFound
@@ -113,7 +113,7 @@ def build(ctx, tab) -> None:
         note = ("⚠️ These runs were trained on different data (or a different split), so their scores are not "
                 "directly comparable." if len(datasets) > 1 else "")
         named = [(f"{status.get('strategy', '')} · {run_id.split('-')[1]}", events) for run_id, status, events in runs]
-        rows = [compare_row(run_id, status, events, read_json(ctx.run_dir(run_id) / "eval.json"))
+        rows = [compare_row(run_id, status, events, ctx.run(run_id).read(EVAL))
                 for run_id, status, events in runs]
         active = any(status.get("status") not in FINISHED for _, status, _ in runs)
         return (note, *charts.compare_figures(named), pd.DataFrame(rows, columns=COMPARE_COLUMNS),
@@ -127,7 +127,7 @@ def build(ctx, tab) -> None:
         state = status.get("status")
         text = {"failed": f"**This run failed:** {status.get('error', '')}",
                 "interrupted": f"**Interrupted.** {status.get('message', '')}",
-                "cancelled": "**Stopped by the user.** Resume continues from its last finished epoch."}.get(state, "")
+                "cancelled": "**Stopped by the user.** Resume continues from the step where it stopped."}.get(state, "")
         recipe_file = folder / "recipe.yaml"
         recipe = recipe_file.read_text(encoding="utf-8") if recipe_file.exists() else ""
         return (text, charts.loss_figure(events), charts.accuracy_figure(events), recipe,
@@ -155,8 +155,9 @@ def build(ctx, tab) -> None:
                 return f"**Cannot start the comparison.** {exc}", gr.skip(), state, gr.skip(), *(gr.skip(),) * 5
             state.update(run_id=job.run_id, compare=[run_id, job.run_id])
             choices, _ = all_runs()
-            return (f"Queued run `{job.run_id}` ({sessions.STRATEGY_WORDS[strategy].lower()}) with the same data "
-                    "and budget; both runs are compared above.", gr.Dropdown(choices=choices, value=state["compare"]),
+            words = sessions.strategy_words(recipe.task, strategy).lower()
+            return (f"Queued run `{job.run_id}` ({words}) with the same data and budget; both runs are compared "
+                    "above.", gr.Dropdown(choices=choices, value=state["compare"]),
                     state, sessions.summary(state), *comparison(state["compare"]))
         return start
 
@@ -166,7 +167,7 @@ def build(ctx, tab) -> None:
         except (ResumeError, recipes.RecipeError, RunNotFound) as exc:
             return f"**Cannot resume.** {exc}", state, gr.Button()
         state["run_id"] = job.run_id
-        return (f"Run `{run_id}` queued again: it continues from its last finished epoch. Follow it on the "
+        return (f"Run `{run_id}` queued again: it continues from its last checkpoint. Follow it on the "
                 "Train tab.", state, gr.Button(visible=False))
 
     def on_export(run_id, label):

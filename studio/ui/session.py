@@ -5,24 +5,26 @@ The recipe part has exactly the recipe's keys, so what the user sees in "Show re
 from __future__ import annotations
 
 import copy
+import uuid
 
-from studio import catalog
+from studio import catalog, tasks
 from studio import recipe as recipes
 
-STRATEGY_WORDS = {
-    "feature-extraction": "Feature extraction",
-    "full": "Full fine-tuning",
-    "partial": "Fine-tune the last blocks",
-    "layerwise": "Layer-wise learning rates",
-    "lora": "LoRA adapters",
-    "scratch": "From scratch (baseline)",
-}
+DEFAULT_TASK = "image-classification"
+
+
+def first_model(task: str) -> str:
+    entries = catalog.for_task(task)
+    offline = [e for e in entries if e.offline]
+    return (offline or entries)[0].name if entries else ""
 
 
 def new_session() -> dict:
+    task = tasks.get(DEFAULT_TASK)
     return {
-        "recipe": {"task": catalog.IMAGE, "model": "efficientnet-lite0", "data": {"path": ""},
-                   "strategy": "feature-extraction", "strategy_options": {}, "train": {},
+        "id": uuid.uuid4().hex[:12],  # this session's own folders (uploads, recipes): never shared with another
+        "recipe": {"task": task.name, "model": first_model(task.name), "data": {"path": ""},
+                   "strategy": task.default_strategy, "strategy_options": {}, "train": {},
                    "trust_remote_code": False},
         "data_note": "",  # e.g. "shapes: 120 examples, 3 classes"
         "data_kind": None,  # the task the checked data fits, or None
@@ -34,11 +36,15 @@ def new_session() -> dict:
 def set_task(session: dict, task: str) -> None:
     draft = session["recipe"]
     if draft["task"] != task:
-        draft["task"] = task
-        draft["model"] = catalog.for_task(task)[0].name
-        draft["trust_remote_code"] = False
-        draft["data"] = {"path": ""}
+        spec = tasks.get(task)
+        draft.update(task=task, model=first_model(task), trust_remote_code=False, data={"path": ""},
+                     strategy=spec.default_strategy, strategy_options={}, train={})
         session.update(data_note="", data_kind=None, train_counts={})
+
+
+def strategy_words(task: str, strategy: str) -> str:
+    spec = tasks.get(task).strategies.get(strategy)
+    return spec.words if spec else strategy
 
 
 def build_recipe(session: dict) -> recipes.Recipe:
@@ -53,8 +59,9 @@ def build_recipe(session: dict) -> recipes.Recipe:
 
 def summary(session: dict) -> str:
     draft = session["recipe"]
-    task = "Images" if draft["task"] == catalog.IMAGE else "Text"
+    task = tasks.get(draft["task"]).title.split(" (")[0]
     data = session["data_note"] or "not chosen yet"
     run = session["run_id"] or "none yet"
     return (f"**Task** {task} &nbsp;·&nbsp; **Model** {draft['model']} &nbsp;·&nbsp; **Data** {data} "
-            f"&nbsp;·&nbsp; **Strategy** {STRATEGY_WORDS[draft['strategy']]} &nbsp;·&nbsp; **Run** {run}")
+            f"&nbsp;·&nbsp; **Strategy** {strategy_words(draft['task'], draft['strategy'])} &nbsp;·&nbsp; "
+            f"**Run** {run}")

@@ -7,7 +7,7 @@ import html
 import gradio as gr
 
 from studio import recipe as recipes
-from studio.engine.jobs import FINISHED
+from studio.runfolder import ACTIVE
 from studio.ui import charts
 from studio.ui import session as sessions
 
@@ -89,9 +89,8 @@ def build(ctx, tab) -> None:
         if not run_id:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), state
         status, events = ctx.run_status(run_id), ctx.run_events(run_id)
-        active = [job.run_id for job in ctx.jobs.active()]
-        ahead = active.index(run_id) if run_id in active else 0
-        running = status.get("status") not in FINISHED and run_id in active
+        ahead = status.get("position", 0) if status.get("status") == "queued" else 0
+        running = status.get("status") in ACTIVE
         # Redraw only what changed: on a small machine the browser's plot redraws compete with training.
         drawn = (run_id, status.get("status"), ahead, len(events))
         curves = sum(e["type"] in ("step", "epoch") for e in events)
@@ -114,10 +113,9 @@ def build(ctx, tab) -> None:
 
     def on_stop(state):
         run_id = state["run_id"]
-        job = ctx.jobs.jobs.get(run_id) if run_id else None
-        if job is None or job.done.is_set():
+        if not run_id or ctx.run_status(run_id).get("status") not in ACTIVE:
             return "Nothing is training right now."
-        job.cancel()
+        ctx.jobs.cancel(run_id)
         return f"Stopping run `{run_id}`…"
 
     outputs = [progress, loss_plot, accuracy_plot, log, timer, ctx.session]
