@@ -194,7 +194,7 @@ def build(ctx, tab) -> None:
             gr.Warning(f"The files could not be stored in the workspace ({exc.strerror or type(exc).__name__}).")
             return skip
         use_path(state, task_name, folder)
-        gr.Info(f"Added {len(files)} file(s) to '{name}'.")
+        gr.Info(f"Added {len(files)} {tasks.get(task_name).file_kind.noun}(s) to '{name}'.")
         return "", None, task_name, *check(state)  # empty pickers, ready for the next class
 
     def on_columns(item_col, label_col, group_col, state):
