@@ -86,10 +86,9 @@ class JobManager:
         mark_interrupted(workspace.run_dirs())
         self.jobs: dict[str, Job] = {}
         self._spare = None
-        self._spare_wanted = spare and not in_process
+        self._spare_wanted, self._spare_pending = spare and not in_process, False
         self._spare_lock = threading.Lock()
-        if self._spare_wanted:
-            self._new_spare()
+        self._replace_spare()
         if in_process:
             self._queue: queue.Queue = queue.Queue()
             threading.Thread(target=self._work, name="studio-trainer", daemon=True).start()
@@ -139,16 +138,23 @@ class JobManager:
             job.process = spare
         else:
             job.process = spawn(job.run, resume)
-        if self._spare_wanted:
-            threading.Thread(target=self._new_spare, name="spare-worker", daemon=True).start()
+        self._replace_spare()
         threading.Thread(target=self._reap, args=(job,), name=f"reap-{job.run_id}", daemon=True).start()
         return job
+
+    def _replace_spare(self) -> None:
+        """A new spare once the last one was taken: one at a time (a burst of starts makes one, not many)."""
+        with self._spare_lock:
+            if not self._spare_wanted or self._spare is not None or self._spare_pending:
+                return
+            self._spare_pending = True
+        threading.Thread(target=self._new_spare, name="spare-worker", daemon=True).start()
 
     def _new_spare(self) -> None:
         from studio.engine.worker import spawn_spare
         spare = spawn_spare(self.workspace.root / "cache" / "spare-worker.log")
         with self._spare_lock:
-            old, self._spare = self._spare, spare
+            old, self._spare, self._spare_pending = self._spare, spare, False
         if old is not None:
             old.stdin.close()  # an unused spare exits when its stdin closes
 

@@ -26,6 +26,7 @@ from studio.runfolder import RECIPE, WORKER_LOG, EventWriter, NullWriter, RunFol
 from studio.workspace import Workspace
 
 CANCEL_POLL_S = 0.2
+NICENESS = 10  # training yields the CPU to the UI and the browser when they need it; it still takes all the rest
 
 
 class RankFailure(RuntimeError):
@@ -242,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank", action="store_true", help="one rank of a run on several devices (internal)")
     parser.add_argument("--spare", action="store_true", help="wait on stdin for a run (internal)")
     args = parser.parse_args(argv)
+    try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
     if args.spare:
         return main_spare()
     from studio.workspace import confine_caches

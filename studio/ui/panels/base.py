@@ -16,8 +16,22 @@ def hide(components: list) -> list:
     return [gr.update(visible=False) for _ in components]
 
 
+class GenericResults:
+    """The Evaluate tab's results for a task without its own view: its figures in words."""
+
+    def build(self) -> None:
+        self.components = [gr.Markdown(visible=False)]
+
+    def show(self, report: dict, status: dict) -> list:
+        figures = [f"**{key.replace('_', ' ')}** {value:.4g}" for key, value in report.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        return [gr.Markdown(" · ".join(figures) or "No figures.", visible=True)]
+
+
 class Panel:
-    """The generic panel: sample rows, a table of mistakes, a text box for the playground."""
+    """The generic panel: sample rows, a table of mistakes, a text box for the playground. `results` is the view
+    of eval.json on the Evaluate tab; panels of tasks that report alike share one."""
+    results = GenericResults()
     preview: list
     mistakes: list
     playground: list

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.engine.data.images import open_rgb
-from studio.ui.panels.base import Panel
+from studio.ui.panels.classification import ClassificationPanel
 
 THUMBS_PER_CLASS = 4
 THUMB_SIZE = 160
@@ -19,7 +19,7 @@ def thumbnail(path: str):
     return image
 
 
-class ImagePanel(Panel):
+class ImagePanel(ClassificationPanel):
     def build_preview(self) -> None:
         self.preview = [gr.Gallery(label="A few examples of each class, as the model sees them", columns=4,
                                    height=320, visible=False, elem_id="data-gallery")]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from studio.ui.panels.base import SAMPLE_CHARS, Panel
+from studio.ui.panels.base import SAMPLE_CHARS
+from studio.ui.panels.classification import ClassificationPanel
 
 
-class TextPanel(Panel):
+class TextPanel(ClassificationPanel):
     def build_preview(self) -> None:
         self.preview = [gr.Dataframe(label="Sample rows", visible=False, wrap=True, elem_id="data-rows")]
 
