@@ -31,6 +31,8 @@ _ACCURACY_LAYOUT = _layout(go.Figure().update_yaxes(range=[0, 1.02]), "Validatio
 
 def _line(events: list[dict], x: str, y: str, name: str, color: str, width: float, mode: str,
           dash: str = "solid") -> dict:
+    """One trace; events without the value (a task that does not report it) are left out."""
+    events = [e for e in events if e.get(y) is not None]
     return {"type": "scatter", "x": [e[x] for e in events], "y": [e[y] for e in events], "name": name,
             "mode": mode, "line": {"color": color, "width": width, "dash": dash}}
 

@@ -86,7 +86,8 @@ def build(ctx, tab) -> None:
     def choose(run_id):
         own = panels.get(ctx.run_status(run_id).get("task")) if run_id else None
         items = examples(run_id) if run_id else []
-        return (gr.Button(visible=own is not None),
+        shared = own is not None and own.answers_shared
+        return (gr.Button(visible=shared), gr.Markdown(visible=shared), gr.Plot(visible=shared),
                 *[u for panel in all_panels for u in (panel.show_playground(items) if panel is own
                                                       else [gr.update(visible=False)] * len(panel.playground))])
 
@@ -99,6 +100,6 @@ def build(ctx, tab) -> None:
         dropdown, chosen = ctx.run_dropdown(state)
         return dropdown, *choose(chosen)
 
-    tab.select(on_open, ctx.session, [run, predict_button, *parts])
-    run.input(choose, run, [predict_button, *parts])
+    tab.select(on_open, ctx.session, [run, predict_button, *shared, *parts])
+    run.input(choose, run, [predict_button, *shared, *parts])
     predict_button.click(on_predict, [run, *[panel.input for panel in all_panels]], shared)

@@ -44,9 +44,11 @@ def progress_html(status: dict, events: list[dict], queued_ahead: int) -> str:
     if last["type"] == "progress":
         return _bar(last["done"] / last["total"], f"Reading each example once: {last['done']} / {last['total']} · "
                     f"{last['samples_per_s']:.1f} examples/s · about {_clock(last['eta'])} left")
+    speed = (f"{last['tokens_per_s']:.0f} tokens/s" if last.get("tokens_per_s") is not None
+             else f"{last['samples_per_s']:.1f} examples/s")
     return _bar(last["step"] / last["total_steps"],
-                f"Step {last['step']} / {last['total_steps']} · epoch {last['epoch']} · "
-                f"{last['samples_per_s']:.1f} examples/s · about {_clock(last['eta'])} left")
+                f"Step {last['step']} / {last['total_steps']} · epoch {last['epoch']} · {speed} · "
+                f"about {_clock(last['eta'])} left")
 
 
 def log_text(events: list[dict]) -> str:
@@ -55,13 +57,14 @@ def log_text(events: list[dict]) -> str:
         if e["type"] == "log":
             lines.append(e["message"])
         elif e["type"] == "data":
-            lines.append(f"Data: {len(e['classes'])} classes, {e['train']} training and {e['validation']} "
-                         "validation examples")
+            classes = f"{len(e['classes'])} classes, " if e.get("classes") else ""
+            lines.append(f"Data: {classes}{e['train']} training and {e['validation']} validation examples")
         elif e["type"] == "model":
             lines.append(f"Model: {e['trainable']:,} of {e['total']:,} weights will train")
         elif e["type"] == "epoch":
             lines.append(f"Epoch {e['epoch']}/{e['total_epochs']}: training loss {e['train_loss']:.4f}, "
-                         f"validation loss {e['val_loss']:.4f}, accuracy {e['accuracy']:.1%}")
+                         f"validation loss {e['val_loss']:.4f}"
+                         + (f", accuracy {e['accuracy']:.1%}" if e.get("accuracy") is not None else ""))
         elif e["type"] == "status":
             lines.append(f"Status: {e['status']}" + (f" — {e['error']}" if e.get("error") else ""))
     return "\n".join(lines[-LOG_LINES:])

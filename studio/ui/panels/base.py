@@ -30,8 +30,11 @@ class GenericResults:
 
 class Panel:
     """The generic panel: sample rows, a table of mistakes, a text box for the playground. `results` is the view
-    of eval.json on the Evaluate tab; panels of tasks that report alike share one."""
+    of eval.json on the Evaluate tab; panels of tasks that report alike share one. `answers_shared`: its
+    playground fills the tab's shared answer and probabilities chart (predict(run_id, value) → their values); a
+    panel with a playground of its own (a chat, say) sets it False."""
     results = GenericResults()
+    answers_shared = True
     preview: list
     mistakes: list
     playground: list
