@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-PROGRESS_PHASES = {"features": "features", "step": "training"}
+PROGRESS_PHASES = {"features": "features", "step": "training", "head": "regularisation search",
+                   "lr_finder": "learning-rate test"}
 
 
 def _quiet_libraries() -> None:
@@ -107,10 +108,11 @@ def _show(event: dict, bars: dict, tqdm) -> None:
         if name not in bars:
             for bar in bars.values():
                 bar.close()
-            bars[name] = tqdm(total=total, desc=name, unit="ex" if name == "features" else "step", file=sys.stderr)
+            unit = {"features": "ex", "regularisation search": "C"}.get(name, "step")
+            bars[name] = tqdm(total=total, desc=name, unit=unit, file=sys.stderr)
         bar = bars[name]
         bar.update((event.get("done") or event.get("step")) - bar.n)
-        postfix = {"/s": f"{event['samples_per_s']:.1f}"}
+        postfix = {"/s": f"{event['samples_per_s']:.1f}"} if "samples_per_s" in event else {}
         if "train_loss" in event:
             postfix["loss"] = f"{event['train_loss']:.4f}"
         bar.set_postfix(postfix)

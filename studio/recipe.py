@@ -52,6 +52,7 @@ class TrainSpec:
     distributed: str = "ddp"  # several devices: ddp (a copy per device) | fsdp (the model sharded across them)
     gradient_accumulation_steps: int = 1  # batches whose gradients add up before each optimizer step
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
+    class_weights: str = "auto"  # auto: classes imbalanced above 3:1 weigh by their rarity in the loss | none
 
 
 @dataclass
@@ -86,11 +87,13 @@ class Recipe:
         return out
 
     def with_strategy(self, strategy: str) -> "Recipe":
-        """The same data, model and budget (epochs, batch size, seed) with another strategy, for a side-by-side
-        comparison; the learning rate and options go back to that strategy's defaults, since a rate that suits
-        a new head would wreck pretrained weights and the other way round."""
+        """The same data, model and seed with another strategy, for a side-by-side comparison, under that
+        strategy's own recipe: its epochs, batch size, learning rate and options (a rate that suits a new head
+        would wreck pretrained weights; a model trained from scratch needs far more epochs than a fine-tuned
+        one, and would not be given a fair chance with fewer)."""
         out = from_dict(to_dict(self))
-        out.strategy, out.strategy_options, out.train.learning_rate = strategy, {}, None
+        out.strategy, out.strategy_options = strategy, {}
+        out.train.epochs = out.train.batch_size = out.train.learning_rate = None
         validate(out)
         return out
 
@@ -212,9 +215,10 @@ def validate(recipe: Recipe) -> None:
             raise RecipeError(f"Unknown recipe key 'strategy_options.{key}' for strategy '{strategy}'. "
                               f"Options it understands: {allowed}.")
         kind, _, low, high = known[key]
-        if kind is str:
-            if not isinstance(value, str):
-                raise RecipeError(f"Recipe key 'strategy_options.{key}' must be text, got {value!r}.")
+        if kind is str:  # low holds the allowed values
+            if not isinstance(value, str) or value not in low:
+                raise RecipeError(f"Recipe key 'strategy_options.{key}' is {value!r}; choose one of: "
+                                  f"{', '.join(low)}.")
             continue
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or (kind is int and not float(value).is_integer()):
@@ -264,6 +268,7 @@ def _check_train(t: TrainSpec) -> None:
         _check_range("train.devices", t.devices, 1, 64)
     for key, value, allowed in (("train.device", t.device, ("auto", "cpu", "cuda", "mps")),
                                 ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16")),
-                                ("train.distributed", t.distributed, ("ddp", "fsdp"))):
+                                ("train.distributed", t.distributed, ("ddp", "fsdp")),
+                                ("train.class_weights", t.class_weights, ("auto", "none"))):
         if value not in allowed:
             raise RecipeError(f"Recipe key '{key}' is '{value}'; choose one of: {', '.join(allowed)}.")

@@ -26,7 +26,7 @@ def test_resolved_fills_strategy_defaults_but_keeps_user_values():
     assert resolved.train.epochs == 2 and resolved.train.learning_rate == 0.001
     strategies = tasks.get("text-classification").strategies
     assert resolved.train.batch_size == strategies["lora"].defaults["batch_size"]
-    assert resolved.strategy_options == {"lora_r": 4, "lora_alpha": 16.0, "lora_dropout": 0.05}
+    assert resolved.strategy_options == {"lora_r": 4, "lora_alpha": 16.0, "lora_dropout": 0.05, "lr_finder": "auto"}
     fe = recipes.from_dict({"data": {"path": "x"}}).resolved()  # no strategy: the task's default
     assert fe.strategy == "feature-extraction"
     assert fe.train.epochs == strategies["feature-extraction"].defaults["epochs"]

@@ -1,5 +1,7 @@
 """Behaviour around the loop, as callbacks: keep the best weights on disk, checkpoint for resuming (after every
-epoch, and every few minutes inside a long one), stop early when validation stops improving."""
+epoch, and every few minutes inside a long one), stop early when validation stops improving (not before a
+minimum number of epochs), and recompute batch-norm statistics before each evaluation of a network whose batch
+norm trains from scratch."""
 from __future__ import annotations
 
 import os
@@ -9,8 +11,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from studio.engine.device import autocast
 from studio.engine.distributed import load_state
-from studio.engine.loop import Callback, Loop
+from studio.engine.loop import Callback, Loop, to_device
 
 
 class BestWeights(Callback):
@@ -25,6 +30,16 @@ class BestWeights(Callback):
         if loop.best is not None and record["val_loss"] >= loop.best["val_loss"]:
             return
         loop.best = {"epoch": loop.epoch, "val_loss": record["val_loss"]}
+        self._save(loop)
+
+    def start_from(self, loop: Loop, record: dict) -> None:
+        """Counts the weights as they are (e.g. a linear probe, as epoch 0) as the best so far, with this line
+        of history: training must beat them to replace them."""
+        loop.history.append(record)
+        loop.best = {"epoch": record["epoch"], "val_loss": record["val_loss"]}
+        self._save(loop)
+
+    def _save(self, loop: Loop) -> None:
         state = loop.trained_state()  # collective under FSDP: every rank takes part
         if loop.dist.is_main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,3 +105,35 @@ class EarlyStopping(Callback):
             loop.stop = loop.stopped_early = True
             loop.events.emit("log", message=f"Stopped early after epoch {loop.epoch}: validation loss has not "
                              f"improved for {self.patience} epochs. Keeping epoch {best}.")
+
+
+class BatchNormStatistics(Callback):
+    """Before each evaluation, the running mean and variance of every batch-norm layer are recomputed over
+    training examples (unaugmented, as validation sees them), "precise BN". A network trained from random weights
+    needs it: its running statistics start at mean 0, variance 1 and, with a TensorFlow-style momentum of 0.01
+    (EfficientNet-Lite's), after a few dozen steps they are still mostly those starting values while the weights
+    have moved far, so validation (which uses the running statistics) sees a different network than training
+    did and sits at chance. `loader` gives (inputs, targets) batches; at most `max_batches` are read."""
+
+    def __init__(self, loader, max_batches: int = 50):
+        self.loader, self.max_batches = loader, max_batches
+
+    @torch.no_grad()
+    def on_evaluate_begin(self, loop: Loop) -> None:
+        layers = [m for m in loop.model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        if not layers:
+            return
+        loop.model.eval()  # dropout and stochastic depth off: the statistics are those evaluation will meet
+        momenta = [m.momentum for m in layers]
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # a cumulative average over the batches read
+            layer.train()
+        for n, (inputs, _) in enumerate(self.loader):
+            if n >= self.max_batches:
+                break
+            with autocast(loop.config.device, loop.config.amp_dtype):
+                loop.model(to_device(inputs, loop.config.device))
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        loop.model.eval()

@@ -2,6 +2,8 @@
 validation pass (ClassificationMetrics) and reported in full at the end."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
@@ -133,3 +135,24 @@ def overfitting_warning(history: list[dict], best_epoch: int) -> str | None:
                 f"({best['train_loss']:.3f} to {last['train_loss']:.3f}). The saved model is the one from epoch "
                 f"{best_epoch}. More examples, fewer epochs or a frozen backbone would help.")
     return None
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> dict:
+    """The 95% Wilson score interval for an accuracy measured on `total` examples: how far the true accuracy
+    may be from the measured one, given only that many (sound even for a handful of examples, unlike ± 2 SE)."""
+    if total == 0:
+        return {"low": 0.0, "high": 1.0, "confidence": 0.95, "examples": 0}
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return {"low": max(0.0, centre - half), "high": min(1.0, centre + half), "confidence": 0.95,
+            "examples": total}
+
+
+def interval_warning(interval: dict, accuracy: float) -> str | None:
+    """Words when the validation set is too small for its accuracy to be read to within ±10 points."""
+    if interval["high"] - interval["low"] <= 0.2:
+        return None
+    return (f"Only {interval['examples']} validation examples: the measured accuracy of {accuracy:.0%} could "
+            f"well be anywhere from {interval['low']:.0%} to {interval['high']:.0%} (95% interval). More "
+            "examples would tell the model's real accuracy more precisely.")

@@ -32,6 +32,8 @@ class Callback:
 
     def on_step_end(self, loop: "Loop") -> None: ...
 
+    def on_evaluate_begin(self, loop: "Loop") -> None: ...
+
     def on_epoch_end(self, loop: "Loop") -> None: ...
 
     def on_cancel(self, loop: "Loop") -> None: ...
@@ -187,6 +189,8 @@ class Loop:
                 for callback in self.callbacks:
                     callback.on_step_end(self)
             train_time += time.perf_counter() - epoch_start
+            for callback in self.callbacks:
+                callback.on_evaluate_begin(self)
             metrics = self.evaluate()
             steps_this_epoch = math.ceil(batches / cfg.accumulation)
             record = {"epoch": self.epoch, "step": self.step, "train_loss": self.epoch_loss / max(1, steps_this_epoch),

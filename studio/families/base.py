@@ -88,6 +88,12 @@ class Backbone(nn.Module):
     def lora_targets(self) -> list[str]:
         return conv_and_linear_targets(self, self.trunk())
 
+    @property
+    def convolutional(self) -> bool:
+        """A network of 2-D convolutions (more than a ViT's one patch embedding): it runs faster with its
+        activations in channels-last memory order."""
+        return sum(isinstance(m, nn.Conv2d) for m in self.modules()) > 1
+
 
 def last_linear_name(net: nn.Module) -> str:
     """The name of the network's last nn.Linear: its classifier, for the families the studio builds."""

@@ -32,6 +32,7 @@ class DataReport:
     validation_counts: dict[str, int]
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"item": ..., "reason": ...}
     warnings: list[str] = field(default_factory=list)
+    class_weighted: bool = False  # the training loss weights the classes (set by the task that trains)
 
     def to_dict(self) -> dict:
         return asdict(self)
