@@ -92,7 +92,7 @@ def _solve(x, y, masks, C, sw, start, max_iter) -> torch.Tensor:
 
 @dataclass
 class HeadFit:
-    weight: torch.Tensor  # [k, d] on raw features (the standardisation folded in)
+    weight: torch.Tensor  # [k, d] on raw features (the standardisation folded in), in the features' dtype
     bias: torch.Tensor
     C: float
     search: list[dict]  # one row per candidate C: mean validation score and loss over the folds
@@ -140,7 +140,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, sample_weight: to
     best = max(range(len(search)), key=lambda i: (round(search[i]["score"], 9), -i)) if search else 0
     chosen = sorted(Cs)[best]
     weight, bias = scaler.fold(refits[best][:, :-1], refits[best][:, -1])
-    return HeadFit(weight.float(), bias.float(), chosen, search, k, scaler)
+    return HeadFit(weight, bias, chosen, search, k, scaler)
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ def suggest(lrs: list[float], losses: list[float]) -> dict:
     """The stretch where the smoothed loss fell (from its highest point before the minimum down to the minimum)
     and the steepest point inside it, by the slope of the loss against log(lr)."""
     low = min(range(len(losses)), key=losses.__getitem__)
-    high = max(range(low + 1), key=losses.__getitem__)
+    high = max(range(low + 1), key=lambda i: (losses[i], i))  # the last of the highest: where the fall begins
     if low - high < 2:  # the loss never fell: nothing to suggest
         return {"suggestion": None, "fell_from": lrs[high], "fell_to": lrs[low]}
     slopes = [(losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
