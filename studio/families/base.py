@@ -30,6 +30,7 @@ class ModelInfo:
     preprocessing: dict = field(default_factory=dict)  # the task's settings: image size and normalisation, tokens…
     pooling: str = "head"  # HF models: "head" (the architecture's own classifier input) or "mean" (sentence encoders)
     trust_remote_code: bool = False  # the model runs Python code of its own (the user ticked the box for it)
+    bypassed: list[str] = field(default_factory=list)  # HF: newly initialised head layers the features skip
 
     def save(self, folder: Path) -> None:
         (folder / MODEL_INFO).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")

@@ -143,35 +143,75 @@ def quiet_loading():
         hf_logging.set_verbosity(verbosity)
 
 
+def fresh_layers(net: nn.Module, missing: set[str]) -> list[str]:
+    """The layers of a loaded model that its checkpoint did not contain (every parameter newly initialised), in
+    the order the model defines them: DistilBERT's pre_classifier, RoBERTa's classifier.dense, Whisper's
+    projector, and the final classifier itself."""
+    return [name for name, module in net.named_modules()
+            if (params := [f"{name}.{p}" for p, _ in module.named_parameters(recurse=False)])
+            and all(p in missing for p in params)]
+
+
+def bypass(net: nn.Module, names: list[str]) -> nn.Identity:
+    """Replaces the named layers with Identity; returns the first, whose input is then the model's features."""
+    replaced = []
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = net.get_submodule(parent_name) if parent_name else net
+        replaced.append(nn.Identity())
+        setattr(parent, child, replaced[-1])
+    return replaced[0]
+
+
 class HFBackbone(Backbone):
+    """By default the architecture's own classifier with its final layer cut. When the checkpoint lacks more of
+    that classifier than its final layer (newly initialised layers in front of it), those layers are bypassed
+    too and the features are what the first of them would read (averaged over time when that is a sequence, as
+    these heads do after it): frozen features come from pretrained layers only, never through random ones.
+    `bypassed` names them (kept in studio_model.json, so a saved model rebuilds the same way)."""
     family = NAME
 
     def __init__(self, ref: str, task: str, modality: str, pretrained: bool, pooling: str = "head",
-                 trust_remote_code: bool = False):
+                 trust_remote_code: bool = False, bypassed: list[str] | None = None):
         super().__init__()
         import transformers
         self.pooling, self.arch = pooling, ""
         auto = transformers.AutoModel if pooling == "mean" else getattr(transformers, AUTO_CLASSES[modality])
+        missing: set[str] = set()
         try:
             with quiet_loading():
                 config = load_config(ref, task, modality, trust_remote_code)
-                # weights_only: a pickled checkpoint (pytorch_model.bin) may hold tensors only, never code.
-                net = (auto.from_pretrained(ref, config=config, trust_remote_code=trust_remote_code,
-                                            weights_only=True)
-                       if pretrained else auto.from_config(config, trust_remote_code=trust_remote_code))
+                if pretrained:
+                    # weights_only: a pickled checkpoint (pytorch_model.bin) may hold tensors only, never code.
+                    net, loading = auto.from_pretrained(ref, config=config, trust_remote_code=trust_remote_code,
+                                                        weights_only=True, output_loading_info=True)
+                    missing = set(loading["missing_keys"])
+                else:
+                    net = auto.from_config(config, trust_remote_code=trust_remote_code)
         except ModelError:
             raise
         except Exception as exc:  # transformers and the hub raise many types; each one is explained in words
             raise explain(ref, exc, task) from None
+        self.bypassed: list[str] = []
+        self._entry: nn.Module | None = None
         if pooling == "mean":
             if getattr(net, "pooler", None) is not None:
                 net.pooler = None  # unused by mean pooling; dropping it keeps trainable-parameter counts honest
             self.feature_dim = _feature_dim(config)
         else:
             self.feature_dim = cut_classifier(net)
+            fresh = fresh_layers(net, missing) if bypassed is None else bypassed
+            if fresh:
+                first = net.get_submodule(fresh[0])
+                self.feature_dim = first.in_features
+                self._entry, self.bypassed = bypass(net, fresh), fresh
+                self._entry.register_forward_hook(self._keep_input)
         self.net = net
         self.layers = "net." + _longest_module_list(net)
         self.preprocessing: dict = {}  # build() reads it from the model's own files
+
+    def _keep_input(self, module, args, output) -> None:
+        self._features = args[0]
 
     def forward(self, inputs):
         if self.pooling == "mean":
@@ -179,6 +219,9 @@ class HFBackbone(Backbone):
             mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
         out = self.net(**inputs) if isinstance(inputs, dict) else self.net(pixel_values=inputs)
+        if self._entry is not None:
+            features, self._features = self._features, None
+            return features.mean(1) if features.dim() == 3 else features
         return out.logits  # the classifier is cut: these are the features its final layer would read
 
     def trunk(self):
@@ -237,7 +280,7 @@ def build(ref: str, task: str, modality: str, pretrained: bool, trust_remote_cod
 
 def rebuild(info, folder: Path, modality: str) -> Backbone:
     return HFBackbone(str(folder), info.task, modality, pretrained=False, pooling=info.pooling,
-                      trust_remote_code=info.trust_remote_code)
+                      trust_remote_code=info.trust_remote_code, bypassed=info.bypassed)
 
 
 def check(ref: str, task: str, modality: str, trust_remote_code: bool = False) -> str:

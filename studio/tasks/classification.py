@@ -149,6 +149,7 @@ class ClassificationTask(Task):
         info = ModelInfo(model=model, family=family, arch=getattr(backbone, "arch", ""), task=self.name,
                          preprocessing=self.preprocessing(backbone, max_length),
                          pooling=getattr(backbone, "pooling", "head"),
+                         bypassed=getattr(backbone, "bypassed", []),
                          trust_remote_code=bool(trust_remote_code and family == "hf"))
         return backbone, info, ref
 

@@ -19,7 +19,7 @@ from studio.engine.inference import Predictor
 predictor = Predictor(".")  # this folder
 print(predictor.predict({example}, top_k=3))
 ```"""]
-    if info.get("family") == "hf" and info.get("pooling") == "head":
+    if info.get("family") == "hf" and info.get("pooling") == "head" and not info.get("bypassed"):
         parts.append(f"""With transformers alone: `studio export RUN --format hf` writes `hf/` here, a standard
 transformers classifier:
 

@@ -37,6 +37,11 @@ def export_hf(run: RunFolder) -> Path:
         raise ExportError(f"{info.model} is a sentence encoder: it averages its token states, which no standard "
                           "transformers classifier does, so pipeline() cannot reproduce it. Use the ONNX export, "
                           "or load the model folder as its README.md shows.")
+    if info.bypassed:
+        raise ExportError(f"{info.model}'s own classifier puts newly initialised layers ({', '.join(info.bypassed)}) "
+                          "in front of its final layer; the studio reads the features before them, from pretrained "
+                          "layers only, which no standard transformers classifier does, so pipeline() cannot "
+                          "reproduce it. Use the ONNX export, or load the model folder as its README.md shows.")
     model, _ = classifier.load(folder, task.modality)
     config = transformers.AutoConfig.from_pretrained(folder)
     config.id2label = dict(enumerate(info.labels))
