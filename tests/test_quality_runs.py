@@ -1,0 +1,132 @@
+"""Whole runs on tiny models: the linear probe as epoch 0 of fine-tuning, calibration inside the saved model,
+class weighting above 3:1, a few examples per class, per-group results for a table of images."""
+import csv
+import json
+import os
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import WORDS, make_recipe
+from studio import tasks
+from studio.engine import classifier
+from studio.engine.jobs import JobManager
+from studio.engine.loop import Callback
+from studio.runfolder import RunFolder
+from studio.workspace import Workspace
+
+
+@pytest.fixture
+def manager(tmp_path):
+    return JobManager(Workspace(tmp_path / "ws"), in_process=True)
+
+
+def run(manager, recipe, callbacks=()):
+    job = manager.start(recipe, callbacks)
+    assert job.wait(300), "run did not finish in time"
+    assert job.status["status"] == "completed", job.status.get("error")
+    return job.run_dir, json.loads((job.run_dir / "eval.json").read_text())
+
+
+def topics_csv(path, counts: dict, seed=0, noise=0.3) -> str:
+    """Topic texts; `noise` of each text's words come from other topics, so the task is not trivial."""
+    rng = random.Random(seed)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for label, count in counts.items():
+            for _ in range(count):
+                words = [rng.choice(WORDS[rng.choice(list(WORDS))] if rng.random() < noise else WORDS[label])
+                         for _ in range(6)]
+                writer.writerow([" ".join(words), label])
+    return str(path)
+
+
+class Scramble(Callback):
+    """Makes every epoch's weights worse than the start by scrambling the head before evaluation."""
+
+    def on_evaluate_begin(self, loop):
+        with torch.no_grad():
+            for p in loop.model.head.parameters():
+                p.add_(torch.randn_like(p) * 5)
+
+
+def validation_logits(run_dir, recipe):
+    """The saved model's logits on the run's validation split, and the labels."""
+    task = tasks.get(recipe.task)
+    data = task.load_data(recipe.data, recipe.train.seed, run_dir)
+    model, info = classifier.load(run_dir / "model", task.modality)
+    batch = task.encoder(info, str(run_dir / "model"), augment=False).batch(data.val_items)
+    with torch.no_grad():
+        return model(batch), torch.tensor(data.val_labels)
+
+
+def test_fine_tuning_that_does_not_beat_the_probe_keeps_it_and_says_so(manager, tiny_bert, tmp_path):
+    data = topics_csv(tmp_path / "t.csv", {"sports": 40, "food": 40, "tech": 40})
+    fe_dir, fe = run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    recipe = make_recipe("text", tiny_bert, data, "full", epochs=2)
+    ft_dir, ft = run(manager, recipe, [Scramble()])
+    assert ft["history"][0]["epoch"] == 0 and ft["history"][0]["linear_probe"]
+    assert ft["best_epoch"] == 0 and ft["linear_probe"]["fine_tuning_improved"] is False
+    assert any("did not beat the linear probe" in w for w in ft["warnings"])
+    # the delivered model is the probe: feature extraction's model, to the last digit that matters
+    assert ft["accuracy"] == fe["accuracy"] and ft["linear_probe"]["C"] == fe["linear_probe"]["C"]
+    fe_logits, _ = validation_logits(fe_dir, recipe)
+    ft_logits, _ = validation_logits(ft_dir, recipe)
+    assert torch.allclose(fe_logits, ft_logits, atol=1e-4)
+
+
+def test_the_temperature_is_inside_the_saved_model(manager, tiny_bert, tmp_path):
+    data = topics_csv(tmp_path / "t.csv", {"sports": 40, "food": 40, "tech": 40})
+    recipe = make_recipe("text", tiny_bert, data, "feature-extraction")
+    run_dir, report = run(manager, recipe)
+    cal = report["calibration"]
+    assert report["num_examples"] >= 20 and cal["ece_after"] is not None and cal["temperature"] != 1.0
+    logits, labels = validation_logits(run_dir, recipe)
+    # times T, the saved model's logits are the trained ones, whose validation loss eval.json reports
+    assert float(F.cross_entropy(logits * cal["temperature"], labels)) == pytest.approx(report["loss"], rel=1e-4)
+    assert float(F.cross_entropy(logits, labels)) <= report["loss"]  # T minimises this loss on validation
+
+
+def test_imbalance_above_three_to_one_weighs_the_classes(manager, tiny_bert, tmp_path):
+    data = topics_csv(tmp_path / "t.csv", {"sports": 60, "food": 15, "tech": 12}, noise=0.4)
+    run_dir, report = run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    data_report = RunFolder(run_dir).read("data_report.json")
+    assert data_report["class_weighted"] and any("weights each class" in w for w in data_report["warnings"])
+    assert report["class_weighted"] and 0 <= report["macro_f1_unweighted"] <= 1
+    _, tuned = run(manager, make_recipe("text", tiny_bert, data, "full"))
+    assert tuned["class_weighted"] and tuned["macro_f1_unweighted"] is None and tuned["macro_f1_unweighted_reason"]
+    recipe = make_recipe("text", tiny_bert, data, "feature-extraction")
+    recipe.train.class_weights = "none"
+    _, plain = run(manager, recipe)
+    assert not plain["class_weighted"] and "macro_f1_unweighted" not in plain
+
+
+def test_five_examples_per_class_train_and_say_how_reliable_the_result_is(manager, tiny_bert, tmp_path):
+    data = topics_csv(tmp_path / "t.csv", {"sports": 5, "food": 5, "tech": 5}, noise=0.0)
+    _, report = run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    interval = report["accuracy_interval"]
+    assert interval["examples"] == report["num_examples"] == 3
+    assert interval["low"] <= report["accuracy"] <= interval["high"] and interval["high"] - interval["low"] > 0.4
+    assert any("could well be anywhere" in w for w in report["warnings"])
+    assert report["linear_probe"]["folds"] == 4  # four training examples per class: 4-fold cross-validation
+
+
+def test_per_group_results_for_images_listed_in_a_table(manager, tiny_vit, shapes_small, tmp_path):
+    from pathlib import Path
+    table = tmp_path / "images.csv"
+    with open(table, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "shape", "camera"])
+        for n, path in enumerate(sorted(Path(shapes_small).rglob("*.jpg"))):
+            writer.writerow([os.path.relpath(path, table.parent), path.parent.name,  # relative to the table
+                             "phone" if n % 2 else "scanner"])
+    recipe = make_recipe("image", tiny_vit, str(table), "feature-extraction")
+    recipe.data.path_column, recipe.data.label_column, recipe.data.group_column = "file", "shape", "camera"
+    run_dir, report = run(manager, recipe)
+    groups = report["groups"]
+    assert set(groups["groups"]) == {"phone", "scanner"}
+    assert sum(g["support"] for g in groups["groups"].values()) == report["num_examples"]
+    assert "Results per camera" in (run_dir / "model" / "README.md").read_text()
