@@ -1,20 +1,26 @@
 """The learning-rate range test: a curve of loss against learning rate, a suggestion inside the stretch where the
 loss fell, and the model's weights untouched afterwards."""
-import threading
-
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
 from studio.engine import lr_finder
+from studio.engine.distributed import Distributed, ShardedSampler
+from studio.engine.evaluation import ClassificationMetrics
+from studio.engine.loop import Loop, LoopConfig
+from studio.runfolder import NullWriter
 
 
-def problem(seed=0):
+def loop_on_a_problem(model, seed=0):
     generator = torch.Generator().manual_seed(seed)
     centres = torch.randn(3, 10, generator=generator) * 2
     y = torch.arange(600) % 3
     x = centres[y] + torch.randn(600, 10, generator=generator)
-    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True,
-                                       generator=generator)
+    data = TensorDataset(x, y)
+    loader = DataLoader(data, batch_size=32, sampler=ShardedSampler(600, Distributed(), shuffle=True))
+    return Loop(model, [{"params": list(model.parameters()), "lr": 1e-3}], loader, loader,
+                LoopConfig(epochs=1, device=torch.device("cpu")), NullWriter(), compute,
+                lambda: ClassificationMetrics(3))
 
 
 def compute(model, inputs, targets):
@@ -26,9 +32,8 @@ def test_suggestion_lies_where_the_loss_fell_and_weights_are_restored():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    groups = [{"params": list(model.parameters()), "lr": 1e-3}]
-    found = lr_finder.range_test(model, groups, problem(), compute, torch.device("cpu"), None, 1e-3,
-                                 threading.Event())
+    loop = loop_on_a_problem(model)
+    found = lr_finder.range_test(loop, 1e-3)
     lrs, losses = zip(*found["points"])
     assert found["steps"] == len(lrs) > 20 and list(lrs) == sorted(lrs)
     assert found["fell_from"] <= found["suggestion"] <= found["fell_to"]
@@ -36,6 +41,7 @@ def test_suggestion_lies_where_the_loss_fell_and_weights_are_restored():
     assert losses[at + 1] < losses[at - 1]  # the loss falls through the suggested rate
     assert losses[lrs.index(found["fell_to"])] < 0.5 * losses[0]  # and it really fell
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert loop.step == 0 and not loop.history  # the run itself has not started
 
 
 def test_suggest_finds_the_steepest_point_of_the_descent():

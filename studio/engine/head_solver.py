@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from studio.engine import calibration
+
 CS = tuple(10.0 ** e for e in range(-4, 5))  # 1e-4 … 1e4, one per decade
 MAX_FOLDS = 5
 MAX_ITER = 200  # L-BFGS iterations per C; warm starts along the path keep most far below it
@@ -98,6 +100,7 @@ class HeadFit:
     search: list[dict]  # one row per candidate C: mean validation score and loss over the folds
     folds: int
     standardizer: Standardizer
+    temperature: float = 1.0  # the out-of-fold temperature the head was divided by (1 without a search)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.weight) @ self.weight.T + self.bias
@@ -109,7 +112,8 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, sample_weight: to
     """The head for features x [n, d] and labels y (on x's device). C given: that strength, no search. Otherwise
     C is the candidate with the best mean validation accuracy over stratified folds (weighted by sample_weight,
     i.e. balanced accuracy under class weights; ties go to the smaller C), and the head is the refit on every
-    training example at that C. on_candidate(row) is called as each candidate is scored."""
+    training example at that C, divided by the temperature that calibrates its out-of-fold predictions (the same
+    predictions, more honest scores). on_candidate(row) is called as each candidate is scored."""
     device = x.device
     y = y.to(device)
     scaler = Standardizer.fit(x)
@@ -125,34 +129,39 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, *, sample_weight: to
     masks = torch.stack([fold != f for f in range(k)] + [torch.ones(n, dtype=torch.bool, device=device)]
                         ).to(xs.dtype) if k else torch.ones(1, n, dtype=xs.dtype, device=device)
     params = torch.zeros(len(masks), num_classes, d + 1, dtype=xs.dtype, device=device)
-    search, refits = [], []
+    search, refits, held_out = [], [], []
     for c in sorted(Cs):  # weak to strong fits: each starts from the last, so the path costs a few fits
         params = _solve(xs, y, masks, c, sw, params, max_iter)
         refits.append(params[-1])
         if k:
-            row = _score(xs, y, sw, fold, params[:-1], c, len(search), len(Cs), k)
+            row, logits = _score(xs, y, sw, fold, params[:-1], c, len(search), len(Cs), k)
             search.append(row)
+            held_out.append(logits)
             if on_candidate:
                 on_candidate(row)
     # The best score; among equal ones the smallest C (as scikit-learn's searches pick): on data the folds
     # separate perfectly every C scores alike, and the largest would give logits in the hundreds, which
     # fine-tuning from this head (and anyone reading its scores) would suffer from.
     best = max(range(len(search)), key=lambda i: (round(search[i]["score"], 9), -i)) if search else 0
-    chosen = sorted(Cs)[best]
-    weight, bias = scaler.fold(refits[best][:, :-1], refits[best][:, -1])
-    return HeadFit(weight, bias, chosen, search, k, scaler)
+    # The C that classifies best is often far from the one whose probabilities are best (a strong penalty keeps
+    # every score near 1/k): the head is rescaled by the temperature that fits its out-of-fold predictions, on
+    # training examples only. Fine-tuning then starts from sensible probabilities, and the scores mean something
+    # even when validation is too small to calibrate on.
+    temperature = calibration.fit_temperature(held_out[best].cpu(), y.cpu()) if k else 1.0
+    weight, bias = scaler.fold(refits[best][:, :-1] / temperature, refits[best][:, -1] / temperature)
+    return HeadFit(weight, bias, sorted(Cs)[best], search, k, scaler, temperature)
 
 
 @torch.no_grad()
-def _score(xs, y, sw, fold, params, C, index, count, k) -> dict:
-    correct = loss = total = 0.0
+def _score(xs, y, sw, fold, params, C, index, count, k) -> tuple[dict, torch.Tensor]:
+    """The folds' mean validation accuracy and loss (weighted), and every example's out-of-fold logits."""
+    held_out = torch.empty(len(y), params.shape[1], dtype=xs.dtype, device=xs.device)
     for f in range(k):
         held = fold == f
-        logits = xs[held] @ params[f, :, :-1].T + params[f, :, -1]
-        w = sw[held]
-        correct += float((w * (logits.argmax(1) == y[held])).sum())
-        loss += float((w * F.cross_entropy(logits, y[held], reduction="none")).sum())
-        total += float(w.sum())
-    return {"candidate": index + 1, "candidates": count, "C": C, "score": correct / total, "loss": loss / total,
-            "folds": k}
+        held_out[held] = xs[held] @ params[f, :, :-1].T + params[f, :, -1]
+    correct = float((sw * (held_out.argmax(1) == y)).sum())
+    loss = float((sw * F.cross_entropy(held_out, y, reduction="none")).sum())
+    total = float(sw.sum())
+    return ({"candidate": index + 1, "candidates": count, "C": C, "score": correct / total, "loss": loss / total,
+             "folds": k}, held_out)
 

@@ -61,6 +61,11 @@ class LoopConfig:
     warmup_ratio: float = 0.05
     max_grad_norm: float = 1.0
     accumulation: int = 1  # batches per optimizer step
+    # Fine-tuning a pretrained network on small batches: batch norm normalises with its pretrained statistics
+    # (its scale and shift still train). In training mode it would normalise with each small batch's statistics
+    # while evaluation used running ones that, at a TensorFlow-style momentum of 0.01, barely follow the weights
+    # as they change: measured on EfficientNet-Lite0, validation loss went from 1.1 to over 3000 in two epochs.
+    keep_batch_norm_statistics: bool = False
 
 
 def to_device(batch, device: torch.device):
@@ -77,11 +82,13 @@ def batch_size(inputs) -> int:
     return len(next(iter(inputs.values())))
 
 
-def train_mode(model: nn.Module) -> None:
-    """Training mode, except that frozen batch-norm layers keep their pretrained statistics."""
+def train_mode(model: nn.Module, keep_statistics: bool = False) -> None:
+    """Training mode, except that batch-norm layers keep their running statistics when they are frozen or when
+    asked to (keep_statistics: a pretrained network being fine-tuned)."""
     model.train()
     for module in model.modules():
-        if isinstance(module, _BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+        if isinstance(module, _BatchNorm) and (keep_statistics
+                                               or not any(p.requires_grad for p in module.parameters())):
             module.eval()
 
 
@@ -155,7 +162,7 @@ class Loop:
             sampler = self.train_loader.sampler
             sampler.set_epoch(self.epoch, skip=self.batches_done * self.train_loader.batch_size)
             batches = len(self.train_loader) + self.batches_done  # this epoch's whole length
-            train_mode(model)
+            train_mode(model, cfg.keep_batch_norm_statistics)
             epoch_start = time.perf_counter()
             step_loss, in_step, step_size = torch.zeros(()), 0, 0
             for inputs, targets in self.train_loader:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from studio.engine.device import autocast
-from studio.engine.loop import Cancelled, to_device, train_mode
+from studio.engine.loop import Cancelled, Loop, to_device, train_mode
 
 STEPS = 100
 START, END = 1e-7, 1.0  # the recipe's learning rate is swept over this range
@@ -39,30 +38,30 @@ def suggest(lrs: list[float], losses: list[float]) -> dict:
     return {"suggestion": lrs[steepest], "fell_from": lrs[high], "fell_to": lrs[low]}
 
 
-def range_test(model: torch.nn.Module, param_groups: list[dict], loader, compute: Callable, device, amp_dtype,
-               base_lr: float, cancel: threading.Event, events: Any = None, steps: int = STEPS,
-               weight_decay: float = 0.01) -> dict:
-    """Sweeps the recipe's learning rate from START to END over `steps` optimizer steps (each parameter group
-    keeps its ratio to the recipe's rate: a head 10× faster stays 10× faster). Returns the (lr, smoothed loss)
-    points, the stretch where the loss fell and the suggested rate; the model's weights are unchanged after."""
+def range_test(loop: Loop, base_lr: float, events: Any = None, steps: int = STEPS) -> dict:
+    """Sweeps the recipe's learning rate from START to END over `steps` optimizer steps of the loop's model on
+    its training batches (each parameter group keeps its ratio to the recipe's rate: a head 10× faster stays 10×
+    faster). Returns the (lr, smoothed loss) points, the stretch where the loss fell and the suggested rate; the
+    model's weights are as they were afterwards, and the loop has not moved."""
+    model, cfg = loop.model, loop.config
     saved = copy.deepcopy(model.state_dict())
-    groups = [dict(g, params=list(g["params"]), ratio=g["lr"] / base_lr) for g in param_groups]
-    optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)
+    groups = [dict(g, params=list(g["params"]), ratio=g["lr"] / base_lr) for g in loop.param_groups]
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     factor = (END / START) ** (1 / max(1, steps - 1))
     points, average, best = [], 0.0, float("inf")
     started = time.perf_counter()
-    train_mode(model)
+    train_mode(model, cfg.keep_batch_norm_statistics)
     try:
-        batches = _cycle(loader)
+        batches = _cycle(loop.train_loader)
         for step in range(steps):
-            if cancel.is_set():
+            if loop.cancel.is_set():
                 raise Cancelled()
             lr = START * factor ** step
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["ratio"]
             inputs, targets = next(batches)
-            with autocast(device, amp_dtype):
-                loss, _ = compute(model, to_device(inputs, device), to_device(targets, device))
+            with autocast(cfg.device, cfg.amp_dtype):
+                loss, _ = loop.compute(model, to_device(inputs, cfg.device), to_device(targets, cfg.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -76,7 +75,7 @@ def range_test(model: torch.nn.Module, param_groups: list[dict], loader, compute
             if events is not None:
                 elapsed = time.perf_counter() - started
                 events.emit("progress", phase="lr_finder", done=step + 1, total=steps,
-                            samples_per_s=(step + 1) * loader.batch_size / elapsed,
+                            samples_per_s=(step + 1) * loop.train_loader.batch_size / elapsed,
                             eta=(steps - step - 1) * elapsed / (step + 1))
             if smoothed > DIVERGED * best and step > 10:
                 break

@@ -193,7 +193,8 @@ class ClassificationTask(Task):
             feats = probe.features(ctx, model, data, self.encoder(info, ref, augment=False, recipe=recipe), info)
             fit = probe.solve(ctx, feats, data, weights)
             probe.install(model, fit)
-            extras["linear_probe"] = {"C": fit.C, "folds": fit.folds, "search": fit.search}
+            extras["linear_probe"] = {"C": fit.C, "folds": fit.folds, "temperature": fit.temperature,
+                                      "search": fit.search}
         if strategy == "feature-extraction" and solved:
             record, logits = probe.record(fit, feats, data, weights, 1, time.perf_counter() - started)
             events.emit("epoch", total_epochs=1, best_epoch=1, **record)
@@ -263,7 +264,8 @@ class ClassificationTask(Task):
         loop = Loop(trained, groups, train_loader, val_loader,
                     LoopConfig(epochs=t.epochs, device=ctx.device, amp_dtype=ctx.amp_dtype,
                                weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
-                               accumulation=t.gradient_accumulation_steps),
+                               accumulation=t.gradient_accumulation_steps,
+                               keep_batch_norm_statistics=recipe.strategy in BACKBONE_TRAINS),
                     ctx.events, compute, lambda: evaluation.ClassificationMetrics(len(data.classes)), ctx.cancel,
                     dist=dist)
         best = BestWeights(run.best_weights)
@@ -288,9 +290,7 @@ class ClassificationTask(Task):
                                              f"run's {loop.total_steps}; strategy_options.lr_finder: on runs it")}
         ctx.events.emit("log", message=f"Learning-rate range test: {lr_finder.STEPS} short steps from "
                                        f"{lr_finder.START:g} to {lr_finder.END:g}.")
-        found = lr_finder.range_test(loop.model, loop.param_groups, loop.train_loader, loop.compute, ctx.device,
-                                     ctx.amp_dtype, ctx.recipe.train.learning_rate, ctx.cancel, ctx.events,
-                                     weight_decay=loop.config.weight_decay)
+        found = lr_finder.range_test(loop, ctx.recipe.train.learning_rate, ctx.events)
         ctx.events.emit("lr_finder", **found)
         return {"ran": True, **found}
 
