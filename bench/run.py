@@ -30,7 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from bench import plain, studio_side, workloads  # noqa: E402
+from bench import plain, quality, studio_side, workloads  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results.json"
@@ -45,6 +45,8 @@ GOALS = {
     "first_curve_point_s": ("<=", 1.5),
     "worker_start_overhead_s": ("<=", 3.0),
     "demo_to_model_s": ("<=", 20.0),
+    "fe_vs_expert": (">=", 0.98),
+    "ft_vs_fe": (">=", 1.0),
     "transfer_vs_scratch": None,
     "ft_mfu": (">=", 0.40),
     "peak_memory_mb": None,
@@ -53,7 +55,8 @@ NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain
                "ui_p95_ms_during_training", "ui_p95_ms_idle", "first_curve_point_s", "demo_to_model_s",
                "worker_start_overhead_s"]
 GPU_KEYS = ["ft_mfu", "peak_memory_mb"]
-SECTIONS = ["fe", "worker", "ft", "lora", "transfer", "ui", "gpu"]
+SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "gpu"]
+QUALITY_KEYS = {"fe_vs_expert": None, "ft_vs_fe": ["full", "partial", "layerwise", "lora"]}  # dicts of ratios
 
 
 @dataclass
@@ -73,8 +76,14 @@ class Config:
     lora_warmup: int = 3
     lora_measure: int = 20
     ui_calls: int = 100
-    transfer_per_class: tuple = (10, 50)
-    transfer_val_per_class: int = 10
+    transfer_per_class: tuple = (10, 50)  # the first is also the strategies' digits set
+    digits_classes: int = 10
+    digits_val_per_class: int = 10
+    patches_per_class: int = 20
+    reviews_rows: int = 600
+    quality_sets: tuple = ("digits", "patches", "reviews", "tickets")  # fe_vs_expert's
+    strategy_sets: tuple = ("digits", "patches", "reviews", "tickets")  # ft_vs_fe's
+    quality_epochs: int | None = None  # None: each strategy's defaults
     mfu_images_per_class: int = 400
     mfu_text_rows: int = 2000
     mfu_warmup: int = 10
@@ -90,13 +99,16 @@ class Config:
 def make_config(mode: str, work: Path) -> Config:
     if mode == "full":
         cfg = Config("full", naive_measure_images=None, ft_warmup=5, ft_measure=40, lora_rows=2400,
-                     lora_warmup=10, lora_measure=100, transfer_val_per_class=50)
-    elif mode == "quick":
-        cfg = Config("quick")
+                     lora_warmup=10, lora_measure=100, digits_val_per_class=50)
+    elif mode == "quick":  # one image set of at most 200 images and one text set; transfer at 10 per class
+        cfg = Config("quick", transfer_per_class=(10,), digits_classes=5, reviews_rows=300,
+                     quality_sets=("digits", "reviews"), strategy_sets=("digits", "reviews"))
     else:  # smoke: tiny models built from configs, a handful of images
         cfg = Config("smoke", fe_per_class=4, fe_batch=8, fe_epochs=2, naive_measure_images=8, ft_batch=4,
                      ft_warmup=1, ft_measure=3, lora_rows=60, lora_words=8, lora_warmup=1, lora_measure=3,
-                     ui_calls=10, transfer_per_class=(2, 4), transfer_val_per_class=2, mfu_images_per_class=4,
+                     ui_calls=10, transfer_per_class=(2, 4), digits_classes=3, digits_val_per_class=2,
+                     reviews_rows=30, quality_sets=("digits", "reviews"), strategy_sets=("digits", "reviews"),
+                     quality_epochs=2, mfu_images_per_class=4,
                      mfu_text_rows=40, mfu_warmup=1, mfu_steps=3,
                      gpu_models={"vit_b16": {"task": "image", "batch_size": 4, "config": dict(
                          image_size=32, patch=8, hidden=32, layers=2, heads=2, intermediate=64)},
@@ -120,6 +132,13 @@ class Context:
         self.manager = studio_side.new_manager(work / "workspace")
         self.inproc = studio_side.new_manager(work / "workspace-inproc", in_process=True)  # lockstep ratios
         self._folders: dict = {}
+        self._cache: dict = {}
+
+    def cached(self, key: tuple, make):
+        """make() once per key: data sets, managers and runs the quality sections share."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     def mnist(self, name: str, per_class: int, start: int) -> Path:
         key = (name, per_class, start)
@@ -157,7 +176,7 @@ def section_fe(ctx: Context, results: dict) -> None:
     val = [(p, y) for i, (p, y) in enumerate(zip(paths, labels)) if not i % 5]
     epochs = cfg.fe_epochs or 30
     naive = plain.naive_feature_training(cfg.image_model, tuple(map(list, zip(*train))),
-                                         tuple(map(list, zip(*val))), len(classes), cfg.fe_batch, cold["epochs_run"],
+                                         tuple(map(list, zip(*val))), len(classes), cfg.fe_batch, epochs,
                                          3e-3, ctx.workers, ctx.device, ctx.amp, cfg.naive_measure_images)
     results["fe_vs_inference_ratio"] = _ratio(cold["wall_s"], plain_s)
     results["details"]["fe"] = {
@@ -170,7 +189,7 @@ def section_fe(ctx: Context, results: dict) -> None:
         "naive_s": naive["seconds"], "naive_vs_inference_ratio": _ratio(naive["seconds"], plain_s),
         "naive_extrapolated": naive["extrapolated"], "naive_measured_images": naive["measured_images"],
         "studio_accuracy": cold["accuracy"], "studio_cold_phases": cold["phases"],
-        "studio_epochs_run": cold["epochs_run"],  # fewer than `epochs` when the studio stopped early
+        "studio_epochs_run": cold["epochs_run"],  # 1: the head is solved (no epochs), its search is counted
         "counted": "studio: JobManager.start() to done through a worker process (the spare one, as in the UI), "
                    "i.e. recipe check, data loading and validation (every "
                    "image decoded once to check it), split, model build, features, all epochs on the head, "
@@ -260,23 +279,8 @@ def section_lora(ctx: Context, results: dict) -> None:
         lora=lora, counted="samples/s over the same measured steps after warm-up, tokenising included on both sides")
 
 
-def section_transfer(ctx: Context, results: dict) -> None:
-    from bench.transfer import scratch_with_budget
-    cfg = ctx.cfg
-    val = ctx.mnist("transfer-val", cfg.transfer_val_per_class, 500 - cfg.transfer_val_per_class)
-    val_paths, val_labels, classes = workloads.image_files(val)
-    out = {}
-    for k in cfg.transfer_per_class:
-        train = ctx.mnist("transfer-train", k, 100)  # digits 100.. of each class: never in the FE set or val
-        fe = studio_side.feature_extraction(ctx.manager, cfg.image_model, str(train), cfg.fe_batch, cfg.fe_epochs,
-                                            validation_path=str(val))
-        scratch = scratch_with_budget(cfg.image_model, workloads.image_files(train)[:2], (val_paths, val_labels),
-                                      len(classes), fe["wall_s"], 32, 1e-3, ctx.workers, ctx.device, ctx.amp)
-        out[str(k)] = {"feature_extraction": fe["accuracy"], "scratch": scratch["accuracy"],
-                       "budget_s": fe["wall_s"], "scratch_steps": scratch["steps"],
-                       "scratch_examples_seen": scratch["examples_seen"]}
-    results["transfer_vs_scratch"] = {"per_class": out, "validation_examples": len(val_paths),
-                                      "chance": 1 / len(classes)}
+section_expert, section_strategies, section_transfer = (quality.section_expert, quality.section_strategies,
+                                                         quality.section_transfer)  # bench/quality.py
 
 
 def section_ui(ctx: Context, results: dict) -> None:
@@ -317,12 +321,20 @@ def check(results: dict) -> list[str]:
     for key in NUMBER_KEYS:
         if not _finite(results.get(key)):
             problems.append(f"{key} is {results.get(key)!r}, not a finite number")
+    for key, expected in QUALITY_KEYS.items():
+        value = results.get(key)
+        if not isinstance(value, dict) or not value:
+            problems.append(f"{key} is {value!r}, not ratios by name")
+            continue
+        if expected and sorted(value) != sorted(expected):
+            problems.append(f"{key} has {sorted(value)}, not {sorted(expected)}")
+        problems += [f"{key}[{name}] is {v!r}" for name, v in value.items() if not _finite(v)]
     transfer = results.get("transfer_vs_scratch")
     if not isinstance(transfer, dict) or not transfer.get("per_class"):
         problems.append("transfer_vs_scratch has no per_class results")
     else:
         for k, row in transfer["per_class"].items():
-            for side in ("feature_extraction", "scratch", "budget_s"):
+            for side in ("feature_extraction", "full", "scratch", "budget_s"):
                 if not _finite(row.get(side)):
                     problems.append(f"transfer_vs_scratch[{k}][{side}] is {row.get(side)!r}")
     for key in GPU_KEYS:
@@ -369,11 +381,11 @@ def table(results: dict) -> str:
         row("fe_vs_inference_ratio", _fmt(results.get("fe_vs_inference_ratio")),
             f"studio FE run, cold cache, everything counted ({fe['studio_cold_s']:.1f} s) ÷ one plain "
             f"inference pass ({statistics.mean(fe['plain_pass_s']):.1f} s, mean of 2), {fe['images']} images, "
-            f"batch {fe['batch_size']}, {fe['epochs']} epochs ({fe['studio_epochs_run']} run), {fe['threads']} threads")
+            f"batch {fe['batch_size']}, head solved with its regularisation searched, {fe['threads']} threads")
         lines.append(f"| (warm cache) | {_fmt(fe['warm_vs_inference_ratio'])} | | | second run, features from the "
                      f"cache ({fe['studio_warm_s']:.1f} s) |")
         lines.append(f"| (naive way) | {_fmt(fe['naive_vs_inference_ratio'])} | | | frozen backbone run every "
-                     f"epoch for the {fe['studio_epochs_run']} epochs the studio ran ({fe['naive_s']:.0f} s{', extrapolated from one epoch on ' + str(fe['naive_measured_images']) + ' images' if fe['naive_extrapolated'] else ''}) |")
+                     f"epoch of a head trained for {fe['epochs']} epochs ({fe['naive_s']:.0f} s{', extrapolated from one epoch on ' + str(fe['naive_measured_images']) + ' images' if fe['naive_extrapolated'] else ''}) |")
     else:
         row("fe_vs_inference_ratio", "—", "not measured")
     wk = d.get("worker", {})
@@ -403,12 +415,21 @@ def table(results: dict) -> str:
         f"{_fmt(ui.get('first_curve_point_s', {}).get('full'))} s)" if ui else "")
     row("demo_to_model_s", _fmt(results.get("demo_to_model_s")),
         "UI API: shapes example → start (feature extraction, defaults) → finished → playground answer" if ui else "")
+    for key in QUALITY_KEYS:
+        value = results.get(key)
+        row(key, ", ".join(f"{k} {_fmt(v)}" for k, v in value.items()) if value else "—",
+            "studio feature extraction ÷ expert logistic regression on the same features, per data set"
+            if key == "fe_vs_expert" else "each strategy with defaults ÷ feature extraction, lowest over the "
+            f"data sets ({', '.join(k for k in d.get('ft_vs_fe', {}) if k != 'counted')})")
     tr = results.get("transfer_vs_scratch")
     if tr:
-        cells = "; ".join(f"{k}/class: FE {v['feature_extraction']:.1%} vs scratch {v['scratch']:.1%} "
-                          f"({v['budget_s']:.0f} s)" for k, v in tr["per_class"].items())
+        cells = "; ".join(
+            f"{k}/class: FE {v['feature_extraction']:.1%} ({v['time_s']['feature_extraction']:.0f} s), full "
+            f"{v['full']:.1%} ({v['time_s']['full']:.0f} s) vs scratch {v['scratch']:.1%} "
+            f"({v['time_s']['scratch']:.0f} s, {v['scratch_run']['epochs_run']} epochs; at FE's time "
+            f"{_fmt(v['scratch_at_equal_time'])})" for k, v in tr["per_class"].items())
         row("transfer_vs_scratch", cells, f"validation accuracy on {tr['validation_examples']} held-out digits "
-            f"(chance {tr['chance']:.0%}); scratch gets the FE run's wall time")
+            f"of {tr['classes']} classes (chance {tr['chance']:.0%}); scratch under its own recipe")
     for key in GPU_KEYS:
         value = results.get(key)
         shown = ", ".join(f"{k} {_fmt(v) if not isinstance(v, dict) else v}" for k, v in value.items()) \

@@ -119,7 +119,9 @@ def _show(event: dict, bars: dict, tqdm) -> None:
     elif kind == "epoch":
         known = {"epoch", "total_epochs", "train_loss", "val_loss", "step", "elapsed", "best_epoch", "type", "time"}
         extra = "".join(f", {k.replace('_', '-')} {v:.3f}" for k, v in event.items()
-                        if k not in known and isinstance(v, (int, float)))
+                        if k not in known and isinstance(v, (int, float)) and not isinstance(v, bool))
+        if event.get("linear_probe"):
+            extra += " (the linear probe: the solved head on the pretrained model, before fine-tuning)"
         tqdm.write(f"epoch {event['epoch']}/{event['total_epochs']}: train loss {event['train_loss']:.4f}, "
                    f"validation loss {event['val_loss']:.4f}{extra}", file=sys.stderr)
     elif kind == "status" and event.get("status") == "queued" and event.get("message"):

@@ -37,7 +37,15 @@ def test_smoke_run_writes_every_key(smoke):
     per_class = results["transfer_vs_scratch"]["per_class"]
     assert set(per_class) == {"2", "4"}
     for row in per_class.values():
-        assert 0 <= row["feature_extraction"] <= 1 and 0 <= row["scratch"] <= 1 and row["budget_s"] > 0
+        assert all(0 <= row[side] <= 1 for side in ("feature_extraction", "full", "scratch")) and row["budget_s"] > 0
+        assert row["scratch_run"]["stop_reason"] and row["examples_seen"]["scratch"] > 0
+        assert set(row["time_s"]) == {"feature_extraction", "full", "scratch"}
+    assert set(results["ft_vs_fe"]) == {"full", "partial", "layerwise", "lora"}
+    assert set(results["fe_vs_expert"]) == {"digits", "reviews"}
+    for key in ("ft_vs_fe", "fe_vs_expert"):
+        assert all(math.isfinite(v) and v > 0 for v in results[key].values()), key
+    expert = results["details"]["fe_vs_expert"]["digits"]["expert"]
+    assert 0 <= expert["accuracy"] <= 1 and expert["C"] > 0
     assert set(results["ft_mfu"]) == {"vit_b16", "bert_base"}
     assert all(math.isfinite(v) and v > 0 for v in results["ft_mfu"].values())
     assert results["peak_memory_mb"] is None and results["null_reasons"]["peak_memory_mb"]
@@ -54,8 +62,11 @@ def test_the_check_catches_missing_and_broken_values(smoke):
     del broken["demo_to_model_s"]
     broken["transfer_vs_scratch"]["per_class"]["2"]["scratch"] = None
     broken["ft_mfu"] = None  # null without a reason
+    del broken["ft_vs_fe"]["lora"]
+    broken["fe_vs_expert"]["digits"] = None
     problems = "\n".join(bench.check(broken))
-    for key in ("fe_vs_inference_ratio", "demo_to_model_s", "transfer_vs_scratch[2][scratch]", "ft_mfu"):
+    for key in ("fe_vs_inference_ratio", "demo_to_model_s", "transfer_vs_scratch[2][scratch]", "ft_mfu",
+                "ft_vs_fe has", "fe_vs_expert[digits]"):
         assert key in problems
 
 
@@ -71,7 +82,9 @@ def test_gpu_keys_are_null_with_a_reason_without_a_gpu(tmp_path):
 
 def test_goals_are_judged_in_the_right_direction():
     judged = bench.goals({"fe_vs_inference_ratio": 1.2, "ft_vs_plain_loop_ratio": 0.97,
-                          "ft_mfu": {"vit_b16": 0.45, "bert_base": 0.3}})
+                          "ft_mfu": {"vit_b16": 0.45, "bert_base": 0.3}, "fe_vs_expert": {"a": 0.99, "b": 1.1},
+                          "ft_vs_fe": {"full": 1.02, "lora": 0.97}})
     assert judged["fe_vs_inference_ratio"]["met"] is False
     assert judged["ft_vs_plain_loop_ratio"]["met"] is True
     assert judged["ft_mfu"]["met"] is False  # every model must reach the goal
+    assert judged["fe_vs_expert"]["met"] is True and judged["ft_vs_fe"]["met"] is False

@@ -1,4 +1,6 @@
 """The offline pretrained models on small real data (EfficientNet-Lite0 and MiniLM ship inside PyPI packages)."""
+import json
+
 import pytest
 
 from helpers import build_backbone
@@ -63,3 +65,19 @@ def test_minilm_lora_trains_only_adapters_and_head(manager):
     status = run(manager, recipe)
     assert status["trainable_parameters"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert status["accuracy"] >= 0.6
+
+
+@pytest.mark.slow
+def test_efficientnet_full_fine_tuning_with_defaults_starts_from_the_probe(manager, tmp_path):
+    """Full fine-tuning of EfficientNet-Lite0 with its defaults (linear probe first, batch-norm statistics kept) on
+    shapes: accurate, no blow-up once the backbone moves, and its report says whether it beat its probe."""
+    shapes = make_shapes(tmp_path / "shapes", per_class=20, size=64)
+    recipe = Recipe(task="image-classification", model="efficientnet-lite0", data=DataSpec(path=str(shapes)),
+                    strategy="full")
+    status = run(manager, recipe)
+    report = json.loads((manager.workspace.root / "runs" / status["run_id"] / "eval.json").read_text())
+    probe = report["history"][0]
+    assert probe["epoch"] == 0 and probe["linear_probe"]
+    assert report["accuracy"] >= 0.9
+    assert all(h["val_loss"] < 5 for h in report["history"])  # no blow-up once fine-tuning starts
+    assert isinstance(report["linear_probe"]["fine_tuning_improved"], bool)
