@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from browser_helpers import tab
 from corpus import CASES, IMAGE, Case, Models
 from helpers import free_port, start_server
 from studio.workspace import CACHE_VARIABLES
@@ -72,10 +73,6 @@ def wait_words(page, selector: str, patterns: list[str], timeout_s: float = 90) 
     except Exception:
         text = page.locator(selector).inner_text() if page.locator(selector).count() else "(missing)"
         raise AssertionError(f"{selector} never matched {patterns}; it says: {text}") from None
-
-
-def tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
 
 
 def upload(page, path: Path) -> None:

@@ -182,7 +182,7 @@ class ClassificationTask(Task):
             val_encoder = self.encoder(info, ref, augment=False, recipe=recipe)
             val_set, collate = val_encoder.dataset(data.val_items, data.val_labels), val_encoder.collate
             trained = model
-        trained = dist.wrap(trained)
+        trained, groups = dist.wrap(trained, groups)
         train_loader, val_loader = self._loaders(ctx, train_set, val_set, collate)
 
         loop = Loop(trained, groups, train_loader, val_loader,

@@ -31,12 +31,15 @@ def progress_html(status: dict, events: list[dict], queued_ahead: int) -> str:
         ahead = f"{queued_ahead} run(s) ahead of it" if queued_ahead else "starting"
         return _bar(0, f"Waiting in the queue ({ahead}). One run trains at a time on this device.")
     if state == "completed":
-        return _bar(1, f"Finished in {status.get('wall_time_s', 0):.0f} s: validation accuracy "
-                       f"{status.get('accuracy', 0):.1%}. See the Evaluate and Playground tabs.")
+        score = (f": validation accuracy {status['accuracy']:.1%}" if status.get("accuracy") is not None else "")
+        return _bar(1, f"Finished in {status.get('wall_time_s', 0):.0f} s{score}. See the Evaluate and Playground "
+                       "tabs.")
     if state == "failed":
         return _bar(0, f"The run failed: {html.escape(status.get('error', 'unknown error'))}")
     if state == "cancelled":
         return _bar(0, "Stopped. Start again whenever you like.")
+    if state == "interrupted":
+        return _bar(0, f"Interrupted: {html.escape(status.get('message', ''))} (Runs tab: Resume this run.)")
     moving = [e for e in events if e["type"] in ("progress", "step")]
     if not moving:
         return _bar(0, "Preparing: loading the data and the model…")
