@@ -276,9 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the studio's own errors are caught where they happen; this is the last net
         if os.environ.get("STUDIO_DEBUG"):
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return _fail(f"unexpected problem ({type(exc).__name__}{': ' + text if text else ''}). "
-                     "Run again with STUDIO_DEBUG=1 to see the details.")
+        from studio.errors import first_line
+        text = first_line(exc)
+        detail = f": {text}" if text != type(exc).__name__ else ""
+        return _fail(f"unexpected problem ({type(exc).__name__}{detail}). Run again with STUDIO_DEBUG=1 to see the "
+                     "details.")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import gradio as gr
 
 from studio.engine.jobs import JobManager
 from studio.runfolder import RunFolder
+from studio.settings import env_number
 from studio.examples import ASSETS
 from studio.ui import session as sessions
 from studio.workspace import Workspace, confine_caches
@@ -92,11 +93,7 @@ class Context:
 def upload_limit_mb(value: float | None = None) -> float:
     """The largest upload in MB: the value given, else $STUDIO_MAX_UPLOAD_MB, else DEFAULT_UPLOAD_MB."""
     if value is None:
-        try:
-            value = float(os.environ.get("STUDIO_MAX_UPLOAD_MB", "") or DEFAULT_UPLOAD_MB)
-        except ValueError:
-            log.warning("Ignoring STUDIO_MAX_UPLOAD_MB=%r: not a number.", os.environ["STUDIO_MAX_UPLOAD_MB"])
-            value = DEFAULT_UPLOAD_MB
+        value = env_number("STUDIO_MAX_UPLOAD_MB", DEFAULT_UPLOAD_MB)
     return value if value > 0 else DEFAULT_UPLOAD_MB
 
 

@@ -8,35 +8,49 @@ from collections import OrderedDict
 
 import gradio as gr
 
-from studio.engine.inference import Predictor
+from studio.engine.inference import Predictor, model_folder
 from studio.errors import first_line
 from studio.runfolder import EXAMPLES, RunFolder
+from studio.settings import env_number
 from studio.ui import charts, panels
 
 log = logging.getLogger(__name__)
-CACHED_MODELS = 3  # loaded models kept, least recently used dropped first
+DEFAULT_CACHE_MB = 2048  # loaded models' weights kept in memory (STUDIO_PLAYGROUND_CACHE_MB)
 
-_predictors: OrderedDict[tuple, Predictor] = OrderedDict()
+_predictors: OrderedDict[tuple, tuple[Predictor, float]] = OrderedDict()  # key → (predictor, its size in MB)
 _lock = threading.Lock()
 
 
+def _stamp(run: RunFolder) -> int:
+    """When the run's model folder last changed: a run resumed and trained again has a new model."""
+    folder = model_folder(run.path)
+    return max(p.stat().st_mtime_ns for p in folder.iterdir())
+
+
 def predictor(run: RunFolder) -> Predictor:
-    """A run's model, loaded once and kept while it is among the most recently used. Keyed by the weights file's
-    time stamp too, so a run resumed and trained again is loaded afresh."""
-    weights = run.model_dir / "model.safetensors"
-    key = (str(run.path), weights.stat().st_mtime_ns if weights.exists() else 0)
+    """A run's model, loaded once and kept while the loaded models fit the memory budget (the least recently used
+    go first; the one just asked for always stays)."""
+    key = (str(run.path), _stamp(run))
     with _lock:
         if key in _predictors:
             _predictors.move_to_end(key)
-            return _predictors[key]
+            return _predictors[key][0]
     loaded = Predictor(run.path)
+    size = sum(f.stat().st_size for f in loaded.folder.rglob("*.safetensors")) / 2**20
     with _lock:
         for old in [k for k in _predictors if k[0] == key[0]]:
-            del _predictors[old]
-        _predictors[key] = loaded
-        while len(_predictors) > CACHED_MODELS:
+            del _predictors[old]  # an older version of this run's model
+        _predictors[key] = (loaded, size)
+        budget = env_number("STUDIO_PLAYGROUND_CACHE_MB", DEFAULT_CACHE_MB)
+        while len(_predictors) > 1 and sum(s for _, s in _predictors.values()) > budget:
             _predictors.popitem(last=False)
     return loaded
+
+
+def cached_runs() -> list[str]:
+    """The run folders whose models are in memory, least recently used first."""
+    with _lock:
+        return [key[0] for key in _predictors]
 
 
 def answer_markdown(answer: dict) -> str:
