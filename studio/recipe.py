@@ -248,20 +248,20 @@ def _check_data(recipe: Recipe, task) -> None:
                               f"it. Keys it reads: {', '.join([*COMMON_DATA_KEYS, *task.data_keys(d)])}.")
 
 
+# The allowed range of each number under train: (low, high), inclusive. The UI corrects its boxes to these.
+TRAIN_RANGES = {"epochs": (1, 1000), "batch_size": (1, 4096), "learning_rate": (1e-7, 1.0),
+                "weight_decay": (0.0, 1.0), "warmup_ratio": (0.0, 0.5), "seed": (0, 2**32 - 1),
+                "num_workers": (0, 64), "early_stopping_patience": (0, 1000),
+                "gradient_accumulation_steps": (1, 4096), "devices": (1, 64)}
+
+
 def _check_train(t: TrainSpec) -> None:
-    _check_range("train.epochs", t.epochs, 1, 1000)
-    _check_range("train.batch_size", t.batch_size, 1, 4096)
-    _check_range("train.learning_rate", t.learning_rate, 1e-7, 1.0)
-    _check_range("train.weight_decay", t.weight_decay, 0.0, 1.0)
-    _check_range("train.warmup_ratio", t.warmup_ratio, 0.0, 0.5)
-    _check_range("train.seed", t.seed, 0, 2**32 - 1)
-    _check_range("train.num_workers", t.num_workers, 0, 64)
-    _check_range("train.early_stopping_patience", t.early_stopping_patience, 0, 1000)
-    _check_range("train.gradient_accumulation_steps", t.gradient_accumulation_steps, 1, 4096)
     if isinstance(t.devices, str) and t.devices != "all":
         raise RecipeError(f"Recipe key 'train.devices' is '{t.devices}'; give a whole number or 'all'.")
-    if isinstance(t.devices, int):
-        _check_range("train.devices", t.devices, 1, 64)
+    for key, (low, high) in TRAIN_RANGES.items():
+        value = getattr(t, key)
+        if not isinstance(value, str):
+            _check_range(f"train.{key}", value, low, high)
     for key, value, allowed in (("train.device", t.device, ("auto", "cpu", "cuda", "mps")),
                                 ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16")),
                                 ("train.distributed", t.distributed, ("ddp", "fsdp"))):

@@ -90,7 +90,8 @@ class Workspace:
                         "status": status.get("status", "unknown"), "accuracy": status.get("accuracy"),
                         "macro_f1": status.get("macro_f1"), "created": status.get("created"),
                         "wall_time_s": status.get("wall_time_s"), "error": status.get("error"),
-                        "world_size": status.get("world_size")})
+                        "world_size": status.get("world_size"), "data_name": status.get("data_name"),
+                        "stopped_early": status.get("stopped_early")})
         return out
 
     def find_run(self, ref: str) -> Path:

@@ -13,6 +13,7 @@ from studio.errors import first_line
 from studio.runfolder import EXAMPLES, RunFolder
 from studio.settings import env_number
 from studio.ui import charts, panels
+from studio.ui.i18n import tr
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE_MB = 2048  # loaded models' weights kept in memory (STUDIO_PLAYGROUND_CACHE_MB)
@@ -53,36 +54,40 @@ def cached_runs() -> list[str]:
         return [key[0] for key in _predictors]
 
 
-def answer_markdown(answer: dict) -> str:
-    return f"### {answer['label']}\n<span class='hint'>{answer['score']:.1%} sure</span>"
+def answer_markdown(answer: dict, lang: str) -> str:
+    sure = tr("{score} sure", lang, score=f"{answer['score']:.1%}")
+    return f"### {answer['label']}\n<span class='hint'>{sure}</span>"
 
 
 def build(ctx, tab) -> None:
-    gr.Markdown("### 6. Try it\n<span class='hint'>Give the model something new, or click one of the examples "
-                "it was not trained on.</span>")
+    ctx.static(gr.Markdown("### 6. Try it\n<span class='hint'>Give the model something new, or click one of the "
+                           "examples it was not trained on.</span>"))
     run = gr.Dropdown(label="Run", choices=[], elem_id="playground-run")
     # Created first (the panels' events fill them), placed in the right-hand column below.
-    answer = gr.Markdown("The answer appears here.", elem_id="prediction", render=False)
-    bars = gr.Plot(charts.empty_figure("Probabilities appear here"), show_label=False, elem_id="topk-plot",
-                   render=False)
+    answer = gr.Markdown(elem_id="prediction", render=False)
+    bars = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="topk-plot", render=False)
     shared = [answer, bars]
     all_panels = panels.all_panels()
 
-    def run_predict(run_id, value):
+    def run_predict(run_id, value, state):
+        lang = state["lang"]
         if not run_id:
-            return "Finish a run first (Train tab), then choose it above.", charts.empty_figure("No model yet")
+            return (tr("Finish a run first (Train tab), then choose it above.", lang),
+                    charts.empty_figure(tr("No model yet", lang)))
         if value is None or (isinstance(value, str) and not value.strip()):
-            return "Give the model an input first.", charts.empty_figure("No input yet")
+            return tr("Give the model an input first.", lang), charts.empty_figure(tr("No input yet", lang))
         try:
             result = predictor(ctx.run(run_id)).predict([value], top_k=5)[0]
         except (OSError, ValueError, LookupError) as exc:
-            return f"**Could not predict:** {first_line(exc)}", charts.empty_figure("No answer")
-        return answer_markdown(result), charts.top_k_figure(result)
+            return f"**{tr('Could not predict:', lang)}** {first_line(exc)}", charts.empty_figure(tr("No answer",
+                                                                                                         lang))
+        return answer_markdown(result, lang), charts.top_k_figure(result, tr("Most likely labels", lang),
+                                                                  tr("probability", lang))
 
     with gr.Row():
         with gr.Column():
             for panel in all_panels:
-                panel.build_playground(run, shared, run_predict)
+                panel.build_playground(run, shared, run_predict, ctx.session)
             predict_button = gr.Button("Predict", variant="primary", elem_id="predict", visible=False)
         with gr.Column():
             answer.render()
@@ -97,23 +102,27 @@ def build(ctx, tab) -> None:
         return [str(folder.path / e["input"]) if (folder.path / e["input"]).is_file() else e["input"]
                 for e in listed]
 
-    def choose(run_id):
+    def choose(run_id, state):
+        lang = state["lang"]
         own = panels.get(ctx.run_status(run_id).get("task")) if run_id else None
         items = examples(run_id) if run_id else []
-        shared = own is not None and own.answers_shared
-        return (gr.Button(visible=shared), gr.Markdown(visible=shared), gr.Plot(visible=shared),
+        shared_visible = own is not None and own.answers_shared
+        hint = tr("The answer appears here.", lang) if run_id else tr("Finish a run first (Train tab), then choose "
+                                                                         "it above.", lang)
+        return (gr.Button(visible=shared_visible), gr.Markdown(hint, visible=shared_visible or not run_id),
+                gr.Plot(charts.empty_figure(""), visible=shared_visible),
                 *[u for panel in all_panels for u in (panel.show_playground(items) if panel is own
                                                       else [gr.update(visible=False)] * len(panel.playground))])
 
-    def on_predict(run_id, *values):
+    def on_predict(run_id, state, *values):
         own = panels.get(ctx.run_status(run_id).get("task")) if run_id else None
         value = next((v for panel, v in zip(all_panels, values) if panel is own), None)
-        return run_predict(run_id, value)
+        return run_predict(run_id, value, state)
 
     def on_open(state):
         dropdown, chosen = ctx.run_dropdown(state)
-        return dropdown, *choose(chosen)
+        return dropdown, *choose(chosen, state)
 
     tab.select(on_open, ctx.session, [run, predict_button, *shared, *parts])
-    run.input(choose, run, [predict_button, *shared, *parts])
-    predict_button.click(on_predict, [run, *[panel.input for panel in all_panels]], shared)
+    run.input(choose, [run, ctx.session], [predict_button, *shared, *parts])
+    predict_button.click(on_predict, [run, ctx.session, *[panel.input for panel in all_panels]], shared)

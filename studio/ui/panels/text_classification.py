@@ -23,13 +23,13 @@ class TextPanel(ClassificationPanel):
         self.mistakes = [gr.Dataframe(label="Misclassified validation texts", interactive=False, visible=False,
                                       wrap=True, elem_id="mistakes-table")]
 
-    def build_playground(self, run, answer, predict) -> None:
+    def build_playground(self, run, answer, predict, session) -> None:
         text = gr.Textbox(label="A text", lines=3, visible=False, elem_id="playground-text",
                           placeholder="Type a message and press Enter")
         examples = gr.Radio(label="Examples (click one)", choices=[], visible=False,
                             elem_id="playground-text-examples")
-        text.submit(predict, [run, text], answer)
-        examples.input(lambda r, t: (t, *predict(r, t)), [run, examples], [text, *answer])
+        text.submit(predict, [run, text, session], answer)  # Enter predicts
+        examples.input(lambda r, t, state: (t, *predict(r, t, state)), [run, examples, session], [text, *answer])
         self.input = text
         self.playground = [text, examples]
 
