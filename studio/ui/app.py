@@ -56,7 +56,7 @@ class Context:
     tabs: gr.Tabs
     texts: PageTexts
     shared: dict = field(default_factory=dict)  # components a later tab updates (e.g. the task radio)
-    restores: list = field(default_factory=list)  # (fn, inputs, outputs) run when a page loads, in tab order
+    restores: list = field(default_factory=list)  # (fn, outputs) run when a page loads, in tab order
 
     def nav(self, back: str | None, forward: str | None) -> None:
         """Back / Next buttons to the neighbouring tabs."""
@@ -68,9 +68,9 @@ class Context:
                 gr.Button(f"Next: {TAB_NAMES[forward]} →", variant="primary", size="sm").click(
                     lambda: gr.Tabs(selected=forward), outputs=self.tabs)
 
-    def on_load(self, fn, inputs: list, outputs: list) -> None:
-        """fn(*inputs) → outputs, when a page (re)loads: a tab puts the session's state back on the page."""
-        self.restores.append((fn, inputs, outputs))
+    def on_load(self, fn, outputs: list) -> None:
+        """fn(session) → outputs, when a page (re)loads: a tab puts the session's state back on the page."""
+        self.restores.append((fn, outputs))
 
     def static(self, block):
         """A Markdown or HTML block whose text never changes: translated when a page loads."""
@@ -160,12 +160,16 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
             selected = "train" if status.get("status") in ("queued", "running") else "model"
             updates = dict(zip(texts.components, texts.updates(state["lang"])))
             updates[language] = gr.update(**updates.get(language, {}), value=state["lang"])  # its label is a text
-            return {session: state, summary: sessions.summary(state), tabs: gr.Tabs(selected=selected), **updates}
+            # Every tab's part in one event: a chained event could still read the session as it was before this
+            # one (the browser stores it asynchronously), and a first visit's session has no id before it.
+            for fn, outputs in ctx.restores:
+                values = fn(state)
+                updates.update(zip(outputs, values if isinstance(values, tuple) else (values,)))
+            return {**updates, session: state, summary: sessions.summary(state), tabs: gr.Tabs(selected=selected)}
 
-        loaded = [session, summary, tabs, *dict.fromkeys([language, *texts.components])]
-        loading = app.load(on_load, session, loaded, show_progress="hidden")
-        for fn, inputs, outputs in ctx.restores:
-            loading = loading.then(fn, inputs, outputs, show_progress="hidden")
+        restored = [c for _, outputs in ctx.restores for c in outputs]
+        loaded = list(dict.fromkeys([session, summary, tabs, language, *texts.components, *restored]))
+        app.load(on_load, session, loaded, show_progress="hidden")
 
         def on_language(lang, state):
             return {**state, "lang": lang}

@@ -2,6 +2,7 @@
 The data is checked at once by its task and the report is shown in plain words; the task's panel previews it."""
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 TABLE_SUFFIXES = (".csv", ".jsonl")
 NO_GROUP = "(none)"
 LABEL_GUESSES = ("label", "labels", "class", "category", "intent", "target")
+CHECKS_KEPT = 16
+_checked: dict[str, object] = {}  # the last checks, for pages reloading (oldest first)
 
 
 def _store_upload(ctx, source: str) -> Path:
@@ -51,7 +54,7 @@ def all_examples() -> list:
 
 
 def class_folder(ctx, state) -> Path:
-    return ctx.workspace.uploads_dir / "classes" / state["id"]
+    return ctx.workspace.uploads_dir / "classes" / str(state["id"])
 
 
 def build(ctx, tab) -> None:
@@ -113,14 +116,20 @@ def build(ctx, tab) -> None:
         return (text, charts.empty_figure(tr("No data to show", lang)), *[gr.update(visible=False)] * len(previews),
                 state, sessions.summary(state))
 
-    def check(state: dict):
-        """Loads the session's data through its task; returns the preview outputs."""
+    def check(state: dict, reuse: bool = False):
+        """Loads the session's data through its task; returns the preview outputs. reuse: a page reloading takes
+        the last check of the same data in this process (checking decodes every file: slow for large data)."""
         lang, draft = state["lang"], state["recipe"]
         if not draft["data"].get("path"):
             return nothing(state)
         task = tasks.get(draft["task"])
+        key = json.dumps([draft["task"], draft["data"]], sort_keys=True)
         try:
-            data = task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=ctx.workspace.uploads_dir)
+            data = _checked.get(key) if reuse else None
+            data = data or task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=ctx.workspace.uploads_dir)
+            _checked[key] = data
+            while len(_checked) > CHECKS_KEPT:
+                _checked.pop(next(iter(_checked)))
         except Exception as exc:  # DataError says what to fix; anything else must not take the page down either
             if isinstance(exc, DataError):
                 message = str(exc).replace(str(class_folder(ctx, state)), tr("your files", lang))
@@ -191,10 +200,11 @@ def build(ctx, tab) -> None:
         use_path(state, task_name, path, chosen)
         if columns and len(chosen) < 2:  # say which column is missing, with the columns found: no wild guess
             lang = state["lang"]
-            missing = [tr(task.item_column_words, lang).lower()] if task.table_item_key not in chosen else []
-            missing += [tr("Column with the label", lang).lower()] if "label_column" not in chosen else []
-            message = tr("No column of this table looks like the {missing}. Its columns are: {columns}. Choose them "
-                         "below.", lang, missing=tr(" and ", lang).join(missing), columns=", ".join(columns))
+            missing = [tr(task.item_column_words, lang)] if task.table_item_key not in chosen else []
+            missing += [tr("Column with the label", lang)] if "label_column" not in chosen else []
+            message = tr("No column of this table looks like one of these: {missing}. Its columns are: {columns}. "
+                         "Choose them below.", lang, missing=tr(" and ", lang).join(missing),
+                         columns=", ".join(columns))
             state.update(data_kind=None, data_error=message, data_note=tr("needs attention", lang))
             return (*pickers(state), *nothing(state, message))
         return (*pickers(state), *check(state))
@@ -289,7 +299,7 @@ def build(ctx, tab) -> None:
         split_value = state["recipe"]["data"].get("validation_split", 0.2)
         note = f"<span class='hint'>{tr('Up to {mb} MB.', state['lang'], mb=f'{limit:g}')}</span>" if limit else ""
         return (*pickers(state), gr.Slider(value=split_value), gr.Dropdown(choices=class_names(state)), note,
-                *check(state))
+                *check(state, reuse=True))
 
     for index, button in enumerate(example_buttons):
         button.click(lambda s, i=index: on_example(i, s), ctx.session, [*task_view, *columns_out, *preview])
@@ -301,4 +311,4 @@ def build(ctx, tab) -> None:
     for picker in (item_column, label_column, group_column):
         picker.input(on_columns, [item_column, label_column, group_column, ctx.session], preview)
     split.release(on_split, [split, ctx.session], preview)
-    ctx.on_load(restore, [ctx.session], [*columns_out, split, remove_name, limit_note, *preview])
+    ctx.on_load(restore, [*columns_out, split, remove_name, limit_note, *preview])

@@ -116,6 +116,6 @@ def build(ctx, tab) -> None:
     use_custom.click(on_custom, [custom, trust, ctx.session], [custom_note, model, details, ctx.session,
                                                                ctx.summary])
     trust.input(on_trust, [trust, ctx.session], ctx.session)
-    ctx.on_load(show, [ctx.session], [task, model, details])
+    ctx.on_load(show, [task, model, details])
     # The Data tab switches the task too (an uploaded table is text): it redraws these with show().
     ctx.shared.update(task_view=[task, model, details], show_task=show)

@@ -59,16 +59,17 @@ def corrected(key: str, value, kind: type, low: float, high: float, default, lan
     return value, None
 
 
-def devices_note() -> str:
+def devices_note(lang: str) -> str:
     found = devices_found()
     if found["kind"] == "cpu":
-        return ("No GPU found: training runs on the CPU. Two or more processes can share it (mostly useful to "
-                "check a multi-GPU recipe).")
-    return f"Found {found['count']} {found['kind'].upper()} device(s): {', '.join(found['names'])}."
+        return tr("No GPU found: training runs on the CPU. Two or more processes can share it (mostly useful to "
+                  "check a multi-GPU recipe).", lang)
+    return tr("Found {count} {kind} device(s): {names}.", lang, count=found["count"], kind=found["kind"].upper(),
+              names=", ".join(found["names"]))
 
 
 def build(ctx, tab) -> None:
-    gr.Markdown("### 3. Choose how to adapt the model")
+    ctx.static(gr.Markdown("### 3. Choose how to adapt the model"))
     advice_md = gr.Markdown(elem_id="recommendation")
     first = sessions.new_session()["recipe"]
     first_task = tasks.get(first["task"])
@@ -96,7 +97,7 @@ def build(ctx, tab) -> None:
                                 "the batch", info="Automatic, down to a batch of 1.")
         with gr.Row():
             devices = gr.Number(1, label="Devices to train on", elem_id="devices",
-                                info=devices_note())
+                                info="How many processors train together.")
             accumulation = gr.Number(1, label="Gradient accumulation steps",
                                      info="Batches added up before each update: a larger effective batch in the "
                                           "same memory.")
@@ -170,14 +171,20 @@ def build(ctx, tab) -> None:
         task = state["recipe"]["task"]
         name = state["recipe"]["strategy"] or tasks.get(task).default_strategy
         return (recommendation(state), gr.Radio(choices=strategy_choices(task, state["lang"]), value=name),
-                *show_strategy(state, name, keep_settings=True))
+                gr.Number(info=devices_note(state["lang"])), *show_strategy(state, name, keep_settings=True))
 
     strategy_out = [epochs, batch, lr, *option_fields.values(), ctx.session, ctx.summary]
     strategy.input(lambda name, state: show_strategy(state, name), [strategy, ctx.session], strategy_out)
-    for field in fields:  # numbers when the box is left (not at each key), boxes to tick at once
+    def apply_one(index, state, name, *values):
+        """One box left: only its own value is written back (writing all of them would undo what the person
+        is typing in the next box)."""
+        *shown, note, state, summary = apply(state, name, *values)
+        return shown[index], note, state, summary
+
+    for index, field in enumerate(fields):  # numbers when the box is left (not at each key), ticks at once
         listen = field.blur if hasattr(field, "blur") else field.input
-        listen(lambda state, name, *v: apply(state, name, *v), [ctx.session, strategy, *fields],
-               [*fields, fix_note, ctx.session, ctx.summary])
+        listen(lambda state, name, *v, i=index: apply_one(i, state, name, *v), [ctx.session, strategy, *fields],
+               [field, fix_note, ctx.session, ctx.summary])
 
     def on_show(state, name, *values):
         # The fields are read here too: an edit whose own event is still in flight must show up in the recipe.
@@ -195,4 +202,4 @@ def build(ctx, tab) -> None:
 
     show.click(on_show, [ctx.session, strategy, *fields], [*fields, fix_note, recipe_view, download, ctx.session,
                                                             ctx.summary])
-    tab.select(on_open, ctx.session, [advice_md, strategy, *strategy_out])
+    tab.select(on_open, ctx.session, [advice_md, strategy, devices, *strategy_out])

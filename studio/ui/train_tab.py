@@ -172,7 +172,7 @@ def build(ctx, tab) -> None:
                                                   [ctx.session, view], outputs)
     timer.tick(refresh, [ctx.session, view], outputs, show_progress="hidden")
     tab.select(lambda state: refresh(state, {}, force=True), ctx.session, outputs, show_progress="hidden")
-    ctx.on_load(lambda state: refresh(state, {}, force=True), [ctx.session], outputs)
+    ctx.on_load(lambda state: refresh(state, {}, force=True), outputs)
 
 
 def run_message(status: dict, lang: str, stopping: bool) -> str:
