@@ -26,6 +26,6 @@ def set_epochs(page, epochs, patience=None):
             page.locator(f"#{field} input").fill(str(value))
             page.locator(f"#{field} input").press("Tab")
     page.locator("#show-recipe").click()
-    wait_text(page, "#recipe-yaml", f"epochs: {epochs}", timeout=20)
+    wait_text(page, "#recipe-yaml", f"epochs: {epochs}", timeout=60)
     if patience is not None:
-        wait_text(page, "#recipe-yaml", f"early_stopping_patience: {patience}", timeout=20)
+        wait_text(page, "#recipe-yaml", f"early_stopping_patience: {patience}", timeout=60)

@@ -164,7 +164,8 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
             # one (the browser stores it asynchronously), and a first visit's session has no id before it.
             for fn, outputs in ctx.restores:
                 values = fn(state)
-                updates.update(zip(outputs, values if isinstance(values, tuple) else (values,)))
+                for component, value in zip(outputs, values if isinstance(values, tuple) else (values,)):
+                    updates[component] = merged(updates.get(component), value)
             return {**updates, session: state, summary: sessions.summary(state), tabs: gr.Tabs(selected=selected)}
 
         restored = [c for _, outputs in ctx.restores for c in outputs]
@@ -180,6 +181,17 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
         start_over.click(lambda state: sessions.new_session(state), session, session).then(
             None, js="() => { setTimeout(() => window.location.reload(), 300); }")
     return app
+
+
+def merged(texts, value):
+    """A component's translated texts and a tab's update of it, in one update (the later wins where both set)."""
+    if texts is None:
+        return value
+    if isinstance(value, gr.blocks.Block):  # a component returned as an update: the arguments it was given
+        value = gr.update(**value.constructor_args)
+    if isinstance(value, dict):
+        return {**texts, **{k: v for k, v in value.items() if k != "__type__"}, "__type__": "update"}
+    return {**texts, "value": value}
 
 
 def _exists(ctx: Context, run_id: str) -> bool:
