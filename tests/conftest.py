@@ -44,6 +44,13 @@ def tiny_vit(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory):
+    """A 2-layer Llama with a 400-token byte-level BPE tokenizer and a ChatML chat template, random weights."""
+    from helpers import tiny_llama_folder
+    return tiny_llama_folder(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
 def shapes_small(tmp_path_factory):
     return str(make_shapes(tmp_path_factory.mktemp("shapes-small"), per_class=8, size=32))
 

@@ -14,13 +14,13 @@ STRATEGIES = {s.name: s for s in (
     Strategy("lora", "LoRA (all linear layers)",
              "small trainable matrices beside every linear layer; the usual choice, almost as good as full "
              "fine-tuning for a fraction of the memory.",
-             {"epochs": 3, "batch_size": 8, "learning_rate": 1e-3}, LORA_OPTIONS),
+             {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3}, LORA_OPTIONS),
     Strategy("qlora", "QLoRA (4-bit base, GPU)",
              "LoRA on a base model stored in 4 bits: a 7B model trains on a 16 GB GPU. Needs a CUDA GPU.",
-             {"epochs": 3, "batch_size": 8, "learning_rate": 1e-3}, LORA_OPTIONS),
+             {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3}, LORA_OPTIONS),
     Strategy("dora", "DoRA",
              "LoRA that learns each weight's direction and size apart; sometimes better at low ranks, a little "
-             "slower.", {"epochs": 3, "batch_size": 8, "learning_rate": 1e-3}, LORA_OPTIONS),
+             "slower.", {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3}, LORA_OPTIONS),
     Strategy("ia3", "IA3",
              "learns a scale for some activations: the fewest trained weights of all, for light adaptation.",
              {"epochs": 3, "batch_size": 8, "learning_rate": 3e-3},

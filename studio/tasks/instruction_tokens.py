@@ -81,9 +81,10 @@ class ChatFormat:
             labels += piece if learnt else [IGNORE] * len(piece)
         status = "ok"
         if len(ids) > self.max_length:
-            last = max(i for i, label in enumerate(labels) if label == IGNORE) + 1 if IGNORE in labels else 0
-            answer = len(ids) - last  # the last answer and what follows it
-            if answer >= self.max_length - 1:
+            start = max((i for i, label in enumerate(labels) if label != IGNORE), default=0)
+            while start > 0 and labels[start - 1] != IGNORE:
+                start -= 1
+            if len(ids) - start >= self.max_length - 1:  # the last answer (and what follows it) alone
                 return Encoded([], [], "too_long")
             # Cut from the start (system prompt, earlier turns, the start of the question): the answer survives.
             ids, labels, status = ids[-self.max_length:], labels[-self.max_length:], "truncated"
@@ -193,3 +194,14 @@ class Collate:
 def learnt_tokens(inputs: dict, labels: torch.Tensor) -> int:
     """Tokens of a batch that are learnt (the loop's tokens/s: what packing speeds up)."""
     return int((labels != IGNORE).sum())
+
+
+def preview(items: list, kind: str, fmt: ChatFormat, shown: int = 3) -> dict:
+    """What the Data tab shows: the first examples as (text, learnt) pieces exactly as the model sees them, every
+    example's length in tokens, and how many exceed max_length."""
+    def pieces(item):
+        return [(item + fmt.tokenizer.eos_token, True)] if kind == "text" else fmt.segments(item)
+    lengths = [sum(len(fmt._ids(text)) for text, _ in pieces(item)) for item in items]
+    return {"examples": [pieces(item) for item in items[:shown]], "lengths": lengths,
+            "over_max_length": sum(n > fmt.max_length for n in lengths), "max_length": fmt.max_length,
+            "end_of_turn": fmt.eot}

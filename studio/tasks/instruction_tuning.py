@@ -18,7 +18,7 @@ from studio.examples import HELPDESK_CHAT
 from studio.families import causal_lm
 from studio.families.base import ModelError, ModelInfo
 from studio.recipe import DataSpec, Recipe, RecipeError
-from studio.runfolder import DATA_REPORT, EVAL, RunFolder
+from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, RunFolder
 from studio.tasks import instruction_data, instruction_eval, instruction_model
 from studio.tasks.base import Example, Task
 from studio.tasks.instruction_chat import Chat
@@ -26,6 +26,7 @@ from studio.tasks.instruction_loss import TokenLoss, TokenMetrics, packing_works
 from studio.tasks.instruction_peft import PROMPT_LEARNING, STRATEGIES, count_parameters, gradient_checkpointing, \
     prepare
 from studio.tasks.instruction_tokens import ChatFormat, Collate, Examples, learnt_tokens, tokenize
+from studio.tasks.instruction_tokens import preview as tokens_preview
 
 BASE_FILE = "base.json"  # full fine-tuning: the base model's figures, measured before its weights change
 
@@ -93,6 +94,16 @@ class InstructionTuning(Task):
     def load_data(self, spec: DataSpec, seed: int, uploads_dir: Path) -> instruction_data.ChatData:
         return instruction_data.load(spec, seed)
 
+    def preview(self, data, model: str, models_dir: Path, max_length: int | None = None,
+                train_on_prompt: bool = False, trust_remote_code: bool = False) -> dict:
+        """The Data tab's view of checked data through the model's tokenizer and chat template (plain data:
+        pieces of text marked learnt or not, token lengths, counts); see instruction_tokens.preview."""
+        source = causal_lm.resolve(model, self.name, models_dir)
+        tokenizer, note = causal_lm.load_tokenizer(source.path, self.name, trust_remote_code)
+        fmt = ChatFormat(tokenizer, max_length or self.data_defaults["max_length"], train_on_prompt)
+        return {**tokens_preview(data.train_items + data.val_items, data.kind, fmt), "template_note": note,
+                "duplicates": data.report.duplicates, "empty_responses": data.report.empty_responses}
+
     # -- training ---------------------------------------------------------------------------------------------------
     def train(self, ctx) -> dict:
         recipe, run, events, dist = ctx.recipe, ctx.run, ctx.events, ctx.dist
@@ -114,6 +125,7 @@ class InstructionTuning(Task):
         self._report_lengths(data, counts, val_counts, recipe.data.max_length, log)
         if dist.is_main:
             run.write(DATA_REPORT, data.report.to_dict())
+            run.write(EXAMPLES, {"examples": self._examples(data, run)})
 
         log(f"Loading model {recipe.model}")
         model = causal_lm.load_model(source.path, self.name,
@@ -129,9 +141,10 @@ class InstructionTuning(Task):
         events.emit("model", family=instruction_model.FAMILY, **params)
         compute = TokenLoss(model)
         trained = dist.wrap(model)
-        train_loader, val_loader = self._loaders(ctx, Examples(train_tokens, recipe.data.max_length if packing
-                                                               else None), Examples(val_tokens), tokenizer)
         t = recipe.train
+        train_set = Examples(train_tokens, recipe.data.max_length if packing else None)
+        train_loader, val_loader = self._loaders(ctx, train_set, Examples(val_tokens), tokenizer,
+                                                 self._rows_per_batch(t.batch_size, train_set, packing, log))
         loop = Loop(trained, groups, train_loader, val_loader,
                     LoopConfig(epochs=t.epochs, device=ctx.device, amp_dtype=ctx.amp_dtype,
                                weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
@@ -166,6 +179,18 @@ class InstructionTuning(Task):
                 "token_accuracy": report["accuracy"], "base_loss": report.get("base_loss"),
                 "best_epoch": result["best_epoch"], "trainable_parameters": params["trainable"],
                 "tokens_per_s": result.get("tokens_per_s")}
+
+    def _examples(self, data, run: RunFolder, count: int = 6) -> list[dict]:
+        """Held-out prompts for the Playground to offer, each a text file in the run folder (examples/NNN.txt):
+        the Playground finds a run's files, and so the run folder, from them."""
+        folder = run.path / "examples"
+        folder.mkdir(exist_ok=True)
+        picked = []
+        for n, item in enumerate(data.val_items[:count]):
+            text = item[:200] if data.kind == "text" else instruction_data.prompt_and_reference(item)[0][-1]["content"]
+            (folder / f"{n:03d}.txt").write_text(text, encoding="utf-8")
+            picked.append({"input": f"examples/{n:03d}.txt", "label": ""})
+        return picked
 
     def _checked_source(self, recipe: Recipe, ctx, log) -> causal_lm.Source:
         """The model's files, after checking from its config alone that it can chat and that training it fits."""
@@ -205,12 +230,23 @@ class InstructionTuning(Task):
         log(f"Packing is off: this {model.config.model_type} model would let packed examples attend to each other.")
         return False
 
-    def _loaders(self, ctx, train_set, val_set, tokenizer):
+    def _rows_per_batch(self, batch_size: int, train_set: Examples, packing: bool, log) -> int:
+        """train.batch_size counts examples; packed, a step takes the rows that hold about as many (a batch of 8
+        full rows of 1024 tokens would be many times the work, and memory, of 8 short examples)."""
+        if not packing:
+            return batch_size
+        examples = sum(len(row) for row in train_set.rows)
+        rows = max(1, round(batch_size * len(train_set) / examples))
+        log(f"Packing: {examples} examples in {len(train_set)} sequences; {rows} sequence(s) per step hold about "
+            f"{batch_size} examples.")
+        return rows
+
+    def _loaders(self, ctx, train_set, val_set, tokenizer, rows_per_batch: int):
         t = ctx.recipe.train
         collate = Collate(tokenizer.pad_token_id)
         common = dict(collate_fn=collate, num_workers=t.num_workers, pin_memory=ctx.device.type == "cuda",
                       persistent_workers=t.num_workers > 0, generator=torch.Generator().manual_seed(t.seed))
-        train = DataLoader(train_set, batch_size=t.batch_size, **common,
+        train = DataLoader(train_set, batch_size=rows_per_batch, **common,
                            sampler=ShardedSampler(len(train_set), ctx.dist, shuffle=True, seed=t.seed))
         val = DataLoader(val_set, batch_size=t.batch_size, **common,
                          sampler=ShardedSampler(len(val_set), ctx.dist, shuffle=False))
