@@ -293,6 +293,10 @@ class InstructionTuning(Task):
     def predictor(self, folder: Path):
         return instruction_model.Predictor(folder)
 
+    def chat(self, folder: Path):
+        """The saved model ready to converse (`studio chat`): Chat.messages / answer / stream."""
+        return instruction_model.load(folder, with_base=False)
+
     def check_input(self, value: str) -> str | None:
         return None if value.strip() else "the message is empty"
 
