@@ -97,8 +97,9 @@ def _show(event: dict, bars: dict, tqdm) -> None:
     if kind in ("log", "data") and event.get("message"):
         tqdm.write(event["message"], file=sys.stderr)
     elif kind == "data":
-        tqdm.write(f"Data: {len(event['classes'])} classes, {event['train']} training and {event['validation']} "
-                   f"validation examples, {event['skipped']} skipped", file=sys.stderr)
+        classes = f"{len(event['classes'])} classes, " if event["classes"] else ""
+        tqdm.write(f"Data: {classes}{event['train']} training and {event['validation']} validation examples, "
+                   f"{event['skipped']} skipped", file=sys.stderr)
         for warning in event["warnings"]:
             tqdm.write(f"warning: {warning}", file=sys.stderr)
     elif kind in ("progress", "step"):

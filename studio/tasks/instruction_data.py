@@ -175,7 +175,8 @@ def load(spec: DataSpec, seed: int) -> ChatData:
     warnings = list(notes)
     empty = sum(s["reason"] == "empty response" for s in skipped)
     if skipped:
-        warnings.append(f"{len(skipped)} row(s) were skipped ({listing([s['item'] for s in skipped])})"
+        shown = listing([f"{s['item']} ({s['reason']})" for s in skipped])
+        warnings.append(f"{len(skipped)} row(s) were skipped: {shown}"
                         + (f", {empty} of them with an empty response" if empty else "") + ".")
     if duplicates:
         warnings.append(f"{duplicates} exact duplicate(s) were left out: a copy in the validation set would make "

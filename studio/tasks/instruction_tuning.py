@@ -77,6 +77,9 @@ class InstructionTuning(Task):
             return f"{entry.title} from the {entry.package} package (works offline)."
         source = causal_lm.resolve(model, self.name, Path("."))
         config = causal_lm.load_config(source.path, self.name, trust_remote_code)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        causal_lm.check_fits(model, causal_lm.parameter_count(config, trust_remote_code), self.default_strategy,
+                             device.type, causal_lm.available_gb(device))
         where = "this folder" if causal_lm.hf.looks_local(source.path) else "the Hugging Face hub (or its cache)"
         return f"a {config.model_type} chat model from {where}."
 
@@ -105,34 +108,48 @@ class InstructionTuning(Task):
                 "duplicates": data.report.duplicates, "empty_responses": data.report.empty_responses}
 
     # -- training ---------------------------------------------------------------------------------------------------
-    def train(self, ctx) -> dict:
-        recipe, run, events, dist = ctx.recipe, ctx.run, ctx.events, ctx.dist
-        data = self.load_data(recipe.data, recipe.train.seed, ctx.workspace.uploads_dir)
-        events.emit("data", classes=[], train=len(data.train_items), validation=len(data.val_items),
-                    skipped=len(data.report.skipped), warnings=data.report.warnings)
-
-        def log(message):
-            events.emit("log", message=message)
-        source = self._checked_source(recipe, ctx, log)
+    def prepare(self, recipe: Recipe, workspace, device: torch.device, log) -> tuple:
+        """Everything a run checks and builds before its first step: (data, tokenizer, format, training tokens,
+        validation tokens, model on the device). Errors in words: data, a model that cannot chat or does not
+        fit (decided from its config, before any weight is read), a method the model cannot take."""
+        data = self.load_data(recipe.data, recipe.train.seed, workspace.uploads_dir)
+        source = self._checked_source(recipe, workspace, device, log)
         tokenizer, note = causal_lm.load_tokenizer(source.path, self.name, recipe.trust_remote_code)
         if note:
             data.report.warnings.append(note)
             log(note)
         fmt = ChatFormat(tokenizer, recipe.data.max_length, recipe.data.train_on_prompt)
-        cache = ctx.workspace.root / "cache" / "datasets"
+        cache = workspace.root / "cache" / "datasets"
         train_tokens, counts = tokenize(data.train_items, data.kind, fmt, cache)
         val_tokens, val_counts = tokenize(data.val_items, data.kind, fmt, cache)
         self._report_lengths(data, counts, val_counts, recipe.data.max_length, log)
+        log(f"Loading model {recipe.model}")
+        model = causal_lm.load_model(source.path, self.name, instruction_model.weights_dtype(device, recipe.strategy),
+                                     recipe.strategy == "qlora", recipe.trust_remote_code)
+        if recipe.strategy != "qlora":
+            model.to(device)
+        return data, source, tokenizer, fmt, train_tokens, val_tokens, model
+
+    def dry_run(self, recipe: Recipe, workspace) -> list[str]:
+        """Checks a recipe as far as a run would go before training (the model built with its strategy): the
+        data report's warnings and skipped rows, in words; UserError when it could not start."""
+        data, *_, model = self.prepare(recipe, workspace, torch.device("cpu"), lambda message: None)
+        prepare(model, recipe)
+        return data.report.warnings + [f"{s['item']} ({s['reason']})" for s in data.report.skipped]
+
+    # -- training ---------------------------------------------------------------------------------------------------
+    def train(self, ctx) -> dict:
+        recipe, run, events, dist = ctx.recipe, ctx.run, ctx.events, ctx.dist
+
+        def log(message):
+            events.emit("log", message=message)
+        data, source, tokenizer, fmt, train_tokens, val_tokens, model = self.prepare(recipe, ctx.workspace,
+                                                                                    ctx.device, log)
+        events.emit("data", classes=[], train=len(data.train_items), validation=len(data.val_items),
+                    skipped=len(data.report.skipped), warnings=data.report.warnings)
         if dist.is_main:
             run.write(DATA_REPORT, data.report.to_dict())
             run.write(EXAMPLES, {"examples": self._examples(data, run)})
-
-        log(f"Loading model {recipe.model}")
-        model = causal_lm.load_model(source.path, self.name,
-                                     instruction_model.weights_dtype(ctx.device, recipe.strategy),
-                                     recipe.strategy == "qlora", recipe.trust_remote_code)
-        if recipe.strategy != "qlora":
-            model.to(ctx.device)
         packing = recipe.train.packing and self._packing_allowed(model, ctx.device, log)
         model, groups = prepare(model, recipe)
         if recipe.train.gradient_checkpointing:
@@ -192,13 +209,12 @@ class InstructionTuning(Task):
             picked.append({"input": f"examples/{n:03d}.txt", "label": ""})
         return picked
 
-    def _checked_source(self, recipe: Recipe, ctx, log) -> causal_lm.Source:
+    def _checked_source(self, recipe: Recipe, workspace, device: torch.device, log) -> causal_lm.Source:
         """The model's files, after checking from its config alone that it can chat and that training it fits."""
-        source = causal_lm.resolve(recipe.model, self.name, ctx.workspace.models_dir, log)
+        source = causal_lm.resolve(recipe.model, self.name, workspace.models_dir, log)
         config = causal_lm.load_config(source.path, self.name, recipe.trust_remote_code)
         params = causal_lm.parameter_count(config, recipe.trust_remote_code)
-        causal_lm.check_fits(recipe.model, params, recipe.strategy, ctx.device.type,
-                             causal_lm.available_gb(ctx.device))
+        causal_lm.check_fits(recipe.model, params, recipe.strategy, device.type, causal_lm.available_gb(device))
         return source
 
     def _report_lengths(self, data, counts: dict, val_counts: dict, max_length: int, log) -> None:
