@@ -13,6 +13,7 @@ from studio.families.base import ModelError
 from studio.tasks.instruction_tokens import ChatFormat
 
 DEFAULT_MAX_NEW_TOKENS = 256
+REPETITION_PENALTY = 1.1
 
 
 class _Stop:
@@ -51,8 +52,10 @@ class Chat:
                   **extra):
         ids = torch.tensor([self.fmt.prompt_ids(messages)], device=self.device)
         sample = temperature > 0
+        # A mild repetition penalty: small models decoding greedily otherwise loop on a word ("ring ring ring…").
         options = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                        do_sample=sample, eos_token_id=self.stop_ids, pad_token_id=self.fmt.tokenizer.pad_token_id,
+                       repetition_penalty=REPETITION_PENALTY,
                        **({"temperature": temperature, "top_p": top_p} if sample else {"top_p": None,
                                                                                         "top_k": None}),
                        **extra)
