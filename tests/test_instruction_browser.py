@@ -30,7 +30,7 @@ def test_from_the_bundled_example_to_a_streamed_chat_answer(page, chat_url, chat
     shot(page, "chat-2-data")
     tab(page, "Train")
     page.locator("#start").click()
-    wait_text(page, "#progress", "tokens/s", timeout=300)  # a step of the real run, with its throughput
+    wait_text(page, "#progress", "tokens.s", timeout=300)  # a step of the real run, with its throughput
     shot(page, "chat-4-train")
     page.locator("#stop").click()
     wait_text(page, "#progress", "Stopped", timeout=120)
