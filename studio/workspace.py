@@ -24,6 +24,7 @@ CACHE_VARIABLES = {
     "HF_XET_CACHE": "huggingface/xet",
     "HF_ASSETS_CACHE": "huggingface/assets",
     "HF_MODULES_CACHE": "huggingface/modules",  # code of models the user trusts (trust_remote_code)
+    "HF_DATASETS_CACHE": "huggingface/datasets",  # the datasets library's own files (tokenised examples)
     "TORCH_HOME": "torch",  # torchvision's ImageNet weights
     "GRADIO_TEMP_DIR": "gradio",  # the browser's uploads before the studio copies them
     "MPLCONFIGDIR": "matplotlib",  # matplotlib (imported by gradio) keeps a font list
@@ -58,6 +59,11 @@ class Workspace:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache" / "features"
+
+    @property
+    def models_dir(self) -> Path:
+        """Models the studio converts once (weights shipped as GGUF in a package, say) and then loads fast."""
+        return self.root / "cache" / "models"
 
     @property
     def uploads_dir(self) -> Path:

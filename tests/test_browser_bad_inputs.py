@@ -23,8 +23,8 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots
 
 
 @pytest.fixture(scope="module")
-def models(tiny_vit, tiny_bert) -> Models:
-    return Models(image=tiny_vit, text=tiny_bert)
+def models(tiny_vit, tiny_bert, tiny_llama) -> Models:
+    return Models(image=tiny_vit, text=tiny_bert, chat=tiny_llama)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import os
 from studio.errors import UserError
 
 BUILTIN = {"image-classification": "studio.tasks.image_classification",
-           "text-classification": "studio.tasks.text_classification"}
+           "text-classification": "studio.tasks.text_classification",
+           "instruction-tuning": "studio.tasks.instruction_tuning"}
 _registered: dict[str, object] = {}
 _plugins_loaded = False
 

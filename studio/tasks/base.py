@@ -43,6 +43,8 @@ class Task:
     table_item_key: str | None = None  # the data.* key naming a table's example column (text_column, path_column)
     item_column_words: str = "Column with the examples"
     item_column_guesses: tuple[str, ...] = ()  # likely names of that column, for the Data tab's first guess
+    data_defaults: dict = {}  # data.* values a recipe leaving them out gets, e.g. {"max_length": 128}
+    train_keys: tuple[str, ...] = ()  # train.* keys only some tasks read (recipe.TASK_TRAIN_KEYS), e.g. packing
 
     # -- the recipe ----------------------------------------------------------------------------------------------
     def data_keys(self, data: DataSpec) -> tuple[str, ...]:
