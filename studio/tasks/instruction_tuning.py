@@ -20,7 +20,7 @@ from studio.families.base import ModelError, ModelInfo
 from studio.recipe import DataSpec, Recipe, RecipeError
 from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, RunFolder
 from studio.tasks import instruction_data, instruction_eval, instruction_model
-from studio.tasks.base import Example, Task
+from studio.tasks.base import ColumnChoice, Example, Task
 from studio.tasks.instruction_chat import Chat
 from studio.tasks.instruction_loss import TokenLoss, TokenMetrics, packing_works
 from studio.tasks.instruction_peft import PROMPT_LEARNING, STRATEGIES, count_parameters, gradient_checkpointing, \
@@ -40,7 +40,14 @@ class InstructionTuning(Task):
     data_hint = ("a .csv or .jsonl file with prompt and response columns, JSON Lines of chat messages, or a text "
                  "column for continued pretraining")
     examples = (Example("helpdesk-chat", "help-desk answers (chat)", HELPDESK_CHAT),)
-    table_item_key = None  # the columns are detected, or named in the recipe (prompt/response/messages)
+    # The columns are detected when none is chosen (instruction_data.columns_for); the pickers can override it.
+    table_columns = (
+        ColumnChoice("prompt_column", "Column with the prompts (questions)", instruction_data.PROMPT_GUESSES, False),
+        ColumnChoice("response_column", "Column with the answers", instruction_data.RESPONSE_GUESSES, False),
+        ColumnChoice("system_column", "Column with the system message (optional)", instruction_data.SYSTEM_GUESSES,
+                     False),
+        ColumnChoice("messages_column", "Column with whole chats (optional)", instruction_data.MESSAGES_GUESSES,
+                     False))
     data_defaults = {"max_length": 1024}
     train_keys = ("packing",)
     cpu_tokens_per_s = 200.0  # SmolLM2-135M, LoRA, 2 CPU cores

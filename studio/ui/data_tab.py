@@ -21,9 +21,12 @@ from studio.ui.i18n import tr
 
 log = logging.getLogger(__name__)
 TABLE_SUFFIXES = (".csv", ".jsonl")
-NO_GROUP = "(none)"
-LABEL_GUESSES = ("label", "labels", "class", "category", "intent", "target")
+NO_COLUMN = "(none)"
 CHECKS_KEPT = 16
+ELEM_IDS = {"text_column": "item-column", "path_column": "item-column-path", "label_column": "label-column",
+            "group_column": "group-column"}
+INFOS = {"group_column": "e.g. region or device: results are also shown per group, so you can see if the model "
+                         "serves some groups worse."}
 _checked: dict[str, object] = {}  # the last checks, for pages reloading (oldest first)
 
 
@@ -82,15 +85,14 @@ def build(ctx, tab) -> None:
                 with gr.Row():
                     remove_name = gr.Dropdown(label="Classes added so far", choices=[], elem_id="class-list")
                     remove_class = gr.Button("Remove this class", size="sm", elem_id="remove-class")
+    # One picker per column any task reads (shown for the session's task when its data is a table).
+    choices = {c.key: c for name in tasks.names() for c in tasks.get(name).table_columns}
     with gr.Row(visible=False) as columns_row:
-        item_column = gr.Dropdown(label="Column with the examples", choices=[], interactive=True,
-                                  elem_id="item-column")
-        label_column = gr.Dropdown(label="Column with the label", choices=[], interactive=True,
-                                   elem_id="label-column")
-        group_column = gr.Dropdown(label="Group column (optional)", choices=[], interactive=True,
-                                   elem_id="group-column",
-                                   info="e.g. region or device: results are also shown per group, so you can see "
-                                        "if the model serves some groups worse.")
+        pickers_by_key = {key: gr.Dropdown(label=choice.words, choices=[], interactive=True, visible=False,
+                                           elem_id=ELEM_IDS.get(key, f"column-{key.replace('_', '-')}"),
+                                           info=INFOS.get(key))
+                          for key, choice in choices.items()}
+    column_pickers = list(pickers_by_key.values())
     split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back to test the model",
                       info="These examples are never trained on; they measure accuracy honestly.",
                       elem_id="split")
@@ -106,7 +108,7 @@ def build(ctx, tab) -> None:
     previews = [c for panel in all_panels for c in panel.preview]
     preview = [status, counts, *previews, ctx.session, ctx.summary]
     task_view, show_task = ctx.shared["task_view"], ctx.shared["show_task"]
-    columns_out = [columns_row, item_column, label_column, group_column]
+    columns_out = [columns_row, *column_pickers]
 
     def nothing(state, message: str | None = None):
         """The preview of no data (or of refused data: `message` says why)."""
@@ -143,12 +145,15 @@ def build(ctx, tab) -> None:
         total = len(data.train_items) + len(data.val_items)
         path = Path(draft["data"]["path"])
         name = tr("your files", lang) if path.parent == ctx.workspace.uploads_dir / "classes" else path.name
-        note = tr("{name}: {total} examples, {classes} classes", lang, name=name, total=total,
-                  classes=len(data.classes))
+        classes = len(data.classes) if len(data.classes) > 1 else 0  # a chat's data has none to speak of
+        note = (tr("{name}: {total} examples, {classes} classes", lang, name=name, total=total, classes=classes)
+                if classes else tr("{name}: {total} examples", lang, name=name, total=total))
         state.update(data_kind=draft["task"], train_counts=report.train_counts, data_note=note, data_error=None)
         lines = [tr("**Ready:** {total} examples in {classes} classes ({train} for training, {val} held back to "
-                    "measure accuracy).", lang, total=total, classes=len(data.classes), train=len(data.train_items),
-                    val=len(data.val_items))]
+                    "measure accuracy).", lang, total=total, classes=classes, train=len(data.train_items),
+                    val=len(data.val_items)) if classes else
+                 tr("**Ready:** {total} examples ({train} for training, {val} held back to measure how well the "
+                    "model learned).", lang, total=total, train=len(data.train_items), val=len(data.val_items))]
         lines += [f"- **{tr('Note', lang)}:** {w}" for w in report.warnings]
         if report.skipped:
             shown = report.skipped[:8]
@@ -157,51 +162,54 @@ def build(ctx, tab) -> None:
                          + (f"; {tr('and {n} more', lang, n=more)}" if more else ""))
         own = panels.get(draft["task"])
         updates = [u for panel in all_panels
-                   for u in (panel.show_preview(data) if panel is own else [gr.update(visible=False)] * len(
-                       panel.preview))]
-        return ("\n".join(lines), charts.counts_figure(report.to_dict()), *updates, state, sessions.summary(state))
+                   for u in (panel.show_preview(data, draft, ctx.workspace) if panel is own
+                             else [gr.update(visible=False)] * len(panel.preview))]
+        counts = charts.counts_figure(report.to_dict()) if classes else charts.empty_figure("")
+        return "\n".join(lines), counts, *updates, state, sessions.summary(state)
 
     def use_path(state, task_name, path, columns: dict | None = None):
         sessions.set_task(state, task_name)
         state["recipe"]["data"] = {"path": str(path), **(columns or {}),
                                    "validation_split": state["recipe"]["data"].get("validation_split", 0.2)}
 
-    def pickers(state):
-        """The column pickers for the session's data: shown for a table, with the columns it has."""
+    def table_columns_of(state) -> list[str]:
         draft = state["recipe"]
-        task = tasks.get(draft["task"])
         path = draft["data"].get("path", "")
-        columns = []
-        if Path(path).suffix.lower() in TABLE_SUFFIXES and task.table_item_key:
-            try:
-                columns = table_columns(path)
-            except DataError:
-                pass  # unreadable: the check says why
+        if Path(path).suffix.lower() not in TABLE_SUFFIXES or not tasks.get(draft["task"]).table_columns:
+            return []
+        try:
+            return table_columns(path)
+        except DataError:
+            return []  # unreadable: the check says why
+
+    def pickers(state):
+        """The column pickers for the session's data: its task's, shown for a table, with the columns it has."""
+        draft = state["recipe"]
+        own = {c.key: c for c in tasks.get(draft["task"]).table_columns}
+        columns = table_columns_of(state)
         data = draft["data"]
-        return (gr.Row(visible=bool(columns)),
-                gr.Dropdown(choices=columns, value=data.get(task.table_item_key) if columns else None,
-                            label=tr(task.item_column_words, state["lang"])),
-                gr.Dropdown(choices=columns, value=data.get("label_column") if columns else None),
-                gr.Dropdown(choices=[NO_GROUP, *columns], value=data.get("group_column") or NO_GROUP))
+        updates = []
+        for key in pickers_by_key:
+            if key not in own or not columns:
+                updates.append(gr.Dropdown(visible=False, choices=[], value=None))
+                continue
+            optional = [NO_COLUMN] if not own[key].required else []
+            value = data.get(key) or (NO_COLUMN if optional else None)
+            updates.append(gr.Dropdown(visible=True, choices=[*optional, *columns], value=value,
+                                       label=tr(own[key].words, state["lang"])))
+        return (gr.Row(visible=bool(columns)), *updates)
 
     def use_file(state, task_name, path):
         """Points the recipe at a file or folder; a table's columns are guessed only from their names. Returns
         the column pickers and the check's outputs."""
         task = tasks.get(task_name)
-        columns, chosen = [], {}
-        if Path(path).suffix.lower() in TABLE_SUFFIXES and task.table_item_key:
-            try:
-                columns = table_columns(path)
-            except DataError:
-                pass  # unreadable: the check that follows says why
-        if columns:
-            item, label = _guess(columns, task.item_column_guesses), _guess(columns, LABEL_GUESSES)
-            chosen = {k: v for k, v in ((task.table_item_key, item), ("label_column", label)) if v}
-        use_path(state, task_name, path, chosen)
-        if columns and len(chosen) < 2:  # say which column is missing, with the columns found: no wild guess
+        use_path(state, task_name, path)
+        columns = table_columns_of(state)
+        chosen = {c.key: _guess(columns, c.guesses) for c in task.table_columns} if columns else {}
+        state["recipe"]["data"].update({k: v for k, v in chosen.items() if v})
+        missing = [tr(c.words, state["lang"]) for c in task.table_columns if c.required and not chosen.get(c.key)]
+        if columns and missing:  # say which column is missing, with the columns found: no wild guess
             lang = state["lang"]
-            missing = [tr(task.item_column_words, lang)] if task.table_item_key not in chosen else []
-            missing += [tr("Column with the label", lang)] if "label_column" not in chosen else []
             message = tr("No column of this table looks like one of these: {missing}. Its columns are: {columns}. "
                          "Choose them below.", lang, missing=tr(" and ", lang).join(missing),
                          columns=", ".join(columns))
@@ -232,8 +240,8 @@ def build(ctx, tab) -> None:
         state["recipe"]["data"] = {"path": "", "validation_split": state["recipe"]["data"].get("validation_split",
                                                                                               0.2)}
         state.update(data_kind=None, data_note="", data_error=None, train_counts={})
-        return (gr.Row(visible=False), gr.Dropdown(choices=[], value=None), gr.Dropdown(choices=[], value=None),
-                gr.Dropdown(choices=[], value=None), *nothing(state))
+        return (gr.Row(visible=False), *[gr.Dropdown(choices=[], value=None, visible=False)] * len(column_pickers),
+                *nothing(state))
 
     def class_names(state) -> list[str]:
         folder = class_folder(ctx, state)
@@ -284,10 +292,10 @@ def build(ctx, tab) -> None:
         use_path(state, state["recipe"]["task"], folder)
         return gr.Dropdown(choices=names, value=None), *check(state)
 
-    def on_columns(item_col, label_col, group_col, state):
-        key = tasks.get(state["recipe"]["task"]).table_item_key
-        state["recipe"]["data"].update({key: item_col, "label_column": label_col,
-                                        "group_column": None if group_col in (None, NO_GROUP) else group_col})
+    def on_columns(state, *values):
+        own = {c.key for c in tasks.get(state["recipe"]["task"]).table_columns}
+        state["recipe"]["data"].update({key: None if value in (None, NO_COLUMN) else value
+                                        for key, value in zip(pickers_by_key, values) if key in own})
         return check(state)
 
     def on_split(value, state):
@@ -308,7 +316,7 @@ def build(ctx, tab) -> None:
     add_class.click(on_add_class, [class_name, class_files, ctx.session],
                     [class_name, class_files, *task_view, remove_name, *preview])
     remove_class.click(on_remove_class, [remove_name, ctx.session], [remove_name, *preview])
-    for picker in (item_column, label_column, group_column):
-        picker.input(on_columns, [item_column, label_column, group_column, ctx.session], preview)
+    for picker in column_pickers:
+        picker.input(on_columns, [ctx.session, *column_pickers], preview)
     split.release(on_split, [split, ctx.session], preview)
     ctx.on_load(restore, [*columns_out, split, remove_name, limit_note, *preview])

@@ -28,13 +28,29 @@ def size_words(params_m: float, lang: str) -> str:
     return tr("{size} ({millions} million learned numbers)", lang, size=tr(size, lang), millions=f"{params_m:g}")
 
 
+def memory_words(entry: catalog.CatalogEntry, lang: str) -> tuple[str, str]:
+    """(short, long) words on the memory training needs, for models the catalog estimates it for."""
+    needs = catalog.memory_needs(entry)
+    if needs is None:
+        return "", ""
+    fits = needs["here"] <= needs["have"]
+    short = tr("fits this machine", lang) if fits else tr("too big for this machine", lang)
+    detail = tr("Training memory on a GPU: LoRA ~{lora} GB, QLoRA ~{qlora} GB, full ~{full} GB.", lang,
+                lora=f"{needs['lora']:g}", qlora=f"{needs['qlora']:g}", full=f"{needs['full']:g}")
+    here = (tr("LoRA fits this machine ({here} of {have} GB).", lang, here=f"{needs['here']:g}", have=needs["have"])
+            if fits else tr("Too big for this machine: LoRA needs {here} GB, it has {have} GB.", lang,
+                            here=f"{needs['here']:g}", have=needs["have"]))
+    return f" · {short}", f" {detail} {here}"
+
+
 def model_choices(task: str, lang: str = "en") -> list[tuple[str, str]]:
-    """The catalog's models as cards to click: name, size, speed, where the weights come from."""
+    """The catalog's models as cards to click: name, size, speed, where the weights come from, and (chat models)
+    whether training fits this machine."""
     out = []
     for entry in catalog.for_task(task):
         where = tr("works offline", lang) if entry.offline else tr("downloads once", lang)
-        out.append((f"{entry.title} — {size_words(entry.params_m, lang)} · {tr(entry.speed, lang)} · {where}",
-                    entry.name))
+        out.append((f"{entry.title} — {size_words(entry.params_m, lang)} · {tr(entry.speed, lang)} · {where}"
+                    f"{memory_words(entry, lang)[0]}", entry.name))
     return out
 
 
@@ -45,7 +61,8 @@ def details_html(model: str, lang: str) -> str:
         return f"<p class='hint'>{html.escape(tr('Using your own model: {name}', lang, name=model))}</p>"
     return (f"<p><b>{html.escape(entry.title)}</b>: {html.escape(tr(entry.good_for, lang))}</p>"
             f"<p class='hint'>{html.escape(tr('Size', lang))}: {html.escape(size_words(entry.params_m, lang))}. "
-            f"{html.escape(tr('Speed', lang))}: {html.escape(tr(entry.speed, lang))}.</p>")
+            f"{html.escape(tr('Speed', lang))}: {html.escape(tr(entry.speed, lang))}."
+            f"{html.escape(memory_words(entry, lang)[1])}</p>")
 
 
 def build(ctx, tab) -> None:

@@ -111,7 +111,7 @@ def build(ctx, tab) -> None:
                                                                          "it above.", lang)
         return (gr.Button(visible=shared_visible), gr.Markdown(hint, visible=shared_visible or not run_id),
                 gr.Plot(charts.empty_figure(""), visible=shared_visible),
-                *[u for panel in all_panels for u in (panel.show_playground(items) if panel is own
+                *[u for panel in all_panels for u in (panel.show_playground(items, ctx.run_dir(run_id)) if panel is own
                                                       else [gr.update(visible=False)] * len(panel.playground))])
 
     def on_predict(run_id, state, *values):

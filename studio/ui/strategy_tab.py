@@ -12,7 +12,8 @@ from studio.ui.i18n import tr
 
 # Words for every strategy option any task offers; an option missing here shows its recipe key.
 OPTION_WORDS = {"trainable_blocks": "Blocks to fine-tune", "lr_decay": "Learning-rate decay per block",
-                "lora_r": "LoRA rank", "lora_alpha": "LoRA alpha", "lora_dropout": "LoRA dropout"}
+                "lora_r": "LoRA rank", "lora_alpha": "LoRA alpha", "lora_dropout": "LoRA dropout",
+                "num_virtual_tokens": "Virtual tokens", "target_modules": "Layers to adapt"}
 FIELD_WORDS = {"epochs": "Epochs", "batch_size": "Batch size", "learning_rate": "Learning rate",
                "early_stopping_patience": "Early stopping patience", "devices": "Devices to train on",
                "gradient_accumulation_steps": "Gradient accumulation steps"}
@@ -104,8 +105,20 @@ def build(ctx, tab) -> None:
             checkpointing = gr.Checkbox(False, label="Gradient checkpointing",
                                         info="Less memory for slower steps (models that support it).")
         with gr.Row():
-            option_fields = {name: gr.Number(spec[1], label=OPTION_WORDS.get(name, name), visible=False)
-                             for name, spec in options.items() if spec[0] in (int, float)}
+            option_fields = {name: (gr.Textbox(spec[1], label=OPTION_WORDS.get(name, name), visible=False)
+                                    if spec[0] is str else
+                                    gr.Number(spec[1], label=OPTION_WORDS.get(name, name), visible=False))
+                             for name, spec in options.items()}
+        with gr.Row():  # what some tasks read besides (chat models: tokens kept, packing, answers only)
+            max_length = gr.Number(None, label="Tokens kept per example", visible=False, elem_id="max-length",
+                                   info="Longer examples are cut (a chat's prompt from its start, so the answer "
+                                        "stays whole).")
+            packing = gr.Checkbox(False, label="Pack short examples together", visible=False, elem_id="packing",
+                                  info="Several short examples share one row without seeing each other: faster, "
+                                       "same result.")
+            train_on_prompt = gr.Checkbox(False, label="Learn the prompts too", visible=False,
+                                          elem_id="train-on-prompt",
+                                          info="Off: the model learns only to write the answers (the usual choice).")
     with gr.Row():
         show = gr.Button("Show recipe", size="sm", elem_id="show-recipe")
         download = gr.DownloadButton("Download recipe", size="sm", visible=False)
@@ -117,7 +130,8 @@ def build(ctx, tab) -> None:
     train_keys = ["epochs", "batch_size", "learning_rate", "early_stopping_patience", "retry_smaller_batch",
                   "devices", "gradient_accumulation_steps", "gradient_checkpointing"]
     option_names = list(option_fields)
-    fields = [*train_fields, *option_fields.values()]
+    extras = {"max_length": max_length, "packing": packing, "train_on_prompt": train_on_prompt}
+    fields = [*train_fields, *option_fields.values(), *extras.values()]
 
     def apply(state, name, *values):
         """Writes the settings into the session's recipe. A value out of range is corrected in its box, with a
@@ -134,14 +148,23 @@ def build(ctx, tab) -> None:
                                                 defaults[key], lang)
                 notes += [note] if note else []
         for index, key in enumerate(option_names, start=len(train_keys)):
-            if key in spec.options:
+            if key in spec.options and spec.options[key][0] is not str:
                 kind, default, low, high = spec.options[key]
                 values[index], note = corrected(key, values[index], kind, low, high, default, lang)
                 notes += [note] if note else []
+        task = tasks.get(state["recipe"]["task"])
+        extra = dict(zip(extras, values[len(train_keys) + len(option_names):]))
         train = dict(zip(train_keys, values[:len(train_keys)]))
-        candidate = dict(state["recipe"], strategy=name, train=train,
-                         strategy_options={key: value for key, value in zip(option_names, values[len(train_keys):])
-                                           if key in spec.options})
+        data = dict(state["recipe"]["data"])
+        keys = task.data_keys(recipes.DataSpec(**{**data, "path": data.get("path") or "-"}))
+        for key in ("max_length", "train_on_prompt"):
+            if key in keys and extra[key] not in (None, ""):
+                data[key] = int(extra[key]) if key == "max_length" else bool(extra[key])
+        if "packing" in task.train_keys:
+            train["packing"] = bool(extra["packing"])
+        options = dict(zip(option_names, values[len(train_keys):len(train_keys) + len(option_names)]))
+        candidate = dict(state["recipe"], strategy=name, train=train, data=data,
+                         strategy_options={key: value for key, value in options.items() if key in spec.options})
         try:  # the recipe's own checks, with a stand-in data path when no data is chosen yet
             recipes.from_dict(dict(candidate, data=dict(candidate["data"], path=candidate["data"]["path"] or "-")))
         except recipes.RecipeError as exc:
@@ -163,7 +186,14 @@ def build(ctx, tab) -> None:
         state["recipe"].update(strategy=name, train=train, strategy_options=chosen)
         shown = [gr.update(value=chosen[key], visible=True) if key in chosen else gr.update(visible=False)
                  for key in option_names]
-        return (train["epochs"], train["batch_size"], train["learning_rate"], *shown, state,
+        task = tasks.get(state["recipe"]["task"])
+        data = state["recipe"]["data"]
+        keys = task.data_keys(recipes.DataSpec(**{**data, "path": data.get("path") or "-"}))
+        defaults = getattr(task, "data_defaults", {})
+        extra = [gr.update(visible="max_length" in keys, value=data.get("max_length") or defaults.get("max_length")),
+                 gr.update(visible="packing" in task.train_keys, value=bool(train.get("packing"))),
+                 gr.update(visible="train_on_prompt" in keys, value=bool(data.get("train_on_prompt")))]
+        return (train["epochs"], train["batch_size"], train["learning_rate"], *shown, *extra, state,
                 sessions.summary(state))
 
     def on_open(state):
@@ -173,7 +203,7 @@ def build(ctx, tab) -> None:
         return (recommendation(state), gr.Radio(choices=strategy_choices(task, state["lang"]), value=name),
                 gr.Number(info=devices_note(state["lang"])), *show_strategy(state, name, keep_settings=True))
 
-    strategy_out = [epochs, batch, lr, *option_fields.values(), ctx.session, ctx.summary]
+    strategy_out = [epochs, batch, lr, *option_fields.values(), *extras.values(), ctx.session, ctx.summary]
     strategy.input(lambda name, state: show_strategy(state, name), [strategy, ctx.session], strategy_out)
     def apply_one(index, state, name, *values):
         """One box left: only its own value is written back (writing all of them would undo what the person

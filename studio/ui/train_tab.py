@@ -42,7 +42,9 @@ def progress_html(status: dict, events: list[dict], lang: str, stopping: bool = 
                           where=where))
     if state == "completed":
         score = (tr(": validation accuracy {accuracy}", lang, accuracy=f"{status['accuracy']:.1%}")
-                 if status.get("accuracy") is not None else "")
+                 if status.get("accuracy") is not None else
+                 tr(": perplexity {value} (lower is better)", lang, value=f"{status['perplexity']:.2f}")
+                 if status.get("perplexity") is not None else "")
         return _bar(1, tr("Finished in {seconds} s{score}. See the Evaluate and Playground tabs.", lang,
                           seconds=f"{status.get('wall_time_s', 0):.0f}", score=score))
     if state == "failed":

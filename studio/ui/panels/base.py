@@ -43,7 +43,7 @@ class Panel:
     def build_preview(self) -> None:
         self.preview = [gr.Dataframe(label="Sample rows", visible=False, wrap=True)]
 
-    def show_preview(self, data) -> list:
+    def show_preview(self, data, draft: dict, workspace) -> list:
         rows = pd.DataFrame({"example": [str(x)[:SAMPLE_CHARS] for x in data.train_items[:10]],
                              "label": [data.classes[i] for i in data.train_labels[:10]]})
         return [gr.Dataframe(rows, visible=True)]
@@ -69,5 +69,5 @@ class Panel:
         self.input.submit(predict, [run, self.input, session], answer)
         self.playground = [self.input]
 
-    def show_playground(self, examples: list) -> list:
+    def show_playground(self, examples: list, folder) -> list:
         return [gr.Textbox(visible=True, value="")]

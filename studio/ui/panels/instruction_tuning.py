@@ -127,11 +127,12 @@ class ChatPanel(Panel):
                         gr.HTML(visible=False, elem_id="chat-preview"),
                         gr.Plot(visible=False, show_label=False, elem_id="chat-lengths")]
 
-    def show_preview(self, data, model: str | None = None, workspace=None, max_length: int | None = None) -> list:
+    def show_preview(self, data, draft: dict, workspace) -> list:
         """With the session's model (and the workspace, where packaged models are converted), the examples go
         through its tokenizer and chat template; without, the conversations are shown as they were read."""
         view = None
-        if model and workspace is not None:
+        model, max_length = draft.get("model"), draft["data"].get("max_length")
+        if model:
             from studio.tasks.instruction_tuning import TASK
             try:
                 view = TASK.preview(data, model, workspace.models_dir, max_length)
@@ -151,8 +152,8 @@ class ChatPanel(Panel):
     def build_mistakes(self) -> None:
         self.mistakes = []  # the held-out answers are part of the results view
 
-    def build_playground(self, run, answer, predict) -> None:
-        run_dir, session = gr.State(None), gr.State(lambda: uuid.uuid4().hex)
+    def build_playground(self, run, answer, predict, session) -> None:
+        run_dir, key = gr.State(None), gr.State(lambda: uuid.uuid4().hex)  # key: this page's Stop button
         with gr.Group(visible=False) as box:
             system = gr.Textbox(label="System prompt (the one used in training)", lines=2,
                                 elem_id="chat-system")
@@ -206,10 +207,10 @@ class ChatPanel(Panel):
                     break
             yield histories["tuned"], histories["base"], "", ""
 
-        inputs = [run_dir, session, message, tuned, base, system, temperature, top_p, max_new]
+        inputs = [run_dir, key, message, tuned, base, system, temperature, top_p, max_new]
         outputs = [tuned, base, message, note]
         sent = [send.click(on_send, inputs, outputs), message.submit(on_send, inputs, outputs)]
-        stop.click(lambda key: _stops.setdefault(key, threading.Event()).set(), session, None, cancels=sent)
+        stop.click(lambda page: _stops.setdefault(page, threading.Event()).set(), key, None, cancels=sent)
         clear.click(lambda: ([], [], ""), None, [tuned, base, note])
         examples.input(lambda text: text, examples, message)
         self.input = message
@@ -217,10 +218,9 @@ class ChatPanel(Panel):
         self._histories = [tuned, base]
         self.playground = [box, run_dir, system, examples, tuned, base]
 
-    def show_playground(self, examples: list) -> list:
+    def show_playground(self, examples: list, folder: Path | None) -> list:
         """examples: the run's held-out prompts, files in its run folder (examples/NNN.txt)."""
         files = [Path(e) for e in examples if Path(e).is_file()]
-        folder = files[0].parent.parent if files else None
         system = ""
         if folder is not None:
             from studio.families.base import ModelInfo
