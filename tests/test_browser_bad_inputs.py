@@ -85,9 +85,9 @@ def upload(page, path: Path) -> None:
 
 def try_model(page, name: str) -> None:
     tab(page, "Model")
-    box = page.get_by_label("Hub id or folder")
+    box = page.get_by_label("Model name or folder")
     if not box.is_visible():
-        page.get_by_text("Use another model: a Hugging Face hub id or a local folder").click()
+        page.get_by_text("Use another model (a name from huggingface.co, or a folder on this machine)").click()
     box.fill(name)
     page.locator("#use-custom").click()
 
@@ -118,7 +118,7 @@ def test_bad_input_in_the_browser(case: Case, studio_page, server, models, tmp_p
 def test_an_upload_over_the_limit_is_refused_in_words(studio_page, tmp_path):
     page = studio_page
     tab(page, "Data")
-    assert f"up to {UPLOAD_LIMIT_MB} MB" in page.locator("#data-upload").inner_text()
+    wait_words(page, "#upload-limit", [f"Up to {UPLOAD_LIMIT_MB} MB"])
     big = tmp_path / "big.csv"
     big.write_text("text,label\n" + "a long line of text,a\n" * 150_000)  # 3.2 MB
     upload(page, big)

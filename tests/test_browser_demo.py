@@ -83,7 +83,7 @@ def test_a_file_that_is_not_an_image_gets_words_in_the_playground_and_class_by_c
     page.locator("#class-name input, #class-name textarea").first.fill("cats")
     page.locator("#class-images input[type=file]").set_input_files(str(fake))
     page.locator("#add-class").click()
-    page.get_by_text("this is not an image we can read").first.wait_for(timeout=30000)
+    page.get_by_text("Not added: holiday.png (this is not an image we can read).").wait_for(timeout=30000)
     assert "Error" not in page.locator("#data-status").inner_text()
 
 

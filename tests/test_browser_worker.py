@@ -72,7 +72,7 @@ def test_the_ui_killed_mid_run_the_run_finishes_and_a_new_ui_shows_it(page, serv
     while run.status().get("status") != "completed" and time.time() < deadline:
         time.sleep(0.5)
     assert run.status()["status"] == "completed", run.status()
-    tab(page, "Playground")
+    tab(page, "Playground")  # this new UI's page is the same browser session: its own run is chosen
     page.wait_for_function("document.querySelectorAll('#playground-examples img').length > 0")
     page.locator("#playground-examples img").first.click()
     wait_text(page, "#prediction", "circle|square|triangle", timeout=60)

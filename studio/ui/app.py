@@ -32,6 +32,8 @@ CSS = """
 .progress-outer { background: var(--neutral-200); border-radius: 999px; height: 14px; overflow: hidden; }
 .progress-inner { background: var(--color-accent); height: 14px; transition: width 0.4s; }
 .hint { color: var(--body-text-color-subdued); font-size: 0.92em; }
+.veil { position: fixed; inset: 0; z-index: 1000; background: rgba(248, 250, 252, 0.85); display: flex;
+        align-items: center; justify-content: center; }
 /* Captions in full: "is triangle, taken for square (93% sure)" must not end in "…" */
 #mistakes-gallery .caption-label, #data-gallery .caption-label { white-space: normal; max-width: 100%; }
 /* Table headers break between words, never inside one */
@@ -141,6 +143,10 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
                                                       label="Language", elem_id="language", scale=0, min_width=140))
             start_over = gr.Button("Start over", size="sm", scale=0, min_width=120, elem_id="start-over")
         summary = gr.Markdown(elem_id="summary")
+        # Until the page has its session back, a veil keeps clicks off it: an answer computed from the session as
+        # it was before loading would otherwise overwrite what the click did.
+        veil = gr.HTML("<div class='veil'><div class='progress-outer' style='width:30%'><div class='progress-inner' "
+                       "style='width:60%'></div></div></div>", elem_id="veil")
         with gr.Tabs(selected="model", elem_id="tabs") as tabs:
             ctx = Context(workspace, jobs, session, summary, tabs, texts)
             ctx.shared["max_upload_mb"] = upload_limit_mb(max_upload_mb)
@@ -168,10 +174,11 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
                 values = fn(state)
                 for component, value in zip(outputs, values if isinstance(values, tuple) else (values,)):
                     updates[component] = merged(updates.get(component), value)
-            return {**updates, session: state, summary: sessions.summary(state), tabs: selected}
+            return {**updates, session: state, summary: sessions.summary(state), tabs: selected,
+                    veil: gr.HTML(visible=False)}
 
         restored = [c for _, outputs in ctx.restores for c in outputs]
-        loaded = list(dict.fromkeys([session, summary, tabs, language, *texts.components, *restored]))
+        loaded = list(dict.fromkeys([session, summary, tabs, veil, language, *texts.components, *restored]))
         app.load(on_load, session, loaded, show_progress="hidden")
 
         def on_language(lang, state):
