@@ -13,7 +13,8 @@ import os
 from studio.errors import UserError
 
 BUILTIN = {"image-classification": "studio.tasks.image_classification",
-           "text-classification": "studio.tasks.text_classification"}
+           "text-classification": "studio.tasks.text_classification",
+           "audio-classification": "studio.tasks.audio_classification"}
 _registered: dict[str, object] = {}
 _plugins_loaded = False
 
