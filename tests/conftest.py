@@ -15,7 +15,7 @@ if "STUDIO_LOCK_DIR" not in os.environ:
 import pytest  # noqa: E402
 
 from studio.examples import make_shapes  # noqa: E402
-from helpers import free_port, start_server, write_text_csv  # noqa: E402
+from helpers import free_port, start_server, write_sound_folders, write_text_csv  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +41,39 @@ def tiny_vit(tmp_path_factory):
     ViTModel(config).save_pretrained(folder)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2(tmp_path_factory):
+    """A 2-layer wav2vec2 (random weights, no classifier) with its feature extractor, saved like a hub checkpoint."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    folder = tmp_path_factory.mktemp("tiny-wav2vec2")
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2, vocab_size=12, feat_extract_norm="layer")
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16_000, return_attention_mask=True).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory):
+    """A 1-layer Whisper with a 2 s window (random weights), shaped like a converted offline model's folder."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+    folder = tmp_path_factory.mktemp("tiny-whisper")
+    config = WhisperConfig(vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=16,
+                           max_source_positions=100, max_target_positions=16, pad_token_id=1, bos_token_id=1,
+                           eos_token_id=1, decoder_start_token_id=2)
+    WhisperForConditionalGeneration(config).save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=16, chunk_length=2).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def sounds(tmp_path_factory):
+    """low/, high/, noise/: six synthetic clips each, in WAV, FLAC and OGG at 16, 22.05 and 8 kHz."""
+    return write_sound_folders(tmp_path_factory.mktemp("sounds") / "sounds")
 
 
 @pytest.fixture(scope="session")

@@ -64,3 +64,31 @@ def build_backbone(model: str, task: str, pretrained: bool, trust_remote_code: b
     from studio import tasks
     backbone, info, _ = tasks.get(task).backbone(model, pretrained, trust_remote_code, max_length)
     return backbone, info
+
+
+SOUNDS = {"low": 220.0, "high": 1760.0, "noise": None}  # tones, and white noise
+
+
+def sound(kind: str, seconds: float, rate: int, seed: int = 0):
+    """A synthetic clip of one SOUNDS kind: float32 mono at `rate`, a little louder or quieter per seed."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    time_s = np.arange(int(seconds * rate)) / rate
+    frequency = SOUNDS[kind]
+    wave = rng.standard_normal(len(time_s)) * 0.2 if frequency is None else \
+        0.4 * np.sin(2 * np.pi * frequency * (1 + 0.03 * rng.standard_normal()) * time_s)
+    return (wave * rng.uniform(0.5, 1.0)).astype(np.float32)
+
+
+def write_sound_folders(root, per_class: int = 6) -> str:
+    """root/<kind>/<n>.wav|.flac|.ogg: synthetic clips at several rates and lengths, a class per SOUNDS kind."""
+    import soundfile
+    from pathlib import Path
+    formats = (("wav", 16_000), ("flac", 22_050), ("ogg", 8_000))
+    for kind in SOUNDS:
+        folder = Path(root) / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            ext, rate = formats[n % len(formats)]
+            soundfile.write(folder / f"{kind}_{n}.{ext}", sound(kind, 0.3 + 0.1 * n, rate, seed=n), rate)
+    return str(root)

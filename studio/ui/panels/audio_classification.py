@@ -1,0 +1,111 @@
+"""Audio on the page: the checked clips' counts and lengths (a histogram) with a few clips of each class to play
+(the player draws the waveform), the misclassified validation clips to play, and a playground that records from
+the microphone or takes an upload, with the run's example clips to click."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from studio.engine.data.audio import clip_info, duration_words
+from studio.runfolder import EXAMPLES, RunFolder
+from studio.ui import charts
+from studio.ui.panels.classification import ClassificationPanel
+
+PLAYERS = 8  # clips shown on the Data tab, shared among the classes
+MISTAKE_PLAYERS = 6  # the most confident mistakes get a player; the table lists them all
+WAVEFORM = {"waveform_color": "#c7d2fe", "waveform_progress_color": "#6366f1", "show_recording_waveform": True}
+
+
+def _player(elem_id: str, label: str = "A clip") -> gr.Audio:
+    return gr.Audio(label=label, type="filepath", interactive=False, visible=False, elem_id=elem_id,
+                    waveform_options=WAVEFORM)
+
+
+def _seconds(path: str) -> float:
+    try:
+        return clip_info(path).seconds
+    except Exception:  # a clip that vanished since it was checked: left out of the histogram, not the page
+        return float("nan")
+
+
+def picked(data, per_class: int) -> list[tuple[str, str]]:
+    """(path, class) of the first `per_class` training clips of each class."""
+    out = []
+    for index, name in enumerate(data.classes):
+        out += [(item, name) for item, label in zip(data.train_items, data.train_labels) if label == index][:per_class]
+    return out
+
+
+class AudioPanel(ClassificationPanel):
+    # -- Data tab -------------------------------------------------------------------------------------------------
+    def build_preview(self) -> None:
+        summary = gr.Markdown(visible=False, elem_id="audio-summary")
+        lengths = gr.Plot(charts.empty_figure("No clips yet"), visible=False, show_label=False,
+                          elem_id="audio-durations")
+        with gr.Row():
+            players = [_player(f"audio-preview-{n}") for n in range(PLAYERS)]
+        self.preview = [summary, lengths, *players]
+
+    def show_preview(self, data) -> list:
+        durations: dict[str, list[float]] = {name: [] for name in data.classes}
+        for item, label in zip(data.train_items + data.val_items, data.train_labels + data.val_labels):
+            durations[data.classes[label]].append(_seconds(item))
+        every = [s for seconds in durations.values() for s in seconds if s == s]
+        total = sum(every)
+        text = (f"**{len(every)} clips, {duration_words(total)} of sound** · shortest {duration_words(min(every))}, "
+                f"longest {duration_words(max(every))}. Play a few of each class below: what you hear is what "
+                "the model learns from." if every else "")
+        shown = picked(data, max(1, PLAYERS // len(data.classes)))[:PLAYERS]
+        players = [gr.Audio(value=path, label=f"{name} · {Path(path).name}", visible=True) for path, name in shown]
+        players += [gr.Audio(value=None, visible=False)] * (PLAYERS - len(players))
+        return [gr.Markdown(text, visible=True), gr.Plot(charts.durations_figure(durations), visible=True), *players]
+
+    # -- Evaluate tab -----------------------------------------------------------------------------------------------
+    def build_mistakes(self) -> None:
+        with gr.Row():
+            players = [_player(f"audio-mistake-{n}") for n in range(MISTAKE_PLAYERS)]
+        table = gr.Dataframe(label="Misclassified validation clips", interactive=False, visible=False,
+                             elem_id="audio-mistakes-table")
+        self.mistakes = [*players, table]
+
+    def show_mistakes(self, report: dict, run_dir) -> list:
+        wrong = report.get("misclassified", [])
+        playable = [w for w in wrong if w.get("thumbnail") and (Path(run_dir) / w["thumbnail"]).is_file()]
+        players = [gr.Audio(value=str(Path(run_dir) / w["thumbnail"]), visible=True,
+                            label=f"true {w['true']} → predicted {w['predicted']} ({w['confidence']:.0%})")
+                   for w in playable[:MISTAKE_PLAYERS]]
+        players += [gr.Audio(value=None, visible=False)] * (MISTAKE_PLAYERS - len(players))
+        rows = pd.DataFrame([{"clip": Path(str(w["input"])).name, "true": w["true"], "predicted": w["predicted"],
+                              "confidence": f"{w['confidence']:.0%}"} for w in wrong],
+                            columns=["clip", "true", "predicted", "confidence"])
+        return [*players, gr.Dataframe(rows, visible=not rows.empty)]
+
+    # -- Playground tab -------------------------------------------------------------------------------------------
+    def build_playground(self, run, answer, predict) -> None:
+        clip = gr.Audio(label="A clip: record one or upload a file", sources=["microphone", "upload"],
+                        type="filepath", visible=False, elem_id="playground-audio", waveform_options=WAVEFORM)
+        examples = gr.Radio(label="Examples (click one)", choices=[], visible=False,
+                            elem_id="playground-audio-examples")
+        clip.upload(predict, [run, clip], answer)
+        clip.stop_recording(predict, [run, clip], answer)
+        examples.input(lambda r, path: (path, *predict(r, path)), [run, examples], [clip, *answer])
+        self.input = clip
+        self.playground = [clip, examples]
+
+    def show_playground(self, examples: list) -> list:
+        return [gr.Audio(visible=True, value=None), gr.Radio(choices=_example_choices(examples), value=None,
+                                                             visible=True)]
+
+
+def _example_choices(paths: list[str]) -> list[tuple[str, str]]:
+    """(what the button says, the clip's path): the true class from the run's examples.json."""
+    if not paths:
+        return []
+    run = RunFolder(Path(paths[0]).parent.parent)  # examples are copied into <run>/examples/
+    labels = {str(run.path / e["input"]): e["label"] for e in (run.read(EXAMPLES) or {}).get("examples", [])}
+    return [(f"clip {n + 1} ({labels.get(path, '?')})", path) for n, path in enumerate(paths)]
+
+
+PANEL = AudioPanel()
