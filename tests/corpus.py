@@ -21,6 +21,7 @@ from typing import Callable
 
 from PIL import Image
 
+import corpus_audio
 from studio.examples import make_shapes
 
 IMAGE, TEXT = "image-classification", "text-classification"
@@ -32,6 +33,10 @@ class Models:
     """Tiny local models (random weights) that accepted cases train with."""
     image: str
     text: str
+    audio: str
+
+    def for_task(self, task: str) -> str:
+        return {IMAGE: self.image, TEXT: self.text}.get(task, self.audio)
 
 
 @dataclass
@@ -572,8 +577,8 @@ CASES: list[Case] = [
          (r"'train\.learning_rate' is 1000",)),
     Case("recipe-nan-learning-rate", "recipe", recipe("data: {path: '{DATA}'}\ntrain: {learning_rate: .nan}\n"),
          (r"'train\.learning_rate' is nan",)),
-    Case("recipe-unknown-task", "recipe", recipe("task: audio-classification\ndata: {path: '{DATA}'}\n"),
-         (r"'task' is 'audio-classification'",)),
+    Case("recipe-unknown-task", "recipe", recipe("task: video-classification\ndata: {path: '{DATA}'}\n"),
+         (r"'task' is 'video-classification'",)),
     Case("recipe-option-for-another-strategy", "recipe",
          recipe("data: {path: '{DATA}'}\nstrategy: full\nstrategy_options: {lora_r: 8}\n"),
          (r"'strategy_options\.lora_r' for strategy 'full'",)),
@@ -607,6 +612,8 @@ CASES: list[Case] = [
     Case("custom-code-untrusted", "model", model(custom_code_model),
          (r"custom-model' needs to run Python code", r"Trust this model's code", r"trust_remote_code")),
 ]
+
+CASES += corpus_audio.cases(Case)
 
 BY_ID = {case.id: case for case in CASES}
 assert len(BY_ID) == len(CASES), "case ids must be unique"
