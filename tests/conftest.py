@@ -11,6 +11,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "STUDIO_LOCK_DIR" not in os.environ:
     import tempfile
     os.environ["STUDIO_LOCK_DIR"] = tempfile.mkdtemp(prefix="studio-test-locks-")
+# The offline Whisper models are converted once for the whole session (every workspace of the tests, and the
+# browser tests' studios, which inherit the variable, share the converted folders).
+if "STUDIO_CONVERTED_CACHE" not in os.environ:
+    import tempfile
+    os.environ["STUDIO_CONVERTED_CACHE"] = tempfile.mkdtemp(prefix="studio-test-converted-")
 
 import pytest  # noqa: E402
 
