@@ -82,6 +82,24 @@ def sounds(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def commands_run(tmp_path_factory):
+    """The one audio run the integration and browser tests share: the offline whisper-tiny-en, feature extraction
+    on the bundled spoken commands, in a workspace of its own. Returns (workspace, run folder); the workspace's
+    feature cache spares later runs on the same clips the encoder's 30 s windows."""
+    from studio.engine.jobs import JobManager
+    from studio.examples import COMMANDS_DIR
+    from studio.recipe import DataSpec, Recipe
+    from studio.workspace import Workspace
+    workspace = tmp_path_factory.mktemp("audio-ws")
+    job = JobManager(Workspace(workspace), in_process=True).start(
+        Recipe(task="audio-classification", model="whisper-tiny-en", data=DataSpec(path=str(COMMANDS_DIR))))
+    assert job.wait(600) and job.status["status"] == "completed", job.status
+    print(f"\nwhisper-tiny-en on the spoken commands: accuracy {job.status['accuracy']:.3f} in "
+          f"{job.status['wall_time_s']:.1f} s")
+    return workspace, job.run_dir
+
+
+@pytest.fixture(scope="session")
 def shapes_small(tmp_path_factory):
     return str(make_shapes(tmp_path_factory.mktemp("shapes-small"), per_class=8, size=32))
 

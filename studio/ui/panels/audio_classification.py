@@ -58,7 +58,7 @@ class AudioPanel(ClassificationPanel):
                 f"longest {duration_words(max(every))}. Play a few of each class below: what you hear is what "
                 "the model learns from." if every else "")
         shown = picked(data, max(1, PLAYERS // len(data.classes)))[:PLAYERS]
-        players = [gr.Audio(value=path, label=f"{name} · {Path(path).name}", visible=True) for path, name in shown]
+        players = [gr.Audio(value=path, label=f"{name} · {Path(path).stem}", visible=True) for path, name in shown]
         players += [gr.Audio(value=None, visible=False)] * (PLAYERS - len(players))
         return [gr.Markdown(text, visible=True), gr.Plot(charts.durations_figure(durations), visible=True), *players]
 
@@ -84,7 +84,7 @@ class AudioPanel(ClassificationPanel):
 
     # -- Playground tab -------------------------------------------------------------------------------------------
     def build_playground(self, run, answer, predict) -> None:
-        clip = gr.Audio(label="A clip: record one or upload a file", sources=["microphone", "upload"],
+        clip = gr.Audio(label="A clip: record one or upload a file", sources=["upload", "microphone"],
                         type="filepath", visible=False, elem_id="playground-audio", waveform_options=WAVEFORM)
         examples = gr.Radio(label="Examples (click one)", choices=[], visible=False,
                             elem_id="playground-audio-examples")
