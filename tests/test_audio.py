@@ -208,3 +208,10 @@ def test_microphone_samples_predict_like_the_file(wav2vec2_run, sounds):
 def test_the_encoder_trains_with_augmentation(tmp_path_factory, tiny_wav2vec2, sounds):
     run = train(tmp_path_factory, tiny_wav2vec2, sounds, strategy="full", epochs=1, batch_size=4)
     assert (run / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("strategy", ["lora", "partial", "layerwise", "scratch"])
+def test_every_strategy_trains_a_whisper_encoder(strategy, tmp_path_factory, tiny_whisper, sounds):
+    run = train(tmp_path_factory, tiny_whisper, sounds, strategy=strategy, epochs=1, batch_size=6)
+    assert Predictor(run).predict([str(next(Path(sounds).rglob("*.wav")))], top_k=1)[0]["label"] in (
+        "high", "low", "noise")
