@@ -4,6 +4,7 @@ and Whisper models (one run each, shared)."""
 from __future__ import annotations
 
 import csv
+import json
 import struct
 import tracemalloc
 from pathlib import Path
@@ -189,7 +190,6 @@ def test_trained_models_predict_and_export(which, request, sounds):
     rate = classify.feature_extractor.sampling_rate
     assert [classify(read_clip(c, rate))[0]["label"] for c in clips] == [a["label"] for a in answers]
     export(run, "onnx")
-    import json
     check = json.loads((run / "model" / "onnx_check.json").read_text())
     assert check["max_abs_diff"] < 1e-4 and check["same_top1"]
     assert export(run, "zip").is_file()
@@ -215,3 +215,26 @@ def test_every_strategy_trains_a_whisper_encoder(strategy, tmp_path_factory, tin
     run = train(tmp_path_factory, tiny_whisper, sounds, strategy=strategy, epochs=1, batch_size=6)
     assert Predictor(run).predict([str(next(Path(sounds).rglob("*.wav")))], top_k=1)[0]["label"] in (
         "high", "low", "noise")
+
+
+def test_the_panel_previews_clips_and_plays_mistakes(sounds, tmp_path):
+    """The audio panel's views from plain data: lengths by class, a player per picked clip, playable mistakes."""
+    import gradio as gr
+
+    from studio.ui.panels.audio_classification import MISTAKE_PLAYERS, PLAYERS, PANEL
+    data = tasks.get(AUDIO).load_data(DataSpec(path=sounds), 0, tmp_path)
+    with gr.Blocks():
+        PANEL.build_preview()
+        PANEL.build_mistakes()
+    summary, lengths, *players = PANEL.show_preview(data)
+    assert summary.value.startswith("**18 clips, ") and len(players) == PLAYERS
+    assert [p.label.split(" · ")[0] for p in players if p.visible] == ["high"] * 2 + ["low"] * 2 + ["noise"] * 2
+    assert [trace["name"] for trace in json.loads(lengths.value["plot"])["data"]] == ["high", "low", "noise"]
+    clip = Path(sorted(Path(sounds).rglob("*.flac"))[0])
+    (tmp_path / "misclassified").mkdir()
+    (tmp_path / "misclassified" / "000.flac").write_bytes(clip.read_bytes())
+    report = {"misclassified": [{"input": str(clip), "true": "low", "predicted": "high", "confidence": 0.9,
+                                 "thumbnail": "misclassified/000.flac"}]}
+    *mistakes, table = PANEL.show_mistakes(report, tmp_path)
+    assert len(mistakes) == MISTAKE_PLAYERS and mistakes[0].visible and not mistakes[1].visible
+    assert mistakes[0].label == "true low → predicted high (90%)" and table.visible
