@@ -50,12 +50,18 @@ GOALS = {
     "transfer_vs_scratch": None,
     "ft_mfu": (">=", 0.40),
     "peak_memory_mb": None,
+    "sft_lora_vs_plain_peft_ratio": (">=", 0.95),
+    "sft_packing_speedup": (">=", 1.5),
+    "demo_chat_s": ("<=", 300.0),
+    "sft_mfu": (">=", 0.35),
+    "sft_peak_memory_mb": None,
 }
 NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain_loop_ratio",
                "ui_p95_ms_during_training", "ui_p95_ms_idle", "first_curve_point_s", "demo_to_model_s",
-               "worker_start_overhead_s", "audio_fe_vs_inference_ratio", "audio_example_fe_accuracy"]
-GPU_KEYS = ["ft_mfu", "peak_memory_mb"]
-SECTIONS = ["fe", "worker", "ft", "lora", "transfer", "ui", "audio", "gpu"]
+               "worker_start_overhead_s", "audio_fe_vs_inference_ratio", "audio_example_fe_accuracy",
+               "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s"]
+GPU_KEYS = ["ft_mfu", "peak_memory_mb", "sft_mfu", "sft_peak_memory_mb"]
+SECTIONS = ["fe", "worker", "ft", "lora", "transfer", "ui", "audio", "sft", "gpu"]
 
 
 @dataclass
@@ -329,7 +335,20 @@ def section_audio(ctx: Context, results: dict) -> None:
                    "time) over the same clips, model build excluded (plain_model_load_s)"}
 
 
+def section_sft(ctx: Context, results: dict) -> None:
+    from bench import sft
+    sft.section(ctx, results)
+
+
 def section_gpu(ctx: Context, results: dict, force: bool = False, peak: float | None = None) -> None:
+    if ctx.device.type == "cuda":
+        from bench import sft
+        sft.section_gpu(ctx, results, peak)  # CUDA only: QLoRA's 4-bit base needs bitsandbytes on a GPU
+    else:
+        for key in ("sft_mfu", "sft_peak_memory_mb"):
+            results[key] = None
+            results["null_reasons"][key] = ("no CUDA device on this machine: instruction tuning's MFU and the peak "
+                                            "memory of lora / qlora / full are measured on a GPU only")
     if ctx.device.type != "cuda" and not force:
         reason = "no CUDA device on this machine: MFU and GPU memory are measured on a GPU only"
         for key in GPU_KEYS:
@@ -458,11 +477,25 @@ def table(results: dict) -> str:
                           f"({v['budget_s']:.0f} s)" for k, v in tr["per_class"].items())
         row("transfer_vs_scratch", cells, f"validation accuracy on {tr['validation_examples']} held-out digits "
             f"(chance {tr['chance']:.0%}); scratch gets the FE run's wall time")
+    sf = d.get("sft", {})
+    row("sft_lora_vs_plain_peft_ratio", _fmt(results.get("sft_lora_vs_plain_peft_ratio")),
+        f"studio `lora` on {sf.get('model')} ÷ a plain peft loop, lockstep, batch {sf.get('batch_size')}, "
+        f"{sf.get('measured_steps')} steps after {sf.get('warmup_steps')}, examples of equal length" if sf else "")
+    row("sft_packing_speedup", _fmt(results.get("sft_packing_speedup")),
+        f"learnt tokens/s with packing ÷ without ({sf.get('packing_tokens_per_s')}), answers of 6 to 60 words"
+        if sf else "")
+    row("demo_chat_s", _fmt(results.get("demo_chat_s")),
+        "bundled help-desk example → Start with the defaults (worker) → first streamed piece of the tuned "
+        "model's answer" if sf else "")
+    words = {"ft_mfu": "full fine-tuning, bf16 autocast", "peak_memory_mb": "full vs LoRA",
+             "sft_mfu": "instruction tuning, full, Qwen2.5-0.5B shape, bf16",
+             "sft_peak_memory_mb": "lora / qlora / full, Qwen2.5-0.5B shape"}
     for key in GPU_KEYS:
         value = results.get(key)
         shown = ", ".join(f"{k} {_fmt(v) if not isinstance(v, dict) else v}" for k, v in value.items()) \
-            if isinstance(value, dict) else f"null: {results['null_reasons'].get(key, '')}"
-        row(key, shown, "full fine-tuning, bf16 autocast" if key == "ft_mfu" else "full vs LoRA")
+            if isinstance(value, dict) else _fmt(value) if value is not None \
+            else f"null: {results['null_reasons'].get(key, '')}"
+        row(key, shown, words[key])
     return "\n".join(lines)
 
 

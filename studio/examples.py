@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HELPDESK_CSV = ASSETS / "examples" / "helpdesk.csv"
+HELPDESK_CHAT = ASSETS / "examples" / "helpdesk-chat.csv"  # prompt → answer pairs of a fictional help desk
 SHAPES_DIR = ASSETS / "examples" / "shapes"
 SHAPES = ("circle", "square", "triangle")
 COMMANDS_DIR = ASSETS / "examples" / "commands"

@@ -97,6 +97,33 @@ def commands_run(tmp_path_factory):
     print(f"\nwhisper-tiny-en on the spoken commands: accuracy {job.status['accuracy']:.3f} in "
           f"{job.status['wall_time_s']:.1f} s")
     return workspace, job.run_dir
+def tiny_llama(tmp_path_factory):
+    """A 2-layer Llama with a 400-token byte-level BPE tokenizer and a ChatML chat template, random weights."""
+    from helpers import tiny_llama_folder
+    return tiny_llama_folder(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def chat_run(tmp_path_factory):
+    """One short LoRA run of SmolLM2 on half of the bundled help-desk example (64 training answers, one epoch),
+    shared by the integration and browser tests: (workspace, run folder, the example's rows)."""
+    import csv
+    from studio.engine.jobs import JobManager
+    from studio.examples import HELPDESK_CHAT
+    from studio.recipe import DataSpec, Recipe, TrainSpec
+    from studio.workspace import Workspace
+    workspace = tmp_path_factory.mktemp("chat-workspace")
+    with open(HELPDESK_CHAT, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    subset = workspace.parent / "helpdesk-half.csv"
+    with open(subset, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows[:81])
+    job = JobManager(Workspace(workspace), in_process=True).start(Recipe(
+        task="instruction-tuning", model="smollm2-135m-instruct", data=DataSpec(path=str(subset), max_length=128),
+        train=TrainSpec(epochs=1, learning_rate=2e-3)))
+    assert job.wait(900)
+    assert job.status["status"] == "completed", job.status.get("error")
+    return workspace, job.run_dir, rows[1:81]
 
 
 @pytest.fixture(scope="session")

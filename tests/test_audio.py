@@ -226,8 +226,8 @@ def test_the_panel_previews_clips_and_plays_mistakes(sounds, tmp_path):
     with gr.Blocks():
         PANEL.build_preview()
         PANEL.build_mistakes()
-    summary, lengths, *players = PANEL.show_preview(data)
-    assert summary.value.startswith("**18 clips, ") and len(players) == PLAYERS
+    summary, lengths, *players = PANEL.show_preview(data, {}, None)
+    assert summary.value.startswith("**18 × 🔊 ") and len(players) == PLAYERS
     assert [p.label.split(" · ")[0] for p in players if p.visible] == ["high"] * 2 + ["low"] * 2 + ["noise"] * 2
     assert [trace["name"] for trace in json.loads(lengths.value["plot"])["data"]] == ["high", "low", "noise"]
     clip = Path(sorted(Path(sounds).rglob("*.flac"))[0])
@@ -235,6 +235,6 @@ def test_the_panel_previews_clips_and_plays_mistakes(sounds, tmp_path):
     (tmp_path / "misclassified" / "000.flac").write_bytes(clip.read_bytes())
     report = {"misclassified": [{"input": str(clip), "true": "low", "predicted": "high", "confidence": 0.9,
                                  "thumbnail": "misclassified/000.flac"}]}
-    *mistakes, table = PANEL.show_mistakes(report, tmp_path)
+    *mistakes, table = PANEL.show_mistakes(report, tmp_path, "en")
     assert len(mistakes) == MISTAKE_PLAYERS and mistakes[0].visible and not mistakes[1].visible
-    assert mistakes[0].label == "true low → predicted high (90%)" and table.visible
+    assert mistakes[0].label == "is low, taken for high (90% sure)" and table.visible

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from browser_helpers import choose_example, set_epochs, tab, wait_text
+
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -70,36 +72,6 @@ def shot(page, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     SHOT_SECONDS.append(time.perf_counter() - start)
-
-
-def tab(page, name):
-    page.get_by_role("tab", name=name, exact=True).click()
-
-
-def wait_text(page, selector, pattern, timeout=120):
-    page.wait_for_function(f"document.querySelector('{selector}') && "
-                           f"/{pattern}/.test(document.querySelector('{selector}').innerText)", timeout=timeout * 1000)
-
-
-def choose_example(page, name):
-    tab(page, "Data")
-    page.locator(f"#example-{name}").click()
-    wait_text(page, "#data-status", "Ready", timeout=60)
-
-
-def set_epochs(page, epochs, patience=None):
-    """Epochs (and early-stopping patience: 0 makes a long run last, whatever the feature cache holds)."""
-    tab(page, "Strategy")
-    if not page.locator("#epochs input").is_visible():
-        page.get_by_text("Advanced settings").click()
-    for field, value in (("epochs", epochs), ("patience", patience)):
-        if value is not None:
-            page.locator(f"#{field} input").fill(str(value))
-            page.locator(f"#{field} input").press("Tab")
-    page.locator("#show-recipe").click()
-    wait_text(page, "#recipe-yaml", f"epochs: {epochs}", timeout=20)
-    if patience is not None:
-        wait_text(page, "#recipe-yaml", f"early_stopping_patience: {patience}", timeout=20)
 
 
 def train_and_watch_curve(page):

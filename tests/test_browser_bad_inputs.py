@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from browser_helpers import tab
 from corpus import CASES, Case, Models
 from helpers import free_port, start_server
 from studio import tasks
@@ -23,8 +24,8 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots
 
 
 @pytest.fixture(scope="module")
-def models(tiny_vit, tiny_bert, tiny_whisper) -> Models:
-    return Models(image=tiny_vit, text=tiny_bert, audio=tiny_whisper)
+def models(tiny_vit, tiny_bert, tiny_whisper, tiny_llama) -> Models:
+    return Models(image=tiny_vit, text=tiny_bert, audio=tiny_whisper, chat=tiny_llama)
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +74,6 @@ def wait_words(page, selector: str, patterns: list[str], timeout_s: float = 90) 
     except Exception:
         text = page.locator(selector).inner_text() if page.locator(selector).count() else "(missing)"
         raise AssertionError(f"{selector} never matched {patterns}; it says: {text}") from None
-
-
-def tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
 
 
 def upload(page, path: Path) -> None:

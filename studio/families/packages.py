@@ -33,11 +33,12 @@ def package_folders(entry: CatalogEntry) -> list[Path]:
 
 
 def converted_cache() -> Path:
-    """<workspace>/cache/converted: named by STUDIO_CONVERTED_CACHE (every studio process sets it for its
-    workspace, see workspace.confine_caches); a script that never named a workspace uses the default one."""
-    from studio.workspace import default_root
+    """<workspace>/cache/models (beside the chat models converted from GGUF): named by STUDIO_CONVERTED_CACHE,
+    which every studio process sets for its workspace (workspace.confine_caches); a script that never named a
+    workspace uses the default one's."""
+    from studio.workspace import Workspace, default_root
     named = os.environ.get("STUDIO_CONVERTED_CACHE")
-    return Path(named) if named else default_root().resolve() / "cache" / "converted"
+    return Path(named) if named else Workspace(default_root()).models_dir
 
 
 def converted_folder(entry: CatalogEntry) -> Path:

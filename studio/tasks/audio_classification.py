@@ -25,7 +25,7 @@ from studio.tasks.classification import TABLE_SUFFIXES, ClassificationTask, Enco
 FILE_KIND = folders.FileKind(
     noun="clip", extensions=frozenset(AUDIO_EXTENSIONS), inspect=inspect_clip,
     converted="were converted for the model (every clip is also resampled to the model's rate)",
-    advice="Add readable .wav, .flac, .ogg or .mp3 clips")
+    advice="Add readable .wav, .flac, .ogg or .mp3 clips", unreadable="this is not an audio clip we can read")
 SHIFT_SECONDS = 0.1  # augmentation: the sound starts up to this much earlier or later
 GAIN_DB = 6.0  # … is up to this much louder or quieter
 NOISE_DB = -40.0  # … and gets white noise this far below its own level, at most

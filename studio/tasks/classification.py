@@ -23,7 +23,7 @@ from studio.engine.loop import Loop, LoopConfig, to_device
 from studio.families.base import ModelInfo
 from studio.recipe import DataSpec, Recipe, RecipeError
 from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, LABELS, RunFolder
-from studio.tasks.base import Strategy, Task
+from studio.tasks.base import ColumnChoice, Strategy, Task
 
 STRATEGIES = {s.name: s for s in (
     Strategy("feature-extraction", "Feature extraction",
@@ -49,6 +49,7 @@ STRATEGIES = {s.name: s for s in (
 )}
 TABLE_SUFFIXES = (".csv", ".jsonl")
 MANY_PER_CLASS = 100  # below this, a frozen backbone generalises best
+LABEL_GUESSES = ("label", "labels", "class", "category", "intent", "target")
 EXAMPLES_PER_CLASS = 2
 MISCLASSIFIED_COPIES = 60  # misclassified files copied into the run folder for the Evaluate tab
 
@@ -92,6 +93,12 @@ class ClassificationTask(Task):
     table_item_key = "path_column"
     item_column_words = "Column with the file paths"
     item_column_guesses = ("path", "file", "filename", "image", "clip", "audio")
+
+    @property
+    def table_columns(self) -> tuple[ColumnChoice, ...]:
+        return (ColumnChoice(self.table_item_key, self.item_column_words, self.item_column_guesses),
+                ColumnChoice("label_column", "Column with the label", LABEL_GUESSES),
+                ColumnChoice("group_column", "Group column (optional)", (), required=False))
 
     def check_recipe(self, recipe: Recipe) -> None:
         if self.items_are_files and Path(recipe.data.path).suffix.lower() in TABLE_SUFFIXES \
@@ -186,7 +193,7 @@ class ClassificationTask(Task):
             val_encoder = self.encoder(info, ref, augment=False, recipe=recipe)
             val_set, collate = val_encoder.dataset(data.val_items, data.val_labels), val_encoder.collate
             trained = model
-        trained = dist.wrap(trained)
+        trained, groups = dist.wrap(trained, groups)
         train_loader, val_loader = self._loaders(ctx, train_set, val_set, collate)
 
         loop = Loop(trained, groups, train_loader, val_loader,

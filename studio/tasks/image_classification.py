@@ -21,7 +21,7 @@ from studio.tasks.classification import TABLE_SUFFIXES, ClassificationTask, Enco
 FILE_KIND = folders.FileKind(
     noun="image", extensions=frozenset(IMAGE_EXTENSIONS), inspect=inspect_image,
     converted="were converted to ordinary RGB colour images (the thumbnails show them as the model will see them)",
-    advice="Add readable .jpg or .png images")
+    advice="Add readable .jpg or .png images", unreadable="this is not an image we can read")
 
 
 def image_transform(prep: dict, augment: bool) -> v2.Compose:

@@ -24,6 +24,7 @@ class FileKind:
     inspect: Callable[[Path], tuple[str | None, str | None]]  # (why it cannot be used, how it is converted)
     converted: str  # what the report says of converted files, e.g. "were converted to ordinary RGB colour images"
     advice: str  # how to add usable files, e.g. "Add readable .jpg or .png images"
+    unreadable: str = "this is not a file we can read"  # said of one file refused on its own
 
 
 def visible_dirs(folder: Path) -> list[Path]:

@@ -8,9 +8,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.engine.data.audio import clip_info, duration_words
+from studio.engine.data.audio import clip_info, duration_words, inspect_clip
 from studio.runfolder import EXAMPLES, RunFolder
 from studio.ui import charts
+from studio.ui.i18n import tr
 from studio.ui.panels.classification import ClassificationPanel
 
 PLAYERS = 8  # clips shown on the Data tab, shared among the classes
@@ -48,15 +49,14 @@ class AudioPanel(ClassificationPanel):
             players = [_player(f"audio-preview-{n}") for n in range(PLAYERS)]
         self.preview = [summary, lengths, *players]
 
-    def show_preview(self, data) -> list:
+    def show_preview(self, data, draft: dict, workspace) -> list:
         durations: dict[str, list[float]] = {name: [] for name in data.classes}
         for item, label in zip(data.train_items + data.val_items, data.train_labels + data.val_labels):
             durations[data.classes[label]].append(_seconds(item))
         every = [s for seconds in durations.values() for s in seconds if s == s]
         total = sum(every)
-        text = (f"**{len(every)} clips, {duration_words(total)} of sound** · shortest {duration_words(min(every))}, "
-                f"longest {duration_words(max(every))}. Play a few of each class below: what you hear is what "
-                "the model learns from." if every else "")
+        text = (f"**{len(every)} × 🔊 {duration_words(total)}** · {duration_words(min(every))} – "
+                f"{duration_words(max(every))}" if every else "")  # figures only: this view has no language
         shown = picked(data, max(1, PLAYERS // len(data.classes)))[:PLAYERS]
         players = [gr.Audio(value=path, label=f"{name} · {Path(path).stem}", visible=True) for path, name in shown]
         players += [gr.Audio(value=None, visible=False)] * (PLAYERS - len(players))
@@ -70,27 +70,41 @@ class AudioPanel(ClassificationPanel):
                              elem_id="audio-mistakes-table")
         self.mistakes = [*players, table]
 
-    def show_mistakes(self, report: dict, run_dir) -> list:
+    def show_mistakes(self, report: dict, run_dir, lang: str) -> list:
         wrong = report.get("misclassified", [])
         playable = [w for w in wrong if w.get("thumbnail") and (Path(run_dir) / w["thumbnail"]).is_file()]
         players = [gr.Audio(value=str(Path(run_dir) / w["thumbnail"]), visible=True,
-                            label=f"true {w['true']} → predicted {w['predicted']} ({w['confidence']:.0%})")
+                            label=tr("is {true}, taken for {predicted} ({confidence} sure)", lang, true=w["true"],
+                                     predicted=w["predicted"], confidence=f"{w['confidence']:.0%}"))
                    for w in playable[:MISTAKE_PLAYERS]]
         players += [gr.Audio(value=None, visible=False)] * (MISTAKE_PLAYERS - len(players))
-        rows = pd.DataFrame([{"clip": Path(str(w["input"])).name, "true": w["true"], "predicted": w["predicted"],
-                              "confidence": f"{w['confidence']:.0%}"} for w in wrong],
-                            columns=["clip", "true", "predicted", "confidence"])
+        columns = [tr(c, lang) for c in ("clip", "true", "predicted", "confidence")]
+        rows = pd.DataFrame([dict(zip(columns, (Path(str(w["input"])).name, w["true"], w["predicted"],
+                                                f"{w['confidence']:.0%}"))) for w in wrong], columns=columns)
         return [*players, gr.Dataframe(rows, visible=not rows.empty)]
 
     # -- Playground tab -------------------------------------------------------------------------------------------
-    def build_playground(self, run, answer, predict) -> None:
+    def build_playground(self, run, answer, predict, session) -> None:
         clip = gr.Audio(label="A clip: record one or upload a file", sources=["upload", "microphone"],
                         type="filepath", visible=False, elem_id="playground-audio", waveform_options=WAVEFORM)
         examples = gr.Radio(label="Examples (click one)", choices=[], visible=False,
                             elem_id="playground-audio-examples")
-        clip.upload(predict, [run, clip], answer)
-        clip.stop_recording(predict, [run, clip], answer)
-        examples.input(lambda r, path: (path, *predict(r, path)), [run, examples], [clip, *answer])
+
+        def on_clip(run_id, path, state):
+            """A file that is not a clip the studio can read is answered in words, not with an error."""
+            if not path:
+                return gr.skip(), gr.skip()
+            reason = inspect_clip(Path(path))[0]
+            if reason:
+                lang = state["lang"]
+                return (f"**{tr('this is not an audio clip we can read', lang).capitalize()}.** {reason}",
+                        charts.empty_figure(tr("No answer", lang)))
+            return predict(run_id, path, state)
+
+        clip.upload(on_clip, [run, clip, session], answer)
+        clip.stop_recording(on_clip, [run, clip, session], answer)
+        examples.input(lambda r, path, state: (path, *on_clip(r, path, state)), [run, examples, session],
+                       [clip, *answer])
         self.input = clip
         self.playground = [clip, examples]
 
@@ -105,7 +119,7 @@ def _example_choices(paths: list[str]) -> list[tuple[str, str]]:
         return []
     run = RunFolder(Path(paths[0]).parent.parent)  # examples are copied into <run>/examples/
     labels = {str(run.path / e["input"]): e["label"] for e in (run.read(EXAMPLES) or {}).get("examples", [])}
-    return [(f"clip {n + 1} ({labels.get(path, '?')})", path) for n, path in enumerate(paths)]
+    return [(f"{n + 1}. {labels.get(path, '?')}", path) for n, path in enumerate(paths)]  # no words to translate
 
 
 PANEL = AudioPanel()
