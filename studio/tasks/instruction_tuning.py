@@ -164,7 +164,7 @@ class InstructionTuning(Task):
         params = count_parameters(model)
         events.emit("model", family=instruction_model.FAMILY, **params)
         compute = TokenLoss(model)
-        trained = dist.wrap(model)
+        trained, groups = dist.wrap(model, groups)
         t = recipe.train
         train_set = Examples(train_tokens, recipe.data.max_length if packing else None)
         train_loader, val_loader = self._loaders(ctx, train_set, Examples(val_tokens), tokenizer,
