@@ -129,6 +129,8 @@ def tone_folder(dest: Path, per_class: int, rate: int = 16_000) -> Path:
 def audio_files(folder: Path) -> list[str]:
     """Every clip of a folder of class sub-folders, in sorted order."""
     return [str(p) for p in sorted(Path(folder).rglob("*")) if p.suffix in (".wav", ".flac")]
+
+
 def chat_csv(dest: Path, rows: int, prompt_words: tuple[int, int], answer_words: tuple[int, int], tokenizer,
              seed: int = 0) -> Path:
     """prompt,response rows of words that are one token each; word counts drawn log-uniformly between the bounds

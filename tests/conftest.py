@@ -97,6 +97,9 @@ def commands_run(tmp_path_factory):
     print(f"\nwhisper-tiny-en on the spoken commands: accuracy {job.status['accuracy']:.3f} in "
           f"{job.status['wall_time_s']:.1f} s")
     return workspace, job.run_dir
+
+
+@pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory):
     """A 2-layer Llama with a 400-token byte-level BPE tokenizer and a ChatML chat template, random weights."""
     from helpers import tiny_llama_folder

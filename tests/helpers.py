@@ -83,7 +83,6 @@ def sound(kind: str, seconds: float, rate: int, seed: int = 0):
 def write_sound_folders(root, per_class: int = 6) -> str:
     """root/<kind>/<n>.wav|.flac|.ogg: synthetic clips at several rates and lengths, a class per SOUNDS kind."""
     import soundfile
-    from pathlib import Path
     formats = (("wav", 16_000), ("flac", 22_050), ("ogg", 8_000))
     for kind in SOUNDS:
         folder = Path(root) / kind
@@ -92,6 +91,8 @@ def write_sound_folders(root, per_class: int = 6) -> str:
             ext, rate = formats[n % len(formats)]
             soundfile.write(folder / f"{kind}_{n}.{ext}", sound(kind, 0.3 + 0.1 * n, rate, seed=n), rate)
     return str(root)
+
+
 CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
           "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
           "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
