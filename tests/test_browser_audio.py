@@ -1,6 +1,6 @@
 """Audio in a real browser: the bundled spoken commands through training with the offline Whisper tiny.en to a
 Playground answer for an uploaded clip. Only stable elem_ids are used: the tabs' own buttons (#tab-<id>-button),
-the wizard's (#example-commands, #start, #progress, #playground-run) and the audio panel's."""
+the wizard's (#summary, #example-commands, #start, #progress, #playground-run) and the audio panel's."""
 from __future__ import annotations
 
 import shutil
@@ -39,10 +39,14 @@ def test_audio_from_the_bundled_commands_to_an_answer_for_an_uploaded_clip(page,
     started = time.perf_counter()
     page.goto(url)
     page.wait_for_selector("#tab-model")
+    # The page's load event puts the session back (and selects its tab): a click before it ends would be undone.
+    # The summary line shows that event's progress until it has written the session's choices.
+    wait_text(page, "#summary", "Task", timeout_s=60)
     open_tab(page, "data")
+    page.locator("#example-commands").wait_for(state="visible", timeout=30_000)
     page.locator("#example-commands").click()
     wait_text(page, "#data-status", "Ready: 48 examples in 4 classes", timeout_s=90)
-    wait_text(page, "#audio-summary", r"48 clips, \d")
+    wait_text(page, "#audio-summary", "48 × 🔊")
     page.wait_for_function("document.querySelector('#audio-durations .js-plotly-plot')?.data?.length === 4",
                            timeout=30_000)
     page.locator("#audio-preview-0 audio, #audio-preview-0 button").first.wait_for(timeout=30_000)

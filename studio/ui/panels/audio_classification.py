@@ -108,16 +108,16 @@ class AudioPanel(ClassificationPanel):
         self.input = clip
         self.playground = [clip, examples]
 
-    def show_playground(self, examples: list) -> list:
-        return [gr.Audio(visible=True, value=None), gr.Radio(choices=_example_choices(examples), value=None,
-                                                             visible=True)]
+    def show_playground(self, examples: list, run_dir) -> list:
+        return [gr.Audio(visible=True, value=None),
+                gr.Radio(choices=_example_choices(examples, run_dir), value=None, visible=True)]
 
 
-def _example_choices(paths: list[str]) -> list[tuple[str, str]]:
-    """(what the button says, the clip's path): the true class from the run's examples.json."""
+def _example_choices(paths: list[str], run_dir) -> list[tuple[str, str]]:
+    """(what the button says, the clip's path): its number and true class (from the run's examples.json)."""
     if not paths:
         return []
-    run = RunFolder(Path(paths[0]).parent.parent)  # examples are copied into <run>/examples/
+    run = RunFolder(Path(run_dir))
     labels = {str(run.path / e["input"]): e["label"] for e in (run.read(EXAMPLES) or {}).get("examples", [])}
     return [(f"{n + 1}. {labels.get(path, '?')}", path) for n, path in enumerate(paths)]  # no words to translate
 
