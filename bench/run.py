@@ -456,7 +456,7 @@ def table(results: dict) -> str:
     ui = d.get("ui", {})
     row("ui_p95_ms_during_training", _fmt(results.get("ui_p95_ms_during_training")),
         f"{ui.get('calls')} calls of {ui.get('light_endpoint', '').split(' ')[0]} through gradio_client while a "
-        f"`full` run trains in the app's process" if ui else "")
+        f"`full` run trains in a worker process" if ui else "")
     row("ui_p95_ms_idle", _fmt(results.get("ui_p95_ms_idle")), "the same calls, nothing training" if ui else "")
     row("first_curve_point_s", _fmt(results.get("first_curve_point_s")),
         "first step event → a 1 s timer-paced refresh returns the curve with it (worst of the FE demo run "

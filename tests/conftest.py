@@ -160,6 +160,18 @@ def browser_context_args():
     return {"viewport": {"width": 1360, "height": 900}}
 
 
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, request):
+    """A browser test module's workspace (each module its own)."""
+    return tmp_path_factory.mktemp(f"{request.module.__name__}-workspace")
+
+
+@pytest.fixture(scope="module")
+def url(start_studio, workspace):
+    """The studio serving the module's workspace, in its own process."""
+    return start_studio(workspace)
+
+
 @pytest.fixture(scope="session")
 def start_studio():
     """Starts `python launch.py` in its own process for a workspace, as a user would; returns its URL.

@@ -17,16 +17,6 @@ POINTS_JS = """id => { const p = document.querySelector(`#${id} .js-plotly-plot`
                        return p && p.data && p.data.length ? p.data[0].x.length : -1; }"""
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return tmp_path_factory.mktemp("browser-workspace")
-
-
-@pytest.fixture(scope="module")
-def url(start_studio, workspace):
-    return start_studio(workspace)
-
-
 @pytest.fixture(autouse=True)
 def nothing_left_running(workspace):
     """Each test starts with an idle device and leaves one: runs it left queued or running are stopped."""

@@ -16,16 +16,6 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots
 TABS = ["Model", "Data", "Strategy", "Train", "Evaluate", "Playground", "Runs"]
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    return tmp_path_factory.mktemp("demo-workspace")
-
-
-@pytest.fixture(scope="module")
-def url(start_studio, workspace):
-    return start_studio(workspace)
-
-
 def run_id_of(page) -> str:
     return re.search(r"Run (\d{8}-\S+)", page.locator("#summary").inner_text()).group(1)
 
