@@ -160,11 +160,11 @@ class AudioClassification(ClassificationTask):
             return
         events.emit("log", message=f"Converting {entry.title} from the {entry.package} package to the "
                                    "transformers format (once for this workspace)…")
-        shown = []
+        shown = [0]  # the quarters said so far
 
         def progress(fraction: float) -> None:
             quarter = int(fraction * 4)
-            if quarter > len(shown) and quarter < 4:
+            if shown[-1] < quarter < 4:
                 shown.append(quarter)
                 events.emit("log", message=f"Converting {entry.name}: {quarter * 25} %")
         packages.convert(entry, progress)
