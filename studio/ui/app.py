@@ -88,14 +88,15 @@ class Context:
     def run_events(self, run_id: str) -> list[dict]:
         return self.run(run_id).events()
 
-    def run_choices(self, state: dict, completed_only: bool = True) -> list[tuple[str, str]]:
-        """Dropdown choices, newest first: (readable name, run id)."""
+    def run_choices(self, state: dict, completed_only: bool = True, with_id: bool = False) -> list[tuple[str, str]]:
+        """Dropdown choices, newest first: (readable name, run id); with_id: the id too, where details belong."""
         lang = state.get("lang", "en")
         out = []
         for run in reversed(self.workspace.runs()):
             if completed_only and run["status"] != "completed":
                 continue
-            out.append((sessions.run_name(run, lang), run["id"]))
+            name = sessions.run_name(run, lang)
+            out.append((f"{name} · {run['id']}" if with_id else name, run["id"]))
         return out
 
     def run_dropdown(self, state: dict, completed_only: bool = True) -> tuple[gr.Dropdown, str | None]:
@@ -157,7 +158,8 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
             state = sessions.ensure(state, pick_language(request.headers.get("accept-language")))
             # A session whose run is training opens on the Train tab, to watch it live.
             status = ctx.run_status(state["run_id"]) if state.get("run_id") and _exists(ctx, state["run_id"]) else {}
-            selected = "train" if status.get("status") in ("queued", "running") else "model"
+            # Only then: the page may already be on another tab by the time this answer arrives.
+            selected = gr.Tabs(selected="train") if status.get("status") in ("queued", "running") else gr.skip()
             updates = dict(zip(texts.components, texts.updates(state["lang"])))
             updates[language] = gr.update(**updates.get(language, {}), value=state["lang"])  # its label is a text
             # Every tab's part in one event: a chained event could still read the session as it was before this
@@ -166,7 +168,7 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
                 values = fn(state)
                 for component, value in zip(outputs, values if isinstance(values, tuple) else (values,)):
                     updates[component] = merged(updates.get(component), value)
-            return {**updates, session: state, summary: sessions.summary(state), tabs: gr.Tabs(selected=selected)}
+            return {**updates, session: state, summary: sessions.summary(state), tabs: selected}
 
         restored = [c for _, outputs in ctx.restores for c in outputs]
         loaded = list(dict.fromkeys([session, summary, tabs, language, *texts.components, *restored]))

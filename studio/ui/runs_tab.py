@@ -149,7 +149,7 @@ def build(ctx, tab) -> None:
                 gr.Radio(choices=formats, value=formats[0][1] if formats else None))
 
     def on_open(state):
-        choices = ctx.run_choices(state, completed_only=False)
+        choices = ctx.run_choices(state, completed_only=False, with_id=True)
         ids = {run_id for _, run_id in choices}
         compare = [r for r in state.get("compare", []) if r in ids]
         chosen = state["run_id"] if state["run_id"] in ids else None
@@ -159,20 +159,24 @@ def build(ctx, tab) -> None:
     def queue_with(strategy):
         def start(run_id, state):
             lang = state["lang"]
-            skip = (gr.skip(),) * (2 + len(refreshed))
+            def saying(message, views):  # the note is one of the refreshed views: it carries the message
+                views = list(views)
+                views[refreshed.index(note)] = message
+                return views
+            skip = [gr.skip()] * len(refreshed)
             if not run_id:
-                return tr("Pick a run first.", lang), *skip
+                return gr.skip(), gr.skip(), *saying(tr("Pick a run first.", lang), skip)
             try:
                 recipe = recipes.load(ctx.run_dir(run_id) / "recipe.yaml").with_strategy(strategy)
                 job = ctx.jobs.start(recipe)
             except recipes.RecipeError as exc:
-                return f"**{tr('Cannot start the comparison.', lang)}** {exc}", *skip
+                return gr.skip(), gr.skip(), *saying(f"**{tr('Cannot start the comparison.', lang)}** {exc}", skip)
             sessions.add_run(state, job.run_id)
             state["compare"] = [run_id, job.run_id]
             words = sessions.strategy_words(recipe.task, strategy, lang).lower()
             message = tr("Queued a run ({words}) with the same data and budget; both runs are compared above.", lang,
                          words=words)
-            return message, state, sessions.summary(state), *on_open(state)
+            return state, sessions.summary(state), *saying(message, on_open(state))
         return start
 
     def on_resume(run_id, state):
@@ -220,7 +224,7 @@ def build(ctx, tab) -> None:
     timer.tick(comparison, [picked, ctx.session], compare_outputs, show_progress="hidden")
     run.input(show, [run, ctx.session], show_outputs)
     for button, strategy in ((vs_scratch, "scratch"), (vs_full, "full")):
-        button.click(queue_with(strategy), [run, ctx.session], [note, ctx.session, ctx.summary, *refreshed])
+        button.click(queue_with(strategy), [run, ctx.session], [ctx.session, ctx.summary, *refreshed])
     open_run.click(on_open_run, [run, ctx.session], [ctx.session, ctx.summary, ctx.tabs])
     resume.click(on_resume, [run, ctx.session], [note, ctx.session, resume, ctx.summary])
     export_button.click(on_export, [run, export_format, ctx.session], [export_note, export_file])
