@@ -144,6 +144,41 @@ def inference_pass(model: str, paths: list[str], batch_size: int, num_workers: i
             "images_per_s": len(paths) / seconds}
 
 
+def read_mono(path: str, rate: int, max_seconds: float = 30.0):
+    """A clip as float32 mono at `rate`, at most max_seconds: soundfile, a channel mean, soxr."""
+    import soundfile
+    import soxr
+    with soundfile.SoundFile(path) as clip:
+        source_rate = clip.samplerate
+        samples = clip.read(frames=int(max_seconds * source_rate), dtype="float32", always_2d=True).mean(axis=1)
+    return soxr.resample(samples, source_rate, rate) if source_rate != rate else samples
+
+
+def audio_encoder_pass(folder: str, paths: list[str], batch_size: int, device, amp) -> dict:
+    """One torch.inference_mode() pass of an audio model's encoder (Whisper's, from a transformers folder) over the
+    clips: decoding, resampling and the feature extractor included, the encoder's states averaged over time.
+    Building the model is timed apart (load_s)."""
+    from transformers import AutoFeatureExtractor, AutoModel
+    start = time.perf_counter()
+    extractor = AutoFeatureExtractor.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder)
+    encoder = (model.get_encoder() if hasattr(model, "get_encoder") else model).eval().to(device)
+    load_s = time.perf_counter() - start
+    rate = extractor.sampling_rate
+    start, cpu = time.perf_counter(), time.process_time()
+    chunks = []
+    with torch.inference_mode():
+        for first in range(0, len(paths), batch_size):
+            clips = [read_mono(p, rate) for p in paths[first:first + batch_size]]
+            inputs = extractor(clips, sampling_rate=rate, return_tensors="pt")
+            with autocast(device, amp):
+                states = encoder(inputs["input_features"].to(device)).last_hidden_state
+            chunks.append(states.mean(dim=1).float().cpu())
+    sync(device)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"seconds": seconds, "cpu_s": cpu, "load_s": load_s, "clips": sum(len(c) for c in chunks)}
+
+
 def naive_feature_training(model: str, train: tuple, val: tuple, num_labels: int, batch_size: int, epochs: int,
                            lr: float, num_workers: int, device, amp, measure_images: int | None = None) -> dict:
     """The naive way to train a head on a frozen backbone: the backbone runs again on every image every epoch.

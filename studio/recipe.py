@@ -32,6 +32,7 @@ class DataSpec:
     max_length: int | None = None  # text: tokens kept per example; None: the task's default (Task.data_defaults)
     group_column: str | None = None  # tables: a column (e.g. region, device) to report results per group
     path_column: str | None = None  # tables that list files (images, clips): the column with their paths
+    max_seconds: float | None = None  # audio: seconds of each clip read (the rest is cut); None: the model's window
     # instruction tuning: prompt/response columns (and an optional system column), or one column of chat messages
     # (JSONL: role/content lists, or ShareGPT from/value); neither: data.text_column for continued pretraining
     prompt_column: str | None = None
@@ -255,6 +256,7 @@ def _check_data(recipe: Recipe, task) -> None:
     if d.validation_path is None:
         _check_range("data.validation_split", d.validation_split, 0.05, 0.5)
     _check_range("data.max_length", d.max_length, 8, 32768)
+    _check_range("data.max_seconds", d.max_seconds, 0.1, 3600)
     defaults = DataSpec()
     for f in dataclasses.fields(DataSpec):  # a key the task does not read would be silently ignored: refused
         if f.name not in COMMON_DATA_KEYS and f.name not in task.data_keys(d) and \

@@ -28,6 +28,7 @@ CACHE_VARIABLES = {
     "TORCH_HOME": "torch",  # torchvision's ImageNet weights
     "GRADIO_TEMP_DIR": "gradio",  # the browser's uploads before the studio copies them
     "MPLCONFIGDIR": "matplotlib",  # matplotlib (imported by gradio) keeps a font list
+    "STUDIO_CONVERTED_CACHE": "models",  # offline models converted from their packages' format, once
 }
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 
 from PIL import Image
 
+import corpus_audio
 from studio.examples import make_shapes
 
 IMAGE, TEXT, CHAT = "image-classification", "text-classification", "instruction-tuning"
@@ -32,7 +33,11 @@ class Models:
     """Tiny local models (random weights) that accepted cases train with."""
     image: str
     text: str
+    audio: str = ""  # a tiny Whisper
     chat: str = ""  # a tiny Llama with a chat template
+
+    def for_task(self, task: str) -> str:
+        return {IMAGE: self.image, TEXT: self.text, CHAT: self.chat}.get(task, self.audio)
 
 
 @dataclass
@@ -613,8 +618,8 @@ CASES: list[Case] = [
          (r"'train\.learning_rate' is 1000",)),
     Case("recipe-nan-learning-rate", "recipe", recipe("data: {path: '{DATA}'}\ntrain: {learning_rate: .nan}\n"),
          (r"'train\.learning_rate' is nan",)),
-    Case("recipe-unknown-task", "recipe", recipe("task: audio-classification\ndata: {path: '{DATA}'}\n"),
-         (r"'task' is 'audio-classification'",)),
+    Case("recipe-unknown-task", "recipe", recipe("task: video-classification\ndata: {path: '{DATA}'}\n"),
+         (r"'task' is 'video-classification'",)),
     Case("recipe-option-for-another-strategy", "recipe",
          recipe("data: {path: '{DATA}'}\nstrategy: full\nstrategy_options: {lora_r: 8}\n"),
          (r"'strategy_options\.lora_r' for strategy 'full'",)),
@@ -649,6 +654,7 @@ CASES: list[Case] = [
          (r"custom-model' needs to run Python code", r"Trust this model's code", r"trust_remote_code")),
 ]
 
+CASES += corpus_audio.cases(Case)
 CASES += [
     Case("chat-missing-columns", "data",
          chat_file("tickets.csv", lambda p: _rows_text(good_rows(), "question,reply"), prompt_column="prompt",

@@ -66,6 +66,33 @@ def build_backbone(model: str, task: str, pretrained: bool, trust_remote_code: b
     return backbone, info
 
 
+SOUNDS = {"low": 220.0, "high": 1760.0, "noise": None}  # tones, and white noise
+
+
+def sound(kind: str, seconds: float, rate: int, seed: int = 0):
+    """A synthetic clip of one SOUNDS kind: float32 mono at `rate`, a little louder or quieter per seed."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    time_s = np.arange(int(seconds * rate)) / rate
+    frequency = SOUNDS[kind]
+    wave = rng.standard_normal(len(time_s)) * 0.2 if frequency is None else \
+        0.4 * np.sin(2 * np.pi * frequency * (1 + 0.03 * rng.standard_normal()) * time_s)
+    return (wave * rng.uniform(0.5, 1.0)).astype(np.float32)
+
+
+def write_sound_folders(root, per_class: int = 6) -> str:
+    """root/<kind>/<n>.wav|.flac|.ogg: synthetic clips at several rates and lengths, a class per SOUNDS kind."""
+    import soundfile
+    formats = (("wav", 16_000), ("flac", 22_050), ("ogg", 8_000))
+    for kind in SOUNDS:
+        folder = Path(root) / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            ext, rate = formats[n % len(formats)]
+            soundfile.write(folder / f"{kind}_{n}.{ext}", sound(kind, 0.3 + 0.1 * n, rate, seed=n), rate)
+    return str(root)
+
+
 CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
           "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
           "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus import CASES, BY_ID, CHAT, IMAGE, Case, Input, Models
+from corpus import CASES, BY_ID, CHAT, Case, Input, Models
 from studio import cli, tasks
 from studio import recipe as recipes
 from studio.engine import jobs
@@ -26,8 +26,8 @@ STUDIO = str(Path(sys.executable).with_name("studio"))
 
 
 @pytest.fixture(scope="module")
-def models(tiny_vit, tiny_bert, tiny_llama) -> Models:
-    return Models(image=tiny_vit, text=tiny_bert, chat=tiny_llama)
+def models(tiny_vit, tiny_bert, tiny_whisper, tiny_llama) -> Models:
+    return Models(image=tiny_vit, text=tiny_bert, audio=tiny_whisper, chat=tiny_llama)
 
 
 class Sandbox:
@@ -46,7 +46,7 @@ class Sandbox:
         elif text is not None:
             self.recipe.write_text(text, encoding="utf-8")
         else:
-            model = self.input.model or (models.image if self.input.task == IMAGE else models.text)
+            model = self.input.model or models.for_task(self.input.task)
             strategy = self.input.strategy or ("lora" if self.input.task == CHAT else "feature-extraction")
             Recipe(task=self.input.task, model=model, data=DataSpec(path=str(self.input.data), **self.input.spec),
                    strategy=strategy, strategy_options=self.input.options,

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import tab
-from corpus import CASES, IMAGE, Case, Models
+from corpus import CASES, Case, Models
 from helpers import free_port, start_server
+from studio import tasks
 from studio.workspace import CACHE_VARIABLES
 
 pytestmark = pytest.mark.browser
@@ -23,8 +24,8 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots
 
 
 @pytest.fixture(scope="module")
-def models(tiny_vit, tiny_bert, tiny_llama) -> Models:
-    return Models(image=tiny_vit, text=tiny_bert, chat=tiny_llama)
+def models(tiny_vit, tiny_bert, tiny_whisper, tiny_llama) -> Models:
+    return Models(image=tiny_vit, text=tiny_bert, audio=tiny_whisper, chat=tiny_llama)
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +101,7 @@ def test_bad_input_in_the_browser(case: Case, studio_page, server, models, tmp_p
     given = case.build(inputs, models)
     if case.layer == "model":
         tab(page, "Model")  # the last upload may have switched the task: choose the case's own
-        page.get_by_label("Images (photos, scans, drawings)" if given.task == IMAGE
-                          else "Text (messages, reviews, tickets)").check()
+        page.get_by_label(tasks.get(given.task).title).check()
         try_model(page, given.model)
         wait_words(page, "#custom-note", ["This model cannot be used", *case.expect])
     else:

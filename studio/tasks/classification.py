@@ -101,6 +101,10 @@ class ClassificationTask(Task):
                 ColumnChoice("group_column", "Group column (optional)", (), required=False))
 
     def check_recipe(self, recipe: Recipe) -> None:
+        if self.items_are_files and Path(recipe.data.path).suffix.lower() in TABLE_SUFFIXES \
+                and not recipe.data.path_column:
+            raise RecipeError(f"Recipe key 'data.path_column' is missing: a table of {self.noun}s needs the column "
+                              f"that holds each {self.noun}'s file path (relative to the table's folder).")
         t = recipe.train
         if t.distributed == "fsdp" and recipe.strategy in ("feature-extraction", "lora"):
             raise RecipeError(f"Recipe key 'train.distributed' is 'fsdp', which shards a model too big for one "
@@ -302,6 +306,10 @@ class ClassificationTask(Task):
     def model_card(self, run: RunFolder) -> str:
         from studio.tasks.classification_card import render
         return render(self, run)
+
+    def onnx_sequence_axis(self, info: ModelInfo) -> tuple[int, int] | None:
+        """(axis, longest) of the inputs' length that varies in an ONNX export; None when nothing does."""
+        return 1, info.preprocessing.get("max_length", 4096)
 
     def card_snippets(self, info: dict) -> dict[str, str]:
         """Code for the model card: {"example": a Python literal of inputs, "onnx": how to feed the ONNX model}."""

@@ -88,6 +88,15 @@ def counts_figure(report: dict) -> go.Figure:
     return _layout(fig, "Examples per class", "", "examples", height=300)
 
 
+def durations_figure(durations: dict[str, list[float]]) -> go.Figure:
+    """How long the clips are, one stacked histogram per class. durations: class → seconds of each clip."""
+    fig = go.Figure()
+    for n, (name, seconds) in enumerate(durations.items()):
+        fig.add_histogram(x=seconds, name=name, marker_color=COMPARE_COLORS[n % len(COMPARE_COLORS)], nbinsx=30)
+    fig.update_layout(barmode="stack")
+    return _layout(fig, "Clip lengths", "seconds", "clips", height=300)
+
+
 def confusion_figure(report: dict) -> go.Figure:
     labels, matrix = report["labels"], report["confusion_matrix"]
     fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues", showscale=False,

@@ -6,6 +6,7 @@ import importlib
 
 PANELS = {"image-classification": "studio.ui.panels.image_classification",
           "text-classification": "studio.ui.panels.text_classification",
+          "audio-classification": "studio.ui.panels.audio_classification",
           "instruction-tuning": "studio.ui.panels.instruction_tuning"}
 
 
