@@ -79,7 +79,7 @@ def test_a_file_that_is_not_an_image_gets_words_in_the_playground_and_class_by_c
     page.locator("#playground-upload input[type=file]").set_input_files(str(fake))
     wait_text(page, "#prediction", "not an image we can read", timeout=60)
     tab(page, "Data")
-    page.get_by_role("button", name=re.compile("Or add images class by class")).click()
+    page.get_by_role("button", name=re.compile("Or add files class by class")).click()
     page.locator("#class-name input, #class-name textarea").first.fill("cats")
     page.locator("#class-images input[type=file]").set_input_files(str(fake))
     page.locator("#add-class").click()

@@ -61,9 +61,9 @@ def class_folder(ctx, state) -> Path:
 
 
 def build(ctx, tab) -> None:
-    ctx.static(gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images: one folder per class "
-                           "(zipped), or add images class by class. Text: a CSV or JSONL table with a text column "
-                           "and a label column.</span>"))
+    ctx.static(gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images or sound clips: one folder "
+                           "per class (zipped), or add them class by class. Text: a CSV or JSONL table with a text "
+                           "column and a label column. Chat: a table of prompts and answers.</span>"))
     examples = all_examples()
     with gr.Row():
         example_buttons = [gr.Button(f"Try an example: {example.words}", elem_id=f"example-{example.id}")
@@ -75,7 +75,7 @@ def build(ctx, tab) -> None:
                              file_types=[".zip", *TABLE_SUFFIXES], elem_id="data-upload")
             limit_note = gr.Markdown(elem_id="upload-limit")
         with gr.Column():
-            with gr.Accordion("Or add images class by class", open=False):
+            with gr.Accordion("Or add files class by class (images or sound clips)", open=False):
                 class_name = gr.Textbox(label="Class name", placeholder="e.g. cats", elem_id="class-name")
                 kinds = [t.file_kind for t in map(tasks.get, tasks.names()) if t.file_kind]
                 class_files = gr.File(label="Files of this class", file_count="multiple",
@@ -162,7 +162,7 @@ def build(ctx, tab) -> None:
                          + (f"; {tr('and {n} more', lang, n=more)}" if more else ""))
         own = panels.get(draft["task"])
         updates = [u for panel in all_panels
-                   for u in (panel.show_preview(data, draft, ctx.workspace) if panel is own
+                   for u in (panel.show_preview(data, draft, ctx.workspace, lang) if panel is own
                              else [gr.update(visible=False)] * len(panel.preview))]
         counts = charts.counts_figure(report.to_dict()) if classes else charts.empty_figure("")
         return "\n".join(lines), counts, *updates, state, sessions.summary(state)
@@ -257,9 +257,12 @@ def build(ctx, tab) -> None:
         if not files:
             gr.Warning(tr("Choose some files of this class first.", lang))
             return skip
-        task_name = state["recipe"]["task"]
-        if not tasks.get(task_name).file_kind:
-            task_name = next(n for n in tasks.names() if tasks.get(n).file_kind)
+        # The task whose files these are: the session's if it reads them, else the first that does.
+        suffix = Path(files[0]).suffix.lower()
+        readers = [n for n in tasks.names() if tasks.get(n).file_kind and suffix in tasks.get(n).file_kind.extensions]
+        current = state["recipe"]["task"]
+        task_name = current if current in readers else (readers or [n for n in tasks.names()
+                                                                    if tasks.get(n).file_kind])[0]
         kind = tasks.get(task_name).file_kind
         folder = class_folder(ctx, state)
         refused, added = [], 0

@@ -49,14 +49,15 @@ class AudioPanel(ClassificationPanel):
             players = [_player(f"audio-preview-{n}") for n in range(PLAYERS)]
         self.preview = [summary, lengths, *players]
 
-    def show_preview(self, data, draft: dict, workspace) -> list:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> list:
         durations: dict[str, list[float]] = {name: [] for name in data.classes}
         for item, label in zip(data.train_items + data.val_items, data.train_labels + data.val_labels):
             durations[data.classes[label]].append(_seconds(item))
         every = [s for seconds in durations.values() for s in seconds if s == s]
         total = sum(every)
-        text = (f"**{len(every)} × 🔊 {duration_words(total)}** · {duration_words(min(every))} – "
-                f"{duration_words(max(every))}" if every else "")  # figures only: this view has no language
+        text = tr("**{n} clips, {total} in all**, from {shortest} to {longest} each", lang, n=len(every),
+                  total=duration_words(total), shortest=duration_words(min(every)),
+                  longest=duration_words(max(every))) if every else ""
         shown = picked(data, max(1, PLAYERS // len(data.classes)))[:PLAYERS]
         players = [gr.Audio(value=path, label=f"{name} · {Path(path).stem}", visible=True) for path, name in shown]
         players += [gr.Audio(value=None, visible=False)] * (PLAYERS - len(players))

@@ -43,7 +43,7 @@ class Panel:
     def build_preview(self) -> None:
         self.preview = [gr.Dataframe(label="Sample rows", visible=False, wrap=True)]
 
-    def show_preview(self, data, draft: dict, workspace) -> list:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> list:
         rows = pd.DataFrame({"example": [str(x)[:SAMPLE_CHARS] for x in data.train_items[:10]],
                              "label": [data.classes[i] for i in data.train_labels[:10]]})
         return [gr.Dataframe(rows, visible=True)]

@@ -28,7 +28,7 @@ class ImagePanel(ClassificationPanel):
         self.preview = [gr.Gallery(label="A few examples of each class, as the model sees them", columns=4,
                                    height=320, visible=False, elem_id="data-gallery")]
 
-    def show_preview(self, data, draft: dict, workspace) -> list:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> list:
         thumbs = []
         for index, name in enumerate(data.classes):
             items = [item for item, label in zip(data.train_items, data.train_labels) if label == index]

@@ -127,7 +127,7 @@ class ChatPanel(Panel):
                         gr.HTML(visible=False, elem_id="chat-preview"),
                         gr.Plot(visible=False, show_label=False, elem_id="chat-lengths")]
 
-    def show_preview(self, data, draft: dict, workspace) -> list:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> list:
         """With the session's model (and the workspace, where packaged models are converted), the examples go
         through its tokenizer and chat template; without, the conversations are shown as they were read."""
         view = None

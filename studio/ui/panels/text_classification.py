@@ -13,7 +13,7 @@ class TextPanel(ClassificationPanel):
     def build_preview(self) -> None:
         self.preview = [gr.Dataframe(label="Sample rows", visible=False, wrap=True, elem_id="data-rows")]
 
-    def show_preview(self, data, draft: dict, workspace) -> list:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> list:
         rows = pd.DataFrame([(text, data.classes[label]) for text, label in zip(data.train_items, data.train_labels)],
                             columns=["text", "label"]).groupby("label").head(2)
         rows["text"] = [t if len(t) <= SAMPLE_CHARS else t[:SAMPLE_CHARS] + "…" for t in rows["text"]]
