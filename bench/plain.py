@@ -144,6 +144,41 @@ def inference_pass(model: str, paths: list[str], batch_size: int, num_workers: i
             "images_per_s": len(paths) / seconds}
 
 
+def read_mono(path: str, rate: int, max_seconds: float = 30.0):
+    """A clip as float32 mono at `rate`, at most max_seconds: soundfile, a channel mean, soxr."""
+    import soundfile
+    import soxr
+    with soundfile.SoundFile(path) as clip:
+        source_rate = clip.samplerate
+        samples = clip.read(frames=int(max_seconds * source_rate), dtype="float32", always_2d=True).mean(axis=1)
+    return soxr.resample(samples, source_rate, rate) if source_rate != rate else samples
+
+
+def audio_encoder_pass(folder: str, paths: list[str], batch_size: int, device, amp) -> dict:
+    """One torch.inference_mode() pass of an audio model's encoder (Whisper's, from a transformers folder) over the
+    clips: decoding, resampling and the feature extractor included, the encoder's states averaged over time.
+    Building the model is timed apart (load_s)."""
+    from transformers import AutoFeatureExtractor, AutoModel
+    start = time.perf_counter()
+    extractor = AutoFeatureExtractor.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder)
+    encoder = (model.get_encoder() if hasattr(model, "get_encoder") else model).eval().to(device)
+    load_s = time.perf_counter() - start
+    rate = extractor.sampling_rate
+    start, cpu = time.perf_counter(), time.process_time()
+    chunks = []
+    with torch.inference_mode():
+        for first in range(0, len(paths), batch_size):
+            clips = [read_mono(p, rate) for p in paths[first:first + batch_size]]
+            inputs = extractor(clips, sampling_rate=rate, return_tensors="pt")
+            with autocast(device, amp):
+                states = encoder(inputs["input_features"].to(device)).last_hidden_state
+            chunks.append(states.mean(dim=1).float().cpu())
+    sync(device)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"seconds": seconds, "cpu_s": cpu, "load_s": load_s, "clips": sum(len(c) for c in chunks)}
+
+
 def naive_feature_training(model: str, train: tuple, val: tuple, num_labels: int, batch_size: int, epochs: int,
                            lr: float, num_workers: int, device, amp, measure_images: int | None = None) -> dict:
     """The naive way to train a head on a frozen backbone: the backbone runs again on every image every epoch.
@@ -208,11 +243,14 @@ class Trainer:
             inputs, targets = next(self.batches)
         inputs, targets = self.to_device(inputs), targets.to(self.device, non_blocking=True)
         with autocast(self.device, self.amp):
-            loss = F.cross_entropy(self.model(inputs).float(), targets)
+            loss = self.loss(inputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.sizes.append(len(targets))
+
+    def loss(self, inputs, targets) -> torch.Tensor:
+        return F.cross_entropy(self.model(inputs).float(), targets)
 
     def timed_step(self) -> float:
         """One step's wall time, data loading included (the device synchronised at both ends)."""
@@ -283,3 +321,43 @@ def text_trainer(model_path: str, texts: list[str], labels: list[int], num_label
                         generator=torch.Generator().manual_seed(0))
     return Trainer(clf, optimizer, loader, device, amp,
                    lambda b: {k: v.to(device, non_blocking=True) for k, v in b.items()})
+
+
+def causal_lm_trainer(model_path: str, rows: list[tuple[str, str]], batch_size: int, lr: float, device, amp,
+                      lora: dict, max_length: int = 1024) -> "CausalLMTrainer":
+    """The plain peft loop for instruction tuning, as its documentation shows: LoRA on all linear layers, each
+    example the chat template of (prompt, answer) with the prompt's tokens masked (-100), model(..., labels=...)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(task_type=TaskType.CAUSAL_LM, r=lora["r"], lora_alpha=lora["alpha"],
+                                             lora_dropout=lora["dropout"], target_modules="all-linear")).to(device)
+    examples = []
+    for prompt, answer in rows:
+        asked = [{"role": "user", "content": prompt}]
+        head = tokenizer.apply_chat_template(asked, add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(asked + [{"role": "assistant", "content": answer}], tokenize=False)
+        prompt_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"][:max_length]
+        examples.append((ids, [-100] * len(prompt_ids) + ids[len(prompt_ids):]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def collate(batch):
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in batch])
+        labels = torch.tensor([l + [-100] * (width - len(l)) for _, l in batch])
+        mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in batch])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}, labels
+    loader = DataLoader(examples, batch_size=batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    return CausalLMTrainer(model.train(), optimizer, loader, device, amp,
+                           lambda b: {k: v.to(device, non_blocking=True) for k, v in b.items()})
+
+
+class CausalLMTrainer(Trainer):
+    """The same minimal loop; the loss is the model's own (labels in the inputs)."""
+
+    def loss(self, inputs, targets) -> torch.Tensor:
+        return self.model(**inputs).loss

@@ -38,6 +38,8 @@ DEFAULT_OUT = HERE / "results.json"
 # key: (comparison, goal); keys without a goal are reported for information.
 GOALS = {
     "fe_vs_inference_ratio": ("<=", 1.15),
+    "audio_fe_vs_inference_ratio": ("<=", 1.15),
+    "audio_example_fe_accuracy": None,
     "ft_vs_plain_loop_ratio": (">=", 0.95),
     "lora_vs_plain_loop_ratio": (">=", 0.95),
     "ui_p95_ms_during_training": ("<=", 250.0),
@@ -50,12 +52,18 @@ GOALS = {
     "transfer_vs_scratch": None,
     "ft_mfu": (">=", 0.40),
     "peak_memory_mb": None,
+    "sft_lora_vs_plain_peft_ratio": (">=", 0.95),
+    "sft_packing_speedup": (">=", 1.5),
+    "demo_chat_s": ("<=", 300.0),
+    "sft_mfu": (">=", 0.35),
+    "sft_peak_memory_mb": None,
 }
 NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain_loop_ratio",
                "ui_p95_ms_during_training", "ui_p95_ms_idle", "first_curve_point_s", "demo_to_model_s",
-               "worker_start_overhead_s"]
-GPU_KEYS = ["ft_mfu", "peak_memory_mb"]
-SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "gpu"]
+               "worker_start_overhead_s", "audio_fe_vs_inference_ratio", "audio_example_fe_accuracy",
+               "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s"]
+GPU_KEYS = ["ft_mfu", "peak_memory_mb", "sft_mfu", "sft_peak_memory_mb"]
+SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "audio", "sft", "gpu"]
 QUALITY_KEYS = {"fe_vs_expert": None, "ft_vs_fe": ["full", "partial", "layerwise", "lora"]}  # dicts of ratios
 
 
@@ -64,6 +72,8 @@ class Config:
     mode: str
     image_model: str = "efficientnet-lite0"
     text_model: str = ""  # MiniLM's folder (all-minilm-l6-v2), filled in at start
+    audio_model: str = "whisper-tiny-en"
+    audio_data: str = ""  # the bundled spoken commands, filled in at start
     fe_per_class: int = 100  # ~1000 mnist_5k digits
     fe_batch: int = 32  # the studio's default for feature extraction
     fe_epochs: int | None = None  # None: the studio's default (30)
@@ -116,6 +126,11 @@ def make_config(mode: str, work: Path) -> Config:
                              hidden=32, layers=2, heads=2, intermediate=64)}})
         cfg.image_model = workloads.vit_folder(work / "tiny-vit", 32, 8, 32, 2, 2, 64)
         cfg.text_model = workloads.bert_folder(work / "tiny-bert", 32, 2, 2, 64)
+        cfg.audio_model = workloads.whisper_folder(work / "tiny-whisper")
+        cfg.audio_data = str(workloads.tone_folder(work / "tones", per_class=4))
+    if not cfg.audio_data:
+        from studio.examples import COMMANDS_DIR
+        cfg.audio_data = str(COMMANDS_DIR)
     if not cfg.text_model:
         cfg.text_model = workloads.minilm_path()
     return cfg
@@ -291,7 +306,53 @@ def section_ui(ctx: Context, results: dict) -> None:
     results["details"]["ui"] = dict(got["details"], demo_answer=got["demo_answer"])
 
 
+def section_audio(ctx: Context, results: dict) -> None:
+    """Feature extraction on the bundled spoken commands with the offline Whisper tiny.en through a worker (cold
+    feature cache) vs one plain pass of the same encoder over the same clips, plain-studio-plain. The model is
+    converted from its package before anything is timed (once per workspace, as a user's first run does)."""
+    cfg = ctx.cfg
+    folder = cfg.audio_model
+    if cfg.audio_model == "whisper-tiny-en":
+        from studio import catalog
+        from studio.families import packages
+        os.environ["STUDIO_CONVERTED_CACHE"] = str(ctx.work / "converted")  # the workers inherit it
+        folder = str(packages.convert(catalog.find(cfg.audio_model)))
+    paths = workloads.audio_files(Path(cfg.audio_data))
+    manager = ctx.fresh_manager("workspace-audio")
+    plain_runs = [plain.audio_encoder_pass(folder, paths, cfg.fe_batch, ctx.device, ctx.amp)]
+    cold = studio_side.feature_extraction(manager, cfg.audio_model, cfg.audio_data, cfg.fe_batch, cfg.fe_epochs,
+                                          task="audio")
+    plain_runs.append(plain.audio_encoder_pass(folder, paths, cfg.fe_batch, ctx.device, ctx.amp))
+    if cold["cached"]:
+        raise RuntimeError("the audio run found its features cached: the workspace was not fresh")
+    plain_s = statistics.mean(r["seconds"] for r in plain_runs)
+    results["audio_fe_vs_inference_ratio"] = _ratio(cold["wall_s"], plain_s)
+    results["audio_example_fe_accuracy"] = cold["accuracy"]
+    results["details"]["audio"] = {
+        "model": cfg.audio_model, "clips": len(paths), "batch_size": cfg.fe_batch, "studio_cold_s": cold["wall_s"],
+        "plain_pass_s": [r["seconds"] for r in plain_runs], "plain_model_load_s": plain_runs[0]["load_s"],
+        "studio_cold_phases": cold["phases"], "studio_epochs_run": cold["epochs_run"],
+        "counted": "studio: JobManager.start() to done through a worker process (the spare one), i.e. recipe "
+                   "check, every clip decoded once to check it, split, model build, features (each clip padded "
+                   "to Whisper's 30 s window), all epochs on the head, evaluation, saved model; plain: one "
+                   "inference_mode pass of the encoder (decode, resample, log-mel features, forward, mean over "
+                   "time) over the same clips, model build excluded (plain_model_load_s)"}
+
+
+def section_sft(ctx: Context, results: dict) -> None:
+    from bench import sft
+    sft.section(ctx, results)
+
+
 def section_gpu(ctx: Context, results: dict, force: bool = False, peak: float | None = None) -> None:
+    if ctx.device.type == "cuda":
+        from bench import sft
+        sft.section_gpu(ctx, results, peak)  # CUDA only: QLoRA's 4-bit base needs bitsandbytes on a GPU
+    else:
+        for key in ("sft_mfu", "sft_peak_memory_mb"):
+            results[key] = None
+            results["null_reasons"][key] = ("no CUDA device on this machine: instruction tuning's MFU and the peak "
+                                            "memory of lora / qlora / full are measured on a GPU only")
     if ctx.device.type != "cuda" and not force:
         reason = "no CUDA device on this machine: MFU and GPU memory are measured on a GPU only"
         for key in GPU_KEYS:
@@ -407,7 +468,7 @@ def table(results: dict) -> str:
     ui = d.get("ui", {})
     row("ui_p95_ms_during_training", _fmt(results.get("ui_p95_ms_during_training")),
         f"{ui.get('calls')} calls of {ui.get('light_endpoint', '').split(' ')[0]} through gradio_client while a "
-        f"`full` run trains in the app's process" if ui else "")
+        f"`full` run trains in a worker process" if ui else "")
     row("ui_p95_ms_idle", _fmt(results.get("ui_p95_ms_idle")), "the same calls, nothing training" if ui else "")
     row("first_curve_point_s", _fmt(results.get("first_curve_point_s")),
         "first step event → a 1 s timer-paced refresh returns the curve with it (worst of the FE demo run "
@@ -421,6 +482,13 @@ def table(results: dict) -> str:
             "studio feature extraction ÷ expert logistic regression on the same features, per data set"
             if key == "fe_vs_expert" else "each strategy with defaults ÷ feature extraction, lowest over the "
             f"data sets ({', '.join(k for k in d.get('ft_vs_fe', {}) if k != 'counted')})")
+    au = d.get("audio", {})
+    row("audio_fe_vs_inference_ratio", _fmt(results.get("audio_fe_vs_inference_ratio")),
+        f"studio FE run on {au['clips']} clips with {au['model']}, cold cache ({au['studio_cold_s']:.1f} s) ÷ one "
+        f"plain encoder pass ({statistics.mean(au['plain_pass_s']):.1f} s, mean of 2), {au['clips']} clips, "
+        f"batch {au['batch_size']}" if au else "")
+    row("audio_example_fe_accuracy", _fmt(results.get("audio_example_fe_accuracy")),
+        "validation accuracy of that run (the bundled example's held-back clips)" if au else "")
     tr = results.get("transfer_vs_scratch")
     if tr:
         cells = "; ".join(
@@ -430,11 +498,25 @@ def table(results: dict) -> str:
             f"{_fmt(v['scratch_at_equal_time'])})" for k, v in tr["per_class"].items())
         row("transfer_vs_scratch", cells, f"validation accuracy on {tr['validation_examples']} held-out digits "
             f"of {tr['classes']} classes (chance {tr['chance']:.0%}); scratch under its own recipe")
+    sf = d.get("sft", {})
+    row("sft_lora_vs_plain_peft_ratio", _fmt(results.get("sft_lora_vs_plain_peft_ratio")),
+        f"studio `lora` on {sf.get('model')} ÷ a plain peft loop, lockstep, batch {sf.get('batch_size')}, "
+        f"{sf.get('measured_steps')} steps after {sf.get('warmup_steps')}, examples of equal length" if sf else "")
+    row("sft_packing_speedup", _fmt(results.get("sft_packing_speedup")),
+        f"learnt tokens/s with packing ÷ without ({sf.get('packing_tokens_per_s')}), answers of 6 to 60 words"
+        if sf else "")
+    row("demo_chat_s", _fmt(results.get("demo_chat_s")),
+        "bundled help-desk example → Start with the defaults (worker) → first streamed piece of the tuned "
+        "model's answer" if sf else "")
+    words = {"ft_mfu": "full fine-tuning, bf16 autocast", "peak_memory_mb": "full vs LoRA",
+             "sft_mfu": "instruction tuning, full, Qwen2.5-0.5B shape, bf16",
+             "sft_peak_memory_mb": "lora / qlora / full, Qwen2.5-0.5B shape"}
     for key in GPU_KEYS:
         value = results.get(key)
         shown = ", ".join(f"{k} {_fmt(v) if not isinstance(v, dict) else v}" for k, v in value.items()) \
-            if isinstance(value, dict) else f"null: {results['null_reasons'].get(key, '')}"
-        row(key, shown, "full fine-tuning, bf16 autocast" if key == "ft_mfu" else "full vs LoRA")
+            if isinstance(value, dict) else _fmt(value) if value is not None \
+            else f"null: {results['null_reasons'].get(key, '')}"
+        row(key, shown, words[key])
     return "\n".join(lines)
 
 

@@ -137,7 +137,7 @@ def minor_faults() -> int:
 
 def recipe(task: str, model: str, data: str, strategy: str, validation_path: str | None = None,
            **train) -> Recipe:
-    kind = "text-classification" if task == "text" else "image-classification"
+    kind = {"text": "text-classification", "audio": "audio-classification"}.get(task, "image-classification")
     return Recipe(task=kind, model=model, data=DataSpec(path=str(data), validation_path=validation_path),
                   strategy=strategy, train=TrainSpec(**train))
 
@@ -177,8 +177,8 @@ def phases(events: list[dict]) -> dict:
 
 
 def feature_extraction(manager: JobManager, model: str, data: str, batch_size: int, epochs: int | None,
-                       validation_path: str | None = None) -> dict:
-    rec = recipe("image", model, data, "feature-extraction", validation_path, batch_size=batch_size, epochs=epochs)
+                       validation_path: str | None = None, task: str = "image") -> dict:
+    rec = recipe(task, model, data, "feature-extraction", validation_path, batch_size=batch_size, epochs=epochs)
     result = must_complete(run(manager, rec))
     report = json.loads((result["run_dir"] / "eval.json").read_text())
     return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"], "accuracy": report["accuracy"], "phases": phases(result["events"]),

@@ -4,12 +4,13 @@ trainer thread and gradio's server share that process, as they do for a user), d
 Endpoints are found by what triggers them (the elem_id and event in the app's /config), not by their generated
 api names, so the bench survives new handlers. Session A plays the user's browser tab: it clicks through the wizard
 and its Train tab polls the refresh endpoint once a second, as gr.Timer(1.0) does in the page. Session B is a
-second visitor calling a light endpoint (the model picker) while A's run trains."""
+second visitor calling a light endpoint (the model picker) while A's run trains. The page keeps its session in the
+browser (gr.BrowserState): here each session's value is passed with every call and taken back from its answer,
+as the page does."""
 from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -33,8 +34,9 @@ ROLES = {
     "stop": ("stop", "click"),
     "refresh": ("type:timer", "tick"),
     "playground": ("tab-playground", "select"),
-    "predict": ("playground-image", "upload"),
+    "predict": ("playground-upload", "upload"),
 }
+SESSION = "browserstate"  # the type of the component holding the page's session
 
 
 class Server:
@@ -81,8 +83,8 @@ class Server:
         self.log.close()
 
 
-def endpoints(url: str) -> dict[str, str]:
-    """role -> api name, read from the app's /config."""
+def endpoints(url: str) -> dict[str, dict]:
+    """role -> {"api": api name, "inputs"/"outputs": the types of its components}, read from the app's /config."""
     config = json.load(urllib.request.urlopen(f"{url}/config", timeout=10))
     components = {c["id"]: c for c in config["components"]}
     found = {}
@@ -92,7 +94,12 @@ def endpoints(url: str) -> dict[str, str]:
             keys = {component.get("props", {}).get("elem_id"), f"type:{component.get('type')}"}
             for role, (key, event) in ROLES.items():
                 if (key in keys and target[1] == event) or (key == "fn" and dep.get("api_name") == event):
-                    found.setdefault(role, "/" + dep["api_name"])
+                    found.setdefault(role, {
+                        "api": "/" + dep["api_name"],
+                        "inputs": [components[i]["type"] for i in dep["inputs"]
+                                   if not components[i].get("skip_api")],
+                        "outputs": [components[i]["type"] for i in dep["outputs"]
+                                    if not components[i].get("skip_api")]})
     missing = sorted(set(ROLES) - set(found))
     if missing:
         raise RuntimeError(f"the app has no endpoint for: {', '.join(missing)}")
@@ -127,8 +134,11 @@ class Studio:
         from gradio_client import Client
         self.url, self.workspace = url, Path(workspace)
         self.api = endpoints(url)
-        self.a = Client(url, verbose=False)
-        self.b = Client(url, verbose=False)
+        # download_files=False: the session is a plain dict whose recipe has a "path" key, which the client would
+        # otherwise take for a file to download
+        self.a = Client(url, verbose=False, download_files=False)
+        self.b = Client(url, verbose=False, download_files=False)
+        self.sessions = {id(self.a): None, id(self.b): None}  # each page's session (the browser's storage)
         self.run_id = None
         self.curve_seen: dict[str, float] = {}  # run id -> time.time() when a refresh first returned its curve
         self.finish_seen: dict[str, float] = {}  # run id -> when a refresh first said the run had finished
@@ -137,7 +147,16 @@ class Studio:
         self._poller = None
 
     def call(self, client, role, *args):
-        return client.predict(*args, api_name=self.api[role])
+        """The endpoint with `args` for its inputs and the page's session where it takes it; the session it
+        answers with is kept for the next call."""
+        endpoint, given = self.api[role], iter(args)
+        inputs = [self.sessions[id(client)] if kind == SESSION else next(given) for kind in endpoint["inputs"]]
+        out = client.predict(*inputs, api_name=endpoint["api"])
+        out = list(out) if isinstance(out, (list, tuple)) else [out]
+        for kind, value in zip(endpoint["outputs"], out):
+            if kind == SESSION:
+                self.sessions[id(client)] = value
+        return [value for kind, value in zip(endpoint["outputs"], out) if kind != SESSION]
 
     def status(self, run_id: str) -> str:
         try:
@@ -158,10 +177,10 @@ class Studio:
 
     def start_run(self) -> str:
         message = self.call(self.a, "start")[0]
-        match = re.search(r"Run `([^`]+)` started", str(message))
-        if not match:
+        run_id = (self.sessions[id(self.a)] or {}).get("run_id")
+        if not run_id or run_id == self.run_id:
             raise RuntimeError(f"the studio did not start the run: {message}")
-        self.run_id = match.group(1)
+        self.run_id = run_id
         return self.run_id
 
     def refresh(self):
@@ -169,9 +188,10 @@ class Studio:
         start = time.perf_counter()
         out = self.call(self.a, "refresh")
         self.refresh_s.append(time.perf_counter() - start)
-        if run_id and run_id not in self.curve_seen and _plot_points(out[1]) > 0:
+        # the refresh's outputs: run heading, message, progress, loss curve, accuracy curve, log, timer
+        if run_id and run_id not in self.curve_seen and _plot_points(out[3]) > 0:
             self.curve_seen[run_id] = time.time()
-        if run_id and run_id not in self.finish_seen and "Finished in" in str(out[0]):
+        if run_id and run_id not in self.finish_seen and "Finished in" in str(out[2]):
             self.finish_seen[run_id] = time.time()
         return out
 
@@ -225,7 +245,7 @@ def measure(workspace: Path, image_model: str, calls: int, warmup_calls: int = 5
         # demo → model: example images, feature extraction (the default strategy), the first playground answer
         began = time.perf_counter()
         if image_model != "efficientnet-lite0":
-            studio.call(studio.a, "custom", image_model)
+            studio.call(studio.a, "custom", image_model, False)  # the name, and the trust box left off
         studio.call(studio.a, "shapes")
         demo_run = studio.start_run()
         studio.start_polling()
@@ -282,7 +302,7 @@ def measure(workspace: Path, image_model: str, calls: int, warmup_calls: int = 5
             raise RuntimeError(f"a curve never showed its first point: {curves}")
         out["first_curve_point_s"] = max(curves.values())
         out["details"] = {
-            "light_endpoint": studio.api["model"] + " (the model picker: re-renders the model cards and summary)",
+            "light_endpoint": studio.api["model"]["api"] + " (the model picker: re-renders the model cards and summary)",
             "calls": calls, "idle_ms": _summary(idle), "during_training_ms": _summary(training),
             "discarded_calls": discarded, "training_runs": len(runs),
             "refresh_p95_ms": p95_ms(studio.refresh_s) if studio.refresh_s else None,

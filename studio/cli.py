@@ -98,8 +98,9 @@ def _show(event: dict, bars: dict, tqdm) -> None:
     if kind in ("log", "data") and event.get("message"):
         tqdm.write(event["message"], file=sys.stderr)
     elif kind == "data":
-        tqdm.write(f"Data: {len(event['classes'])} classes, {event['train']} training and {event['validation']} "
-                   f"validation examples, {event['skipped']} skipped", file=sys.stderr)
+        classes = f"{len(event['classes'])} classes, " if event["classes"] else ""
+        tqdm.write(f"Data: {classes}{event['train']} training and {event['validation']} validation examples, "
+                   f"{event['skipped']} skipped", file=sys.stderr)
         for warning in event["warnings"]:
             tqdm.write(f"warning: {warning}", file=sys.stderr)
     elif kind in ("progress", "step"):
@@ -181,6 +182,45 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    """An interactive chat with a tuned chat model, its answers streamed as they are written."""
+    from studio.engine.inference import ModelNotReady, model_folder
+    from studio.errors import UserError
+    from studio.families.base import ModelInfo
+    from studio.workspace import RunNotFound, Workspace
+    try:
+        folder = model_folder(Workspace(args.workspace).find_run(args.run))
+        task = predictor_task(folder)
+        if not hasattr(task, "chat"):
+            return _fail(f"run {args.run} is not a chat model; use `studio predict`")
+        chat = task.chat(folder)
+    except (RunNotFound, ModelNotReady, UserError) as exc:
+        return _fail(str(exc))
+    print(f"Chatting with {ModelInfo.read(folder).model} tuned in {args.run}; an empty line or Ctrl-D ends.",
+          file=sys.stderr)
+    history: list[dict] = []
+    while True:
+        try:
+            message = input("> ").strip()
+        except EOFError:
+            break
+        if not message:
+            break
+        answer = ""
+        for answer_so_far in chat.stream(chat.messages(message, history), max_new_tokens=args.max_new_tokens):
+            print(answer_so_far[len(answer):], end="", flush=True)
+            answer = answer_so_far
+        print()
+        history += [{"role": "user", "content": message}, {"role": "assistant", "content": answer}]
+    return 0
+
+
+def predictor_task(folder):
+    from studio import tasks
+    from studio.families.base import ModelInfo
+    return tasks.get(ModelInfo.read(folder).task)
+
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -240,11 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", help="image files for an image model, texts for a text model")
     predict.add_argument("--top-k", type=int, default=3)
     predict.set_defaults(func=cmd_predict)
+    chat = sub.add_parser("chat", parents=[common], help="chat with a tuned chat model (answers streamed)")
+    chat.add_argument("run", help="run id (see `studio runs`) or run folder")
+    chat.add_argument("--max-new-tokens", type=int, default=256)
+    chat.set_defaults(func=cmd_chat)
     export = sub.add_parser("export", parents=[common], help="export a finished run's model")
     export.add_argument("run", help="run id (see `studio runs`) or run folder")
     export.add_argument("--format", default="zip",
                         help="zip: the whole model folder (default); classifiers also hf (a transformers folder "
-                             "pipeline() loads) and onnx (model.onnx checked against torch)")
+                             "pipeline() loads) and onnx (model.onnx checked against torch); chat models hf (the "
+                             "adapter merged) and adapter (the peft folder)")
     export.set_defaults(func=cmd_export)
     stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run (from any shell)")
     stop.add_argument("run", help="run id (see `studio runs`) or run folder")
@@ -271,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("runs", "stop"):
         from studio.workspace import confine_caches
         confine_caches(args.workspace)  # before the libraries read where their caches are
-    if args.command in ("train", "predict", "serve", "export"):
+    if args.command in ("train", "predict", "serve", "export", "chat"):
         _quiet_libraries()
     try:
         return args.func(args)
@@ -280,9 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the studio's own errors are caught where they happen; this is the last net
         if os.environ.get("STUDIO_DEBUG"):
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return _fail(f"unexpected problem ({type(exc).__name__}{': ' + text if text else ''}). "
-                     "Run again with STUDIO_DEBUG=1 to see the details.")
+        from studio.errors import first_line
+        text = first_line(exc)
+        detail = f": {text}" if text != type(exc).__name__ else ""
+        return _fail(f"unexpected problem ({type(exc).__name__}{detail}). Run again with STUDIO_DEBUG=1 to see the "
+                     "details.")
 
 
 if __name__ == "__main__":

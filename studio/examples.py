@@ -1,16 +1,26 @@
-"""Example data the project makes itself: coloured shapes on noisy backgrounds (images) and a hand-written CSV
-of help-desk messages (text, in assets/examples/)."""
+"""Example data the project makes itself: coloured shapes on noisy backgrounds (images), a hand-written CSV
+of help-desk messages (text) and spoken command words (audio, made with Debian's espeak-ng), in assets/examples/."""
 from __future__ import annotations
 
 import random
+import subprocess
+import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HELPDESK_CSV = ASSETS / "examples" / "helpdesk.csv"
+HELPDESK_CHAT = ASSETS / "examples" / "helpdesk-chat.csv"  # prompt → answer pairs of a fictional help desk
 SHAPES_DIR = ASSETS / "examples" / "shapes"
 SHAPES = ("circle", "square", "triangle")
+COMMANDS_DIR = ASSETS / "examples" / "commands"
+COMMANDS = ("yes", "no", "up", "down")
+SENTENCE_CLIP = ASSETS / "examples" / "kitchen-lights.flac"  # a clip of known words, for the transcription test
+SENTENCE = "please turn on the kitchen lights"
+# espeak-ng voices and variants (accents, female and male), each at two speeds and pitches
+VOICES = ("en-us", "en-us+f2", "en-gb", "en-gb+f3", "en-gb-scotland", "en-029+m3")
+RATE = 16_000
 
 
 def _shape_image(shape: str, rng: random.Random, size: int) -> Image.Image:
@@ -43,5 +53,40 @@ def make_shapes(dest: Path, per_class: int = 60, size: int = 96, seed: int = 0) 
     return Path(dest)
 
 
-if __name__ == "__main__":  # regenerates the bundled example images
+def speak(text: str, voice: str, words_per_minute: int, pitch: int) -> "np.ndarray":
+    """espeak-ng's voice saying `text`, trimmed to the speech (30 ms before, 80 ms after), as float32 at 16 kHz."""
+    import numpy as np
+    import soundfile
+
+    from studio.engine.data.audio import to_model
+    with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", wav.name,
+                        text], check=True)
+        samples, rate = soundfile.read(wav.name, dtype="float32")
+    loud = np.flatnonzero(np.abs(samples) > 0.01 * np.abs(samples).max())
+    samples = samples[max(0, loud[0] - int(0.03 * rate)):loud[-1] + int(0.08 * rate)]
+    return to_model(samples, rate, RATE)
+
+
+def make_commands(dest: Path, seed: int = 0) -> Path:
+    """Writes dest/<word>/<word>_<n>.flac: each command word in every voice at two speeds; returns dest. Needs
+    espeak-ng (apt-get install espeak-ng)."""
+    import soundfile
+    rng = random.Random(seed)
+    for word in COMMANDS:
+        folder = Path(dest) / word
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 0
+        for voice in VOICES:
+            for speed in (130, 190):
+                clip = speak(word, voice, speed, rng.randint(30, 70))
+                soundfile.write(folder / f"{word}_{n:03d}.flac", clip, RATE, subtype="PCM_16")
+                n += 1
+    return Path(dest)
+
+
+if __name__ == "__main__":  # regenerates the bundled examples
     make_shapes(SHAPES_DIR, per_class=40)
+    make_commands(COMMANDS_DIR)
+    import soundfile
+    soundfile.write(SENTENCE_CLIP, speak(SENTENCE, "en-us", 150, 50), RATE, subtype="PCM_16")

@@ -29,9 +29,17 @@ class DataSpec:
     label_column: str = "label"
     validation_split: float = 0.2
     validation_path: str | None = None
-    max_length: int = 128  # text: tokens kept per example
+    max_length: int | None = None  # text: tokens kept per example; None: the task's default (Task.data_defaults)
     group_column: str | None = None  # tables: a column (e.g. region, device) to report results per group
     path_column: str | None = None  # tables that list files (images, clips): the column with their paths
+    max_seconds: float | None = None  # audio: seconds of each clip read (the rest is cut); None: the model's window
+    # instruction tuning: prompt/response columns (and an optional system column), or one column of chat messages
+    # (JSONL: role/content lists, or ShareGPT from/value); neither: data.text_column for continued pretraining
+    prompt_column: str | None = None
+    response_column: str | None = None
+    system_column: str | None = None
+    messages_column: str | None = None
+    train_on_prompt: bool = False  # instruction tuning: also learn the prompts (off: only the answers are learnt)
 
 
 @dataclass
@@ -53,6 +61,7 @@ class TrainSpec:
     gradient_accumulation_steps: int = 1  # batches whose gradients add up before each optimizer step
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
     class_weights: str = "auto"  # auto: classes imbalanced above 3:1 weigh by their rarity in the loss | none
+    packing: bool = False  # language models: several short examples per sequence, never attending to each other
 
 
 @dataclass
@@ -84,6 +93,9 @@ class Recipe:
                 setattr(out.train, key, value)
         for key, (_, default, _, _) in spec.options.items():
             out.strategy_options.setdefault(key, default)
+        for key, value in out.task_spec().data_defaults.items():
+            if getattr(out.data, key) is None:
+                setattr(out.data, key, value)
         return out
 
     def with_strategy(self, strategy: str) -> "Recipe":
@@ -226,6 +238,9 @@ def validate(recipe: Recipe) -> None:
         _check_range(f"strategy_options.{key}", value, low, high)
     _check_data(recipe, task)
     _check_train(recipe.train)
+    for key in TASK_TRAIN_KEYS:  # like data keys: a train key the task does not read is refused, not ignored
+        if key not in task.train_keys and getattr(recipe.train, key) != getattr(TrainSpec(), key):
+            raise RecipeError(f"Recipe key 'train.{key}' is not used by {recipe.task}; remove it.")
     out = Path(recipe.output_dir)
     if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
         raise RecipeError(f"Recipe key 'output_dir' is '{recipe.output_dir}'; it must be a folder name inside "
@@ -234,6 +249,7 @@ def validate(recipe: Recipe) -> None:
 
 
 COMMON_DATA_KEYS = ("path", "validation_split", "validation_path")
+TASK_TRAIN_KEYS = ("packing",)  # train.* keys only some tasks read (Task.train_keys)
 
 
 def _check_data(recipe: Recipe, task) -> None:
@@ -244,6 +260,7 @@ def _check_data(recipe: Recipe, task) -> None:
     if d.validation_path is None:
         _check_range("data.validation_split", d.validation_split, 0.05, 0.5)
     _check_range("data.max_length", d.max_length, 8, 32768)
+    _check_range("data.max_seconds", d.max_seconds, 0.1, 3600)
     defaults = DataSpec()
     for f in dataclasses.fields(DataSpec):  # a key the task does not read would be silently ignored: refused
         if f.name not in COMMON_DATA_KEYS and f.name not in task.data_keys(d) and \
@@ -252,20 +269,20 @@ def _check_data(recipe: Recipe, task) -> None:
                               f"it. Keys it reads: {', '.join([*COMMON_DATA_KEYS, *task.data_keys(d)])}.")
 
 
+# The allowed range of each number under train: (low, high), inclusive. The UI corrects its boxes to these.
+TRAIN_RANGES = {"epochs": (1, 1000), "batch_size": (1, 4096), "learning_rate": (1e-7, 1.0),
+                "weight_decay": (0.0, 1.0), "warmup_ratio": (0.0, 0.5), "seed": (0, 2**32 - 1),
+                "num_workers": (0, 64), "early_stopping_patience": (0, 1000),
+                "gradient_accumulation_steps": (1, 4096), "devices": (1, 64)}
+
+
 def _check_train(t: TrainSpec) -> None:
-    _check_range("train.epochs", t.epochs, 1, 1000)
-    _check_range("train.batch_size", t.batch_size, 1, 4096)
-    _check_range("train.learning_rate", t.learning_rate, 1e-7, 1.0)
-    _check_range("train.weight_decay", t.weight_decay, 0.0, 1.0)
-    _check_range("train.warmup_ratio", t.warmup_ratio, 0.0, 0.5)
-    _check_range("train.seed", t.seed, 0, 2**32 - 1)
-    _check_range("train.num_workers", t.num_workers, 0, 64)
-    _check_range("train.early_stopping_patience", t.early_stopping_patience, 0, 1000)
-    _check_range("train.gradient_accumulation_steps", t.gradient_accumulation_steps, 1, 4096)
     if isinstance(t.devices, str) and t.devices != "all":
         raise RecipeError(f"Recipe key 'train.devices' is '{t.devices}'; give a whole number or 'all'.")
-    if isinstance(t.devices, int):
-        _check_range("train.devices", t.devices, 1, 64)
+    for key, (low, high) in TRAIN_RANGES.items():
+        value = getattr(t, key)
+        if not isinstance(value, str):
+            _check_range(f"train.{key}", value, low, high)
     for key, value, allowed in (("train.device", t.device, ("auto", "cpu", "cuda", "mps")),
                                 ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16")),
                                 ("train.distributed", t.distributed, ("ddp", "fsdp")),

@@ -24,9 +24,11 @@ CACHE_VARIABLES = {
     "HF_XET_CACHE": "huggingface/xet",
     "HF_ASSETS_CACHE": "huggingface/assets",
     "HF_MODULES_CACHE": "huggingface/modules",  # code of models the user trusts (trust_remote_code)
+    "HF_DATASETS_CACHE": "huggingface/datasets",  # the datasets library's own files (tokenised examples)
     "TORCH_HOME": "torch",  # torchvision's ImageNet weights
     "GRADIO_TEMP_DIR": "gradio",  # the browser's uploads before the studio copies them
     "MPLCONFIGDIR": "matplotlib",  # matplotlib (imported by gradio) keeps a font list
+    "STUDIO_CONVERTED_CACHE": "models",  # offline models converted from their packages' format, once
 }
 
 
@@ -60,6 +62,11 @@ class Workspace:
         return self.root / "cache" / "features"
 
     @property
+    def models_dir(self) -> Path:
+        """Models the studio converts once (weights shipped as GGUF in a package, say) and then loads fast."""
+        return self.root / "cache" / "models"
+
+    @property
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
 
@@ -90,7 +97,8 @@ class Workspace:
                         "status": status.get("status", "unknown"), "accuracy": status.get("accuracy"),
                         "macro_f1": status.get("macro_f1"), "created": status.get("created"),
                         "wall_time_s": status.get("wall_time_s"), "error": status.get("error"),
-                        "world_size": status.get("world_size")})
+                        "world_size": status.get("world_size"), "data_name": status.get("data_name"),
+                        "stopped_early": status.get("stopped_early")})
         return out
 
     def find_run(self, ref: str) -> Path:

@@ -21,9 +21,10 @@ from typing import Callable
 
 from PIL import Image
 
+import corpus_audio
 from studio.examples import make_shapes
 
-IMAGE, TEXT = "image-classification", "text-classification"
+IMAGE, TEXT, CHAT = "image-classification", "text-classification", "instruction-tuning"
 OFFLINE_IMAGE = "Models that work offline: efficientnet-lite0"
 
 
@@ -32,6 +33,11 @@ class Models:
     """Tiny local models (random weights) that accepted cases train with."""
     image: str
     text: str
+    audio: str = ""  # a tiny Whisper
+    chat: str = ""  # a tiny Llama with a chat template
+
+    def for_task(self, task: str) -> str:
+        return {IMAGE: self.image, TEXT: self.text, CHAT: self.chat}.get(task, self.audio)
 
 
 @dataclass
@@ -40,6 +46,8 @@ class Input:
     data: Path | None = None  # folder, .zip, .csv or .jsonl
     model: str | None = None  # None: the tiny model for the task
     spec: dict = field(default_factory=dict)  # data.* overrides (columns)
+    strategy: str | None = None  # None: feature extraction (classification), lora (instruction tuning)
+    options: dict = field(default_factory=dict)  # strategy_options
     recipe_text: str | bytes | None = None  # a recipe case: this is the whole recipe file
     escape: list[Path] = field(default_factory=list)  # paths a malicious input tries to write: must never exist
 
@@ -433,6 +441,44 @@ def custom_code_model(folder: Path, models: Models | None = None) -> str:
     return str(model_dir)
 
 
+# -- chat cases (instruction tuning) -----------------------------------------------------------------------------
+
+def chat_file(name: str, content: Callable[[Path], str], model: Callable[[Path, Models], str] | None = None,
+              options: dict | None = None, **spec):
+    def build(folder: Path, models: Models) -> Input:
+        path = folder / name
+        path.write_text(content(path), encoding="utf-8")
+        return Input(CHAT, path, model=model(folder, models) if model else models.chat, spec=spec,
+                     options=options or {})
+    return build
+
+
+def _qa_rows(n: int = 12, empty: tuple[int, ...] = (), long_prompt: tuple[int, ...] = ()) -> str:
+    rows = [["hello " * 80 if i in long_prompt else f"how do I reset my password {i}",
+             "" if i in empty else f"please reset your password {i}"] for i in range(n)]
+    return _rows_text(rows, "prompt,response")
+
+
+def _chat_lines(path: Path) -> str:
+    good = [json.dumps({"messages": [{"role": "user", "content": f"hello {i}"},
+                                     {"role": "assistant", "content": f"thank you {i}"}]}) for i in range(10)]
+    return _jsonl(good[:2] + ['{"messages": [{"role": "user", "content": "cut'] + good[2:5] + [
+        json.dumps({"messages": [{"role": "narrator", "content": "once upon a time"}]})] + good[5:])
+
+
+def huge_llama(folder: Path, models: Models) -> str:
+    """A config only, of a 70-billion-parameter Llama: refused from the numbers before a weight is read."""
+    model_dir = folder / "llama-70b"
+    model_dir.mkdir()
+    config = json.loads((Path(models.chat) / "config.json").read_text())
+    config.update(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
+                  num_key_value_heads=8, head_dim=128, vocab_size=128256, tie_word_embeddings=False)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model_dir / name).write_bytes((Path(models.chat) / name).read_bytes())
+    return str(model_dir)
+
+
 # -- the table ---------------------------------------------------------------------------------------------------------
 
 SKIPPED_UNREADABLE = r"not a readable image"
@@ -572,8 +618,8 @@ CASES: list[Case] = [
          (r"'train\.learning_rate' is 1000",)),
     Case("recipe-nan-learning-rate", "recipe", recipe("data: {path: '{DATA}'}\ntrain: {learning_rate: .nan}\n"),
          (r"'train\.learning_rate' is nan",)),
-    Case("recipe-unknown-task", "recipe", recipe("task: audio-classification\ndata: {path: '{DATA}'}\n"),
-         (r"'task' is 'audio-classification'",)),
+    Case("recipe-unknown-task", "recipe", recipe("task: video-classification\ndata: {path: '{DATA}'}\n"),
+         (r"'task' is 'video-classification'",)),
     Case("recipe-option-for-another-strategy", "recipe",
          recipe("data: {path: '{DATA}'}\nstrategy: full\nstrategy_options: {lora_r: 8}\n"),
          (r"'strategy_options\.lora_r' for strategy 'full'",)),
@@ -606,6 +652,33 @@ CASES: list[Case] = [
                                                                r"safetensors")),
     Case("custom-code-untrusted", "model", model(custom_code_model),
          (r"custom-model' needs to run Python code", r"Trust this model's code", r"trust_remote_code")),
+]
+
+CASES += corpus_audio.cases(Case)
+CASES += [
+    Case("chat-missing-columns", "data",
+         chat_file("tickets.csv", lambda p: _rows_text(good_rows(), "question,reply"), prompt_column="prompt",
+                   response_column="response"),
+         (r"Column 'prompt' \(data\.prompt_column\) is not in tickets\.csv", r"Columns found: question, reply")),
+    Case("chat-empty-responses", "data", chat_file("qa.csv", lambda p: _qa_rows(empty=(2, 5))),
+         (r"row 4\b", r"2 of them with an empty response"), "accepted"),
+    Case("chat-over-max-length", "data", chat_file("long.csv", lambda p: _qa_rows(long_prompt=(0, 1)), max_length=48),
+         (r"2 example\(s\) were longer than 48 tokens", r"cut from the start of the prompt"), "accepted"),
+    Case("chat-broken-lines-and-unknown-roles", "data",
+         chat_file("chat.jsonl", _chat_lines, messages_column="messages"),
+         (r"line 3 \(not valid JSON", r"line 7 \(unknown role 'narrator'"), "accepted"),
+    Case("chat-with-a-classifier", "model", chat_file("qa.csv", lambda p: _qa_rows(), lambda f, m: m.text),
+         (r"bert model: it reads texts .* but cannot write answers", r"smollm2-135m-instruct")),
+    Case("chat-qlora-without-cuda", "recipe",
+         lambda folder, models: Input(recipe_text=f"task: instruction-tuning\nmodel: {models.chat}\nstrategy: qlora\n"
+                                                  f"data: {{path: '{chat_file('qa.csv', lambda p: _qa_rows())(folder, models).data}'}}\n"
+                                                  "train: {device: cpu}\n"),
+         (r"qlora.*needs a CUDA GPU", r"Use 'lora'")),
+    Case("chat-method-the-model-cannot-take", "model",
+         chat_file("qa.csv", lambda p: _qa_rows(), options={"target_modules": "c_attn"}),
+         (r"target_modules.*names layers this llama model does not have", r"Its linear layers are: .*q_proj")),
+    Case("chat-model-too-big", "model", chat_file("qa.csv", lambda p: _qa_rows(), huge_llama),
+         (r"70\.\d+ billion parameters", r"needs about \d+(\.\d)? GB", r"memory is \d+\.\d GB")),
 ]
 
 BY_ID = {case.id: case for case in CASES}

@@ -64,3 +64,72 @@ def build_backbone(model: str, task: str, pretrained: bool, trust_remote_code: b
     from studio import tasks
     backbone, info, _ = tasks.get(task).backbone(model, pretrained, trust_remote_code, max_length)
     return backbone, info
+
+
+SOUNDS = {"low": 220.0, "high": 1760.0, "noise": None}  # tones, and white noise
+
+
+def sound(kind: str, seconds: float, rate: int, seed: int = 0):
+    """A synthetic clip of one SOUNDS kind: float32 mono at `rate`, a little louder or quieter per seed."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    time_s = np.arange(int(seconds * rate)) / rate
+    frequency = SOUNDS[kind]
+    wave = rng.standard_normal(len(time_s)) * 0.2 if frequency is None else \
+        0.4 * np.sin(2 * np.pi * frequency * (1 + 0.03 * rng.standard_normal()) * time_s)
+    return (wave * rng.uniform(0.5, 1.0)).astype(np.float32)
+
+
+def write_sound_folders(root, per_class: int = 6) -> str:
+    """root/<kind>/<n>.wav|.flac|.ogg: synthetic clips at several rates and lengths, a class per SOUNDS kind."""
+    import soundfile
+    formats = (("wav", 16_000), ("flac", 22_050), ("ogg", 8_000))
+    for kind in SOUNDS:
+        folder = Path(root) / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            ext, rate = formats[n % len(formats)]
+            soundfile.write(folder / f"{kind}_{n}.{ext}", sound(kind, 0.3 + 0.1 * n, rate, seed=n), rate)
+    return str(root)
+
+
+CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+          "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+          "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+TOKENIZER_TEXT = "hello how are you the printer is out of toner please reset your password thank you"
+
+
+def tiny_llama_folder(folder, chat_template: str | None = CHATML) -> str:
+    """A Llama from a config (2 layers, hidden size 32) with a small byte-level BPE tokenizer, random weights,
+    saved like a hub checkpoint."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator([TOKENIZER_TEXT] * 10, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    eos = "<|im_end|>" if chat_template else "<|endoftext|>"
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token=eos, bos_token="<|im_start|>",
+                                        pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def write_chat_csv(path, rows: int = 24) -> str:
+    """prompt,response pairs in a recognisable style (tiny models learn nothing, but the plumbing is the same)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt", "response"])
+        for i in range(rows):
+            writer.writerow([f"how do I reset my password {i}", f"Hello! please reset your password {i % 3}"])
+    return str(path)

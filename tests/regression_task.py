@@ -97,8 +97,8 @@ class Regression(Task):
         loader = DataLoader(train_set, batch_size=t.batch_size, generator=torch.Generator().manual_seed(t.seed),
                             sampler=ShardedSampler(len(train_set), ctx.dist, shuffle=True, seed=t.seed))
         val = DataLoader(val_set, batch_size=64, sampler=ShardedSampler(len(val_set), ctx.dist, shuffle=False))
-        trained = ctx.dist.wrap(model)
-        loop = Loop(trained, [{"params": list(model.parameters()), "lr": t.learning_rate}], loader, val,
+        trained, groups = ctx.dist.wrap(model, [{"params": list(model.parameters()), "lr": t.learning_rate}])
+        loop = Loop(trained, groups, loader, val,
                     LoopConfig(epochs=t.epochs, device=ctx.device), ctx.events, squared_error, Mse, ctx.cancel,
                     dist=ctx.dist)
         best = BestWeights(run.best_weights)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus import CASES, BY_ID, IMAGE, Case, Input, Models
+from corpus import CASES, BY_ID, CHAT, Case, Input, Models
 from studio import cli, tasks
 from studio import recipe as recipes
 from studio.engine import jobs
@@ -26,8 +26,8 @@ STUDIO = str(Path(sys.executable).with_name("studio"))
 
 
 @pytest.fixture(scope="module")
-def models(tiny_vit, tiny_bert) -> Models:
-    return Models(image=tiny_vit, text=tiny_bert)
+def models(tiny_vit, tiny_bert, tiny_whisper, tiny_llama) -> Models:
+    return Models(image=tiny_vit, text=tiny_bert, audio=tiny_whisper, chat=tiny_llama)
 
 
 class Sandbox:
@@ -46,9 +46,11 @@ class Sandbox:
         elif text is not None:
             self.recipe.write_text(text, encoding="utf-8")
         else:
-            model = self.input.model or (models.image if self.input.task == IMAGE else models.text)
+            model = self.input.model or models.for_task(self.input.task)
+            strategy = self.input.strategy or ("lora" if self.input.task == CHAT else "feature-extraction")
             Recipe(task=self.input.task, model=model, data=DataSpec(path=str(self.input.data), **self.input.spec),
-                   strategy="feature-extraction", train=TrainSpec(epochs=1, batch_size=8)).save(self.recipe)
+                   strategy=strategy, strategy_options=self.input.options,
+                   train=TrainSpec(epochs=1, batch_size=8)).save(self.recipe)
         self.before = self.files()
 
     def files(self) -> set[Path]:
@@ -80,6 +82,8 @@ def engine_answer(box: Sandbox) -> tuple[str, Exception | None]:
     try:
         recipe = recipes.load(box.recipe)
         task = tasks.get(recipe.task)
+        if hasattr(task, "dry_run"):  # a task that checks a recipe as far as a run would before training
+            return "\n".join(task.dry_run(recipe.resolved(), Workspace(box.ws))), None
         data = task.load_data(recipe.data, seed=0, uploads_dir=Workspace(box.ws).uploads_dir)
         if box.case.layer == "model":
             task.build_backbone(recipe.resolved())

@@ -51,6 +51,9 @@ def test_smoke_run_writes_every_key(smoke):
     assert results["peak_memory_mb"] is None and results["null_reasons"]["peak_memory_mb"]
     fe = results["details"]["fe"]
     assert fe["studio_cold_s"] > 0 and len(fe["plain_pass_s"]) == 2 and fe["naive_extrapolated"]
+    audio = results["details"]["audio"]
+    assert audio["studio_cold_s"] > 0 and len(audio["plain_pass_s"]) == 2 and audio["clips"] == 12
+    assert 0 <= results["audio_example_fe_accuracy"] <= 1
     for key in bench.GOALS:
         assert f"| `{key}` |" in stdout, f"{key} missing from the printed table"
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from corpus import CASES, IMAGE, Case, Models
+from browser_helpers import tab
+from corpus import CASES, Case, Models
 from helpers import free_port, start_server
+from studio import tasks
 from studio.workspace import CACHE_VARIABLES
 
 pytestmark = pytest.mark.browser
@@ -22,8 +24,8 @@ SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots
 
 
 @pytest.fixture(scope="module")
-def models(tiny_vit, tiny_bert) -> Models:
-    return Models(image=tiny_vit, text=tiny_bert)
+def models(tiny_vit, tiny_bert, tiny_whisper, tiny_llama) -> Models:
+    return Models(image=tiny_vit, text=tiny_bert, audio=tiny_whisper, chat=tiny_llama)
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +76,6 @@ def wait_words(page, selector: str, patterns: list[str], timeout_s: float = 90) 
         raise AssertionError(f"{selector} never matched {patterns}; it says: {text}") from None
 
 
-def tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
-
-
 def upload(page, path: Path) -> None:
     tab(page, "Data")
     clear = page.locator("#data-upload").get_by_label("Clear")
@@ -88,9 +86,9 @@ def upload(page, path: Path) -> None:
 
 def try_model(page, name: str) -> None:
     tab(page, "Model")
-    box = page.get_by_label("Hub id or folder")
+    box = page.get_by_label("Model name or folder")
     if not box.is_visible():
-        page.get_by_text("Use another model: a Hugging Face hub id or a local folder").click()
+        page.get_by_text("Use another model (a name from huggingface.co, or a folder on this machine)").click()
     box.fill(name)
     page.locator("#use-custom").click()
 
@@ -103,8 +101,7 @@ def test_bad_input_in_the_browser(case: Case, studio_page, server, models, tmp_p
     given = case.build(inputs, models)
     if case.layer == "model":
         tab(page, "Model")  # the last upload may have switched the task: choose the case's own
-        page.get_by_label("Images (photos, scans, drawings)" if given.task == IMAGE
-                          else "Text (messages, reviews, tickets)").check()
+        page.get_by_label(tasks.get(given.task).title).check()
         try_model(page, given.model)
         wait_words(page, "#custom-note", ["This model cannot be used", *case.expect])
     else:
@@ -121,7 +118,7 @@ def test_bad_input_in_the_browser(case: Case, studio_page, server, models, tmp_p
 def test_an_upload_over_the_limit_is_refused_in_words(studio_page, tmp_path):
     page = studio_page
     tab(page, "Data")
-    assert f"up to {UPLOAD_LIMIT_MB} MB" in page.locator("#data-upload").inner_text()
+    wait_words(page, "#upload-limit", [f"Up to {UPLOAD_LIMIT_MB} MB"])
     big = tmp_path / "big.csv"
     big.write_text("text,label\n" + "a long line of text,a\n" * 150_000)  # 3.2 MB
     upload(page, big)

@@ -44,20 +44,23 @@ class Distributed:
             return torch.device("cuda", self.local_rank)
         return device
 
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """DDP (a copy per device, gradients averaged) or FSDP (parameters sharded per layer stack)."""
+    def wrap(self, model: nn.Module, param_groups: list[dict]) -> tuple[nn.Module, list[dict]]:
+        """DDP (a copy per device, gradients averaged) or FSDP (parameters sharded per layer stack). FSDP puts
+        new (sharded) parameters in place of the old ones, so the optimizer's groups are rebuilt by name."""
         if not self.active:
-            return model
+            return model, param_groups
         if self.mode == "fsdp":
             from torch.distributed.fsdp import fully_shard
+            names = {id(p): n for n, p in model.named_parameters()}
             for module in list(model.modules()):
                 if isinstance(module, nn.ModuleList):
                     for layer in module:
                         fully_shard(layer)
             fully_shard(model)
-            return model
+            sharded = dict(model.named_parameters())
+            return model, [{**g, "params": [sharded[names[id(p)]] for p in g["params"]]} for g in param_groups]
         device_ids = [self.local_rank] if next(model.parameters()).is_cuda else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids), param_groups
 
     def barrier(self) -> None:
         if self.active:

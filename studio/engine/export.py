@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from studio.errors import UserError, first_line
-from studio.families.base import MODEL_INFO, ModelInfo
+from studio.families.base import ModelInfo
 from studio.runfolder import EXPORT_DIR, RunFolder
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,12 @@ class ExportError(UserError):
 
 
 def model_folder(run: RunFolder) -> Path:
-    if not (run.model_dir / MODEL_INFO).exists():
-        raise ExportError(f"Run {run.id} has no saved model to export (it has not finished successfully).")
-    return run.model_dir
+    from studio.engine.inference import ModelNotReady
+    from studio.engine.inference import model_folder as saved_model
+    try:
+        return saved_model(run.path)
+    except ModelNotReady as exc:
+        raise ExportError(f"{exc} There is nothing to export yet.") from None
 
 
 def formats(run: RunFolder) -> dict:

@@ -106,7 +106,8 @@ class JobManager:
         run = RunFolder(self.workspace.new_run_dir(recipe))
         recipe.save(run.file(RECIPE))
         EventWriter(run).set_status("queued", run_id=run.id, task=recipe.task, model=recipe.model,
-                                    strategy=recipe.strategy, created=time.time())
+                                    strategy=recipe.strategy, data_name=Path(recipe.data.path).name,
+                                    created=time.time())
         return self._launch(Job(run, recipe), callbacks, resume=False)
 
     def resume(self, run_id: str, callbacks: list = ()) -> Job:

@@ -66,6 +66,8 @@ class LoopConfig:
     # while evaluation used running ones that, at a TensorFlow-style momentum of 0.01, barely follow the weights
     # as they change: measured on EfficientNet-Lite0, validation loss went from 1.1 to over 3000 in two epochs.
     keep_batch_norm_statistics: bool = False
+    tokens: Callable[[Any, Any], int] | None = None  # a batch's tokens (language models): step events then
+    # carry tokens_per_s, the throughput that means something when examples differ in length
 
 
 def to_device(batch, device: torch.device):
@@ -152,7 +154,7 @@ class Loop:
     def _run(self) -> dict:
         cfg, model = self.config, self.model
         self.started = time.perf_counter()
-        train_time, samples, first_step = 0.0, 0, self.step
+        train_time, samples, tokens, first_step = 0.0, 0, 0, self.step
         for callback in self.callbacks:
             callback.on_train_begin(self)
         start_epoch = self.epoch if self.batches_done else self.epoch + 1
@@ -170,6 +172,8 @@ class Loop:
                     if self.dist.any(self.cancel.is_set()):
                         raise Cancelled()
                     step_size = min(cfg.accumulation, batches - self.batches_done)
+                if cfg.tokens is not None:  # counted before the batch moves: no device sync for it
+                    tokens += cfg.tokens(inputs, targets) * self.dist.world_size
                 inputs, targets = to_device(inputs, cfg.device), to_device(targets, cfg.device)
                 self.batches_done += 1
                 in_step += 1
@@ -188,9 +192,11 @@ class Loop:
                 step_loss, in_step = torch.zeros(()), 0
                 self.epoch_loss += self.loss
                 now = time.perf_counter()
+                seconds = train_time + now - epoch_start
+                rates = {"tokens_per_s": tokens / seconds} if cfg.tokens is not None else {}
                 self.events.emit("step", step=self.step, total_steps=self.total_steps, epoch=self.epoch,
                                  train_loss=self.loss, lr=self.scheduler.get_last_lr()[0],
-                                 samples_per_s=samples / (train_time + now - epoch_start),
+                                 samples_per_s=samples / seconds, **rates,
                                  elapsed=now - self.started,
                                  eta=(self.total_steps - self.step) * (now - self.started) / (self.step - first_step))
                 for callback in self.callbacks:
@@ -213,6 +219,7 @@ class Loop:
         return {"best_epoch": (self.best or {}).get("epoch", self.epoch), "steps": self.step,
                 "history": self.history, "stopped_early": self.stopped_early,
                 "samples_per_s": samples / max(train_time, 1e-9),
+                **({"tokens_per_s": tokens / max(train_time, 1e-9)} if cfg.tokens is not None else {}),
                 "train_seconds": time.perf_counter() - self.started}
 
     def _optimizer_step(self) -> None:

@@ -88,7 +88,8 @@ def with_retries(run: RunFolder, events, attempt: Callable[[bool], None], resume
                 resume = False
                 events.emit("log", message=f"Out of memory with batch size {size}: retrying with {size // 2}.")
                 continue
-            run.file(ERROR_LOG).write_text(traceback.format_exc(), encoding="utf-8")
+            with open(run.file(ERROR_LOG), "a", encoding="utf-8") as log_file:  # a rank may have written first
+                log_file.write(traceback.format_exc())
             log.info("run %s failed: %s", run.id, exc)  # the reason is in status.json; callers show it
             events.set_status("failed", finished=time.time(), error=explain(exc),
                               out_of_memory=out_of_memory(exc))

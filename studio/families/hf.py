@@ -12,6 +12,7 @@ import pickle
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from studio import catalog
@@ -131,6 +132,19 @@ def _feature_dim(config) -> int:
     raise ModelError(f"The studio cannot tell the feature size of a '{config.model_type}' model.")
 
 
+def fresh_projection(config) -> bool:
+    """Audio classifiers (wav2vec2, HuBERT, Whisper) put a linear projection between the encoder and the mean pool.
+    When the checkpoint has none (a base model, not a classifier), it is sized to the encoder here and then set to
+    the identity: the features stay the encoder's own mean-pooled states, the same in every run (a random one
+    would lose information and differ between runs that share the feature cache)."""
+    trained = any(a.endswith(("ForSequenceClassification", "ForAudioClassification"))
+                  for a in (getattr(config, "architectures", None) or []))
+    if trained or not hasattr(config, "classifier_proj_size"):
+        return False
+    config.classifier_proj_size = _feature_dim(config)
+    return True
+
+
 @contextmanager
 def quiet_loading():
     """transformers' "newly initialized" warnings are expected (the classifier is cut): silenced while loading."""
@@ -181,6 +195,7 @@ class HFBackbone(Backbone):
         try:
             with quiet_loading():
                 config = load_config(ref, task, modality, trust_remote_code)
+                identity = fresh_projection(config) and pretrained
                 if pretrained:
                     # weights_only: a pickled checkpoint (pytorch_model.bin) may hold tensors only, never code.
                     net, loading = auto.from_pretrained(ref, config=config, trust_remote_code=trust_remote_code,
@@ -194,6 +209,12 @@ class HFBackbone(Backbone):
             raise explain(ref, exc, task) from None
         self.bypassed: list[str] = []
         self._entry: nn.Module | None = None
+        if identity and isinstance(getattr(net, "projector", None), nn.Linear):
+            with torch.no_grad():
+                net.projector.weight.copy_(torch.eye(net.projector.in_features))
+                net.projector.bias.zero_()
+            # no longer random: kept, so the model's own (masked) mean pool still follows it
+            missing -= {"projector.weight", "projector.bias"}
         if pooling == "mean":
             if getattr(net, "pooler", None) is not None:
                 net.pooler = None  # unused by mean pooling; dropping it keeps trainable-parameter counts honest

@@ -13,7 +13,9 @@ import os
 from studio.errors import UserError
 
 BUILTIN = {"image-classification": "studio.tasks.image_classification",
-           "text-classification": "studio.tasks.text_classification"}
+           "text-classification": "studio.tasks.text_classification",
+           "audio-classification": "studio.tasks.audio_classification",
+           "instruction-tuning": "studio.tasks.instruction_tuning"}
 _registered: dict[str, object] = {}
 _plugins_loaded = False
 

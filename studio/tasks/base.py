@@ -23,6 +23,15 @@ class Example:
 
 
 @dataclass(frozen=True)
+class ColumnChoice:
+    """A column of the user's table the task reads, for the Data tab's pickers."""
+    key: str  # the data.* key it fills, e.g. "label_column"
+    words: str  # what the picker says, e.g. "Column with the label"
+    guesses: tuple[str, ...] = ()  # column names that say what they hold (the first guess; never a random column)
+    required: bool = True  # the data cannot be read without it
+
+
+@dataclass(frozen=True)
 class Strategy:
     name: str
     words: str  # the name a person reads, e.g. "Feature extraction"
@@ -40,9 +49,9 @@ class Task:
     data_hint: str = ""  # what data.path should be, in words
     examples: tuple[Example, ...] = ()
     file_kind = None  # a FileKind when the data can be files added class by class (images, clips)
-    table_item_key: str | None = None  # the data.* key naming a table's example column (text_column, path_column)
-    item_column_words: str = "Column with the examples"
-    item_column_guesses: tuple[str, ...] = ()  # likely names of that column, for the Data tab's first guess
+    table_columns: tuple[ColumnChoice, ...] = ()  # the columns of a table it reads, in the Data tab's order
+    data_defaults: dict = {}  # data.* values a recipe leaving them out gets, e.g. {"max_length": 128}
+    train_keys: tuple[str, ...] = ()  # train.* keys only some tasks read (recipe.TASK_TRAIN_KEYS), e.g. packing
 
     # -- the recipe ----------------------------------------------------------------------------------------------
     def data_keys(self, data: DataSpec) -> tuple[str, ...]:

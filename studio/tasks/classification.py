@@ -26,7 +26,7 @@ from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, LABELS, RunFolder
 from studio.tasks import classification_probe as probe
 from studio.tasks import classification_report
 from studio.tasks.classification_report import copy_into_run
-from studio.tasks.base import Strategy, Task
+from studio.tasks.base import ColumnChoice, Strategy, Task
 
 LR_FINDER = {"lr_finder": (str, "auto", ("auto", "on", "off"), None)}  # auto: where it costs under a tenth of the run
 STRATEGIES = {s.name: s for s in (
@@ -57,6 +57,7 @@ STRATEGIES = {s.name: s for s in (
 BACKBONE_TRAINS = ("full", "partial", "layerwise", "lora")  # pretrained backbones that train: they start from a probe
 TABLE_SUFFIXES = (".csv", ".jsonl")
 MANY_PER_CLASS = 100  # below this, a frozen backbone generalises best
+LABEL_GUESSES = ("label", "labels", "class", "category", "intent", "target")
 EXAMPLES_PER_CLASS = 2
 
 
@@ -100,7 +101,17 @@ class ClassificationTask(Task):
     item_column_words = "Column with the file paths"
     item_column_guesses = ("path", "file", "filename", "image", "clip", "audio")
 
+    @property
+    def table_columns(self) -> tuple[ColumnChoice, ...]:
+        return (ColumnChoice(self.table_item_key, self.item_column_words, self.item_column_guesses),
+                ColumnChoice("label_column", "Column with the label", LABEL_GUESSES),
+                ColumnChoice("group_column", "Group column (optional)", (), required=False))
+
     def check_recipe(self, recipe: Recipe) -> None:
+        if self.items_are_files and Path(recipe.data.path).suffix.lower() in TABLE_SUFFIXES \
+                and not recipe.data.path_column:
+            raise RecipeError(f"Recipe key 'data.path_column' is missing: a table of {self.noun}s needs the column "
+                              f"that holds each {self.noun}'s file path (relative to the table's folder).")
         t = recipe.train
         if t.distributed == "fsdp" and recipe.strategy in ("feature-extraction", "lora"):
             raise RecipeError(f"Recipe key 'train.distributed' is 'fsdp', which shards a model too big for one "
@@ -258,7 +269,7 @@ class ClassificationTask(Task):
             if recipe.strategy == "scratch":  # batch norm trains from scratch: statistics recomputed
                 train_plain = plain.dataset(data.train_items, data.train_labels)
                 callbacks.append(BatchNormStatistics(self._in_order(ctx, train_plain, collate)))
-        trained = dist.wrap(trained)
+        trained, groups = dist.wrap(trained, groups)
         train_loader, val_loader = self._loaders(ctx, train_set, val_set, collate)
         t = recipe.train
         loop = Loop(trained, groups, train_loader, val_loader,
@@ -345,6 +356,10 @@ class ClassificationTask(Task):
     def model_card(self, run: RunFolder) -> str:
         from studio.tasks.classification_card import render
         return render(self, run)
+
+    def onnx_sequence_axis(self, info: ModelInfo) -> tuple[int, int] | None:
+        """(axis, longest) of the inputs' length that varies in an ONNX export; None when nothing does."""
+        return 1, info.preprocessing.get("max_length", 4096)
 
     def card_snippets(self, info: dict) -> dict[str, str]:
         """Code for the model card: {"example": a Python literal of inputs, "onnx": how to feed the ONNX model}."""

@@ -89,8 +89,11 @@ def export_onnx(run: RunFolder) -> Path:
         names = list(inputs)
         module: nn.Module = _NamedInputs(model, names)
         args = tuple(inputs[n] for n in names)
-        length = torch.export.Dim("sequence", min=2, max=info.preprocessing.get("max_length", 4096))
-        shapes = {"tensors": tuple({0: batch, 1: length} for _ in names)}  # forward(*tensors)
+        axes = {0: batch}
+        sequence = task.onnx_sequence_axis(info)
+        if sequence:
+            axes[sequence[0]] = torch.export.Dim("sequence", min=2, max=sequence[1])
+        shapes = {"tensors": tuple(dict(axes) for _ in names)}  # forward(*tensors)
     else:
         names, module, args, shapes = ["pixel_values"], model, (inputs,), ({0: batch},)
     check = onnx_checked(module, args, names, shapes, folder / ONNX_FILE)

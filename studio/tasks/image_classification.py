@@ -13,16 +13,15 @@ from studio import tasks
 from studio.engine.data import folders
 from studio.engine.data.images import IMAGE_EXTENSIONS, inspect_image, open_rgb
 from studio.engine.data.labelled import load_table
-from studio.engine.data.tables import read_table
 from studio.examples import SHAPES_DIR
-from studio.recipe import DataSpec, Recipe, RecipeError
+from studio.recipe import DataSpec
 from studio.tasks.base import Example
 from studio.tasks.classification import TABLE_SUFFIXES, ClassificationTask, Encoder
 
 FILE_KIND = folders.FileKind(
     noun="image", extensions=frozenset(IMAGE_EXTENSIONS), inspect=inspect_image,
     converted="were converted to ordinary RGB colour images (the thumbnails show them as the model will see them)",
-    advice="Add readable .jpg or .png images")
+    advice="Add readable .jpg or .png images", unreadable="this is not an image we can read")
 
 
 def image_transform(prep: dict, augment: bool) -> v2.Compose:
@@ -59,36 +58,6 @@ class ImageEncoder(Encoder):
                             for x in items])
 
 
-def file_reader(table: Path, kind: folders.FileKind):
-    """Reads a table's path cell: the file, relative to the table's folder, checked like a class folder's."""
-    def read(value: str, row: str):
-        value = value.strip()
-        if not value:
-            return None, "no file named", None
-        path = Path(value).expanduser()
-        path = path if path.is_absolute() else table.parent / path
-        if not path.is_file():
-            return None, f"file not found: {value}", None
-        if path.suffix.lower() not in kind.extensions:
-            return None, f"not {'an' if kind.noun[0] in 'aeiou' else 'a'} {kind.noun} file type: {value}", None
-        reason, note = kind.inspect(path)
-        return str(path), reason, note
-    return read
-
-
-def lists_files(path: Path, extensions) -> bool:
-    """Whether a table has a column whose first values name files of these types."""
-    try:
-        frame = read_table(path)[0].head(20)
-    except Exception:  # unreadable: not ours to explain here (the check that follows does)
-        return False
-    for column in frame.columns:
-        values = [str(v) for v in frame[column].dropna()]
-        if values and sum(Path(v).suffix.lower() in extensions for v in values) > len(values) / 2:
-            return True
-    return False
-
-
 class ImageClassification(ClassificationTask):
     name = "image-classification"
     title = "Images (photos, scans, drawings)"
@@ -99,20 +68,14 @@ class ImageClassification(ClassificationTask):
     file_kind = FILE_KIND
     item_column_words = "Column with the image paths"
 
-    def check_recipe(self, recipe: Recipe) -> None:
-        super().check_recipe(recipe)
-        if Path(recipe.data.path).suffix.lower() in TABLE_SUFFIXES and not recipe.data.path_column:
-            raise RecipeError("Recipe key 'data.path_column' is missing: a table of images needs the column that "
-                              "holds each image's file path (relative to the table's folder).")
-
     def accepts(self, path: Path) -> bool:
         if path.suffix.lower() in TABLE_SUFFIXES:
-            return lists_files(path, IMAGE_EXTENSIONS)
-        return path.is_dir() or path.suffix.lower() == ".zip"
+            return folders.lists_files(path, IMAGE_EXTENSIONS)
+        return folders.holds(path, IMAGE_EXTENSIONS)
 
     def read_source(self, path: Path, spec: DataSpec, uploads_dir: Path):
         if path.suffix.lower() in TABLE_SUFFIXES:
-            return load_table(path, spec, "path_column", file_reader(path, FILE_KIND))
+            return load_table(path, spec, "path_column", folders.file_reader(path, FILE_KIND))
         return folders.load(path, FILE_KIND, uploads_dir)
 
     def encoder(self, info, source, augment, recipe=None) -> ImageEncoder:

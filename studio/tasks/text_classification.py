@@ -58,6 +58,7 @@ class TextClassification(ClassificationTask):
     examples = (Example("helpdesk", "help-desk messages (text)", HELPDESK_CSV),)
     cpu_inference_per_s, cpu_training_per_s = 250.0, 40.0  # MiniLM on 2 CPU cores
     gpu_strategy = "lora"
+    data_defaults = {"max_length": 128}
 
     def data_keys(self, data: DataSpec) -> tuple[str, ...]:
         return ("text_column", "label_column", "group_column", "max_length")
@@ -79,8 +80,9 @@ class TextClassification(ClassificationTask):
             return value[:MAX_TEXT_CHARS], None, None
         loaded = load_table(path, spec, "text_column", read_text)
         if cut:
+            tokens = spec.max_length or self.data_defaults["max_length"]
             loaded.notes.append(f"{len(cut)} text(s) longer than {MAX_TEXT_CHARS:,} characters were cut to that "
-                                f"length ({listing(cut)}); the model reads only the first {spec.max_length} tokens "
+                                f"length ({listing(cut)}); the model reads only the first {tokens} tokens "
                                 "of each text.")
         return loaded
 

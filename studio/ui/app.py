@@ -10,8 +10,10 @@ import gradio as gr
 
 from studio.engine.jobs import JobManager
 from studio.runfolder import RunFolder
+from studio.settings import env_number
 from studio.examples import ASSETS
 from studio.ui import session as sessions
+from studio.ui.i18n import LANGUAGES, PageTexts, pick_language
 from studio.workspace import Workspace, confine_caches
 
 log = logging.getLogger(__name__)
@@ -27,27 +29,36 @@ THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
 CSS = """
 #summary { padding: 8px 14px; border-radius: 10px; background: var(--block-background-fill);
            border: 1px solid var(--border-color-primary); font-size: 0.95em; }
-.card-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 10px; }
-.card { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px; }
-.card.chosen { border: 2px solid var(--color-accent); }
-.card h4 { margin: 0 0 4px 0; } .card p { margin: 2px 0; font-size: 0.9em; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 0.8em; margin-left: 4px; }
-.badge.offline { background: #dcfce7; color: #166534; } .badge.download { background: #e0e7ff; color: #3730a3; }
 .progress-outer { background: var(--neutral-200); border-radius: 999px; height: 14px; overflow: hidden; }
 .progress-inner { background: var(--color-accent); height: 14px; transition: width 0.4s; }
 .hint { color: var(--body-text-color-subdued); font-size: 0.92em; }
+.veil { position: fixed; inset: 0; z-index: 1000; background: rgba(248, 250, 252, 0.85); display: flex;
+        align-items: center; justify-content: center; }
+/* Captions in full: "is triangle, taken for square (93% sure)" must not end in "…" */
+#mistakes-gallery .caption-label, #data-gallery .caption-label { white-space: normal; max-width: 100%; }
+/* Table headers break between words, never inside one */
+table th, table th span { word-break: normal !important; overflow-wrap: normal !important; white-space: normal; }
+/* The model picker: each choice is a card to click */
+.model-cards .wrap { display: grid !important; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+                     gap: 10px; }
+.model-cards label { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 12px;
+                     align-items: flex-start; height: 100%; }
+.model-cards label.selected { border: 2px solid var(--color-accent); }
 """
 
 
 @dataclass
 class Context:
-    """What every tab needs: the engine's job API, the workspace, and the shared wizard components."""
+    """What every tab needs: the engine's job API, the workspace, the session (kept in the browser, so it
+    survives a reload), the page's texts, and the shared wizard components."""
     workspace: Workspace
     jobs: JobManager
-    session: gr.State
+    session: gr.BrowserState
     summary: gr.Markdown
     tabs: gr.Tabs
+    texts: PageTexts
     shared: dict = field(default_factory=dict)  # components a later tab updates (e.g. the task radio)
+    restores: list = field(default_factory=list)  # (fn, outputs) run when a page loads, in tab order
 
     def nav(self, back: str | None, forward: str | None) -> None:
         """Back / Next buttons to the neighbouring tabs."""
@@ -58,6 +69,14 @@ class Context:
             if forward:
                 gr.Button(f"Next: {TAB_NAMES[forward]} →", variant="primary", size="sm").click(
                     lambda: gr.Tabs(selected=forward), outputs=self.tabs)
+
+    def on_load(self, fn, outputs: list) -> None:
+        """fn(session) → outputs, when a page (re)loads: a tab puts the session's state back on the page."""
+        self.restores.append((fn, outputs))
+
+    def static(self, block):
+        """A Markdown or HTML block whose text never changes: translated when a page loads."""
+        return self.texts.static(block)
 
     def run_dir(self, run_id: str) -> Path:
         return self.workspace.find_run(run_id)
@@ -71,53 +90,125 @@ class Context:
     def run_events(self, run_id: str) -> list[dict]:
         return self.run(run_id).events()
 
-    def run_choices(self, completed_only: bool = True) -> list[tuple[str, str]]:
-        """Dropdown choices, newest first: (readable label, run id)."""
+    def run_choices(self, state: dict, completed_only: bool = True, with_id: bool = False) -> list[tuple[str, str]]:
+        """Dropdown choices, newest first: (readable name, run id); with_id: the id too, where details belong."""
+        lang = state.get("lang", "en")
         out = []
         for run in reversed(self.workspace.runs()):
             if completed_only and run["status"] != "completed":
                 continue
-            accuracy = f", accuracy {run['accuracy']:.0%}" if run["accuracy"] is not None else ""
-            out.append((f"{run['id']}  ({run['status']}{accuracy})", run["id"]))
+            name = sessions.run_name(run, lang)
+            out.append((f"{name} · {run['id']}" if with_id else name, run["id"]))
         return out
 
     def run_dropdown(self, state: dict, completed_only: bool = True) -> tuple[gr.Dropdown, str | None]:
-        """The run picker, set to this session's run if listed, else the newest."""
-        choices = self.run_choices(completed_only)
+        """The run picker, set to this session's latest run if listed (never another session's), else empty."""
+        choices = self.run_choices(state, completed_only)
         ids = [run_id for _, run_id in choices]
-        chosen = state["run_id"] if state["run_id"] in ids else (ids[0] if ids else None)
+        chosen = state["run_id"] if state["run_id"] in ids else None
         return gr.Dropdown(choices=choices, value=chosen), chosen
 
 
 def upload_limit_mb(value: float | None = None) -> float:
     """The largest upload in MB: the value given, else $STUDIO_MAX_UPLOAD_MB, else DEFAULT_UPLOAD_MB."""
     if value is None:
-        try:
-            value = float(os.environ.get("STUDIO_MAX_UPLOAD_MB", "") or DEFAULT_UPLOAD_MB)
-        except ValueError:
-            log.warning("Ignoring STUDIO_MAX_UPLOAD_MB=%r: not a number.", os.environ["STUDIO_MAX_UPLOAD_MB"])
-            value = DEFAULT_UPLOAD_MB
+        value = env_number("STUDIO_MAX_UPLOAD_MB", DEFAULT_UPLOAD_MB)
     return value if value > 0 else DEFAULT_UPLOAD_MB
+
+
+def session_secret(workspace: Workspace) -> str:
+    """The key that encrypts the session kept in the browser: one per workspace, so a session survives a restart
+    of the studio (a new key would make every browser's saved session unreadable)."""
+    path = workspace.root / "cache" / "ui-session-key"
+    if not path.exists():
+        import secrets
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None) -> gr.Blocks:
     from studio.ui import (data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab,
                            train_tab)
     jobs = jobs or JobManager(workspace, spare=True)
+    texts = PageTexts()
     with gr.Blocks(title="Studio — fine-tune a model on your data") as app:
-        gr.Markdown("## Studio &nbsp;<span class='hint'>teach a pretrained model your own labels — "
-                    "no code needed</span>")
-        session = gr.State(sessions.new_session)
-        summary = gr.Markdown(sessions.summary(sessions.new_session()), elem_id="summary")
+        session = gr.BrowserState(sessions.blank_session(), storage_key="studio-session",
+                                  secret=session_secret(workspace))
+        with gr.Row(equal_height=True):
+            texts.static(gr.Markdown("## Studio &nbsp;<span class='hint'>teach a pretrained model your own labels "
+                                     "— no code needed</span>"))
+            language = texts.keep_choices(gr.Dropdown([(name, code) for code, name in LANGUAGES.items()], value="en",
+                                                      label="Language", elem_id="language", scale=0, min_width=140))
+            start_over = gr.Button("Start over", size="sm", scale=0, min_width=120, elem_id="start-over")
+        summary = gr.Markdown(elem_id="summary")
+        # Until the page has its session back, a veil keeps clicks off it: an answer computed from the session as
+        # it was before loading would otherwise overwrite what the click did.
+        veil = gr.HTML("<div class='veil'><div class='progress-outer' style='width:30%'><div class='progress-inner' "
+                       "style='width:60%'></div></div></div>", elem_id="veil")
         with gr.Tabs(selected="model", elem_id="tabs") as tabs:
-            ctx = Context(workspace, jobs, session, summary, tabs)
+            ctx = Context(workspace, jobs, session, summary, tabs, texts)
             ctx.shared["max_upload_mb"] = upload_limit_mb(max_upload_mb)
             modules = {"model": model_tab, "data": data_tab, "strategy": strategy_tab, "train": train_tab,
                        "evaluate": evaluate_tab, "playground": playground_tab, "runs": runs_tab}
+            tab_blocks = {}
             for tab_id in TAB_ORDER:
                 with gr.Tab(TAB_NAMES[tab_id], id=tab_id, elem_id=f"tab-{tab_id}") as tab:
                     modules[tab_id].build(ctx, tab)
+                tab_blocks[tab_id] = tab
+        texts.collect(app.blocks)
+        app.studio_texts = texts  # the page's texts, for the language files' check
+        def on_load(state, request: gr.Request):
+            """A page (re)loads: its session back from the browser (or a new one), in its language."""
+            state = sessions.ensure(state, pick_language(request.headers.get("accept-language")))
+            # A session whose run is training opens on the Train tab, to watch it live.
+            status = ctx.run_status(state["run_id"]) if state.get("run_id") and _exists(ctx, state["run_id"]) else {}
+            # Only then: the page may already be on another tab by the time this answer arrives.
+            selected = gr.Tabs(selected="train") if status.get("status") in ("queued", "running") else gr.skip()
+            updates = dict(zip(texts.components, texts.updates(state["lang"])))
+            updates[language] = gr.update(**updates.get(language, {}), value=state["lang"])  # its label is a text
+            # Every tab's part in one event: a chained event could still read the session as it was before this
+            # one (the browser stores it asynchronously), and a first visit's session has no id before it.
+            for fn, outputs in ctx.restores:
+                values = fn(state)
+                for component, value in zip(outputs, values if isinstance(values, tuple) else (values,)):
+                    updates[component] = merged(updates.get(component), value)
+            return {**updates, session: state, summary: sessions.summary(state), tabs: selected,
+                    veil: gr.HTML(visible=False)}
+
+        restored = [c for _, outputs in ctx.restores for c in outputs]
+        loaded = list(dict.fromkeys([session, summary, tabs, veil, language, *texts.components, *restored]))
+        app.load(on_load, session, loaded, show_progress="hidden")
+
+        def on_language(lang, state):
+            return {**state, "lang": lang}
+
+        # The page is rebuilt in the new language by reloading it: the session comes back from the browser.
+        language.input(on_language, [language, session], session).then(
+            None, js="() => { setTimeout(() => window.location.reload(), 300); }")
+        start_over.click(lambda state: sessions.new_session(state), session, session).then(
+            None, js="() => { setTimeout(() => window.location.reload(), 300); }")
     return app
+
+
+def merged(texts, value):
+    """A component's translated texts and a tab's update of it, in one update (the later wins where both set)."""
+    if texts is None:
+        return value
+    if isinstance(value, gr.blocks.Block):  # a component returned as an update: the arguments it was given
+        value = gr.update(**value.constructor_args)
+    if isinstance(value, dict):
+        return {**texts, **{k: v for k, v in value.items() if k != "__type__"}, "__type__": "update"}
+    return {**texts, "value": value}
+
+
+def _exists(ctx: Context, run_id: str) -> bool:
+    try:
+        ctx.run_dir(run_id)
+        return True
+    except LookupError:
+        return False
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "workspace",
@@ -132,9 +223,10 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     limit = upload_limit_mb(max_upload_mb)
     app = build_app(space, max_upload_mb=limit)
     app.queue(default_concurrency_limit=8)
-    # Gradio's queue polls every millisecond when idle (and its progress loop every 10 ms): a fifth of a core and
-    # a thousand GIL grabs a second, taken from the trainer thread (feature extraction ran 2-4x slower beside it).
-    # Polling every 20 / 50 ms still feels instant.
+    # Gradio's queue polls every millisecond when idle (and its progress loop every 10 ms): a fifth of a core while
+    # nothing happens (measured on 2 cores), taken from the training worker beside it. Gradio has no public
+    # setting for it (checked with gradio 6.31; pyproject pins gradio below 7): polling every 20 / 50 ms still
+    # feels instant.
     app._queue.sleep_when_free = 0.02
     app._queue.progress_update_sleep_when_free = 0.05
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,

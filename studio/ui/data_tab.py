@@ -1,7 +1,8 @@
 """Data: try a bundled example, upload a .zip of class folders or a table (CSV/JSONL), or add files class by class.
-The data is checked at once by its task, and the report is shown in plain words; the task's panel previews it."""
+The data is checked at once by its task and the report is shown in plain words; the task's panel previews it."""
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -16,10 +17,17 @@ from studio.engine.data.tables import table_columns
 from studio.recipe import DataSpec
 from studio.ui import charts, panels
 from studio.ui import session as sessions
+from studio.ui.i18n import tr
 
 log = logging.getLogger(__name__)
 TABLE_SUFFIXES = (".csv", ".jsonl")
-NO_GROUP = "(none)"
+NO_COLUMN = "(none)"
+CHECKS_KEPT = 16
+ELEM_IDS = {"text_column": "item-column", "path_column": "item-column-path", "label_column": "label-column",
+            "group_column": "group-column"}
+INFOS = {"group_column": "e.g. region or device: results are also shown per group, so you can see if the model "
+                         "serves some groups worse."}
+_checked: dict[str, object] = {}  # the last checks, for pages reloading (oldest first)
 
 
 def _store_upload(ctx, source: str) -> Path:
@@ -31,9 +39,10 @@ def _store_upload(ctx, source: str) -> Path:
     return target
 
 
-def _guess(columns: list[str], names: tuple[str, ...], fallback: str) -> str:
-    lower = {c.lower(): c for c in columns}
-    return next((lower[k] for k in names if k in lower), fallback)
+def _guess(columns: list[str], names: tuple[str, ...]) -> str | None:
+    """The column whose name says what it holds; None when no name does (never a random column)."""
+    lower = {c.lower().strip(): c for c in columns}
+    return next((lower[k] for k in names if k in lower), None)
 
 
 def task_for(path: Path, current: str) -> str:
@@ -47,9 +56,14 @@ def all_examples() -> list:
     return [(name, example) for name in tasks.names() for example in tasks.get(name).examples]
 
 
+def class_folder(ctx, state) -> Path:
+    return ctx.workspace.uploads_dir / "classes" / str(state["id"])
+
+
 def build(ctx, tab) -> None:
-    gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images: one folder per class (zipped), or "
-                "add images class by class. Text: a CSV or JSONL with a text column and a label column.</span>")
+    ctx.static(gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images or sound clips: one folder "
+                           "per class (zipped), or add them class by class. Text: a CSV or JSONL table with a text "
+                           "column and a label column. Chat: a table of prompts and answers.</span>"))
     examples = all_examples()
     with gr.Row():
         example_buttons = [gr.Button(f"Try an example: {example.words}", elem_id=f"example-{example.id}")
@@ -57,31 +71,34 @@ def build(ctx, tab) -> None:
     with gr.Row():
         with gr.Column():
             limit = ctx.shared.get("max_upload_mb")
-            upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl file"
-                                   + (f" (up to {limit:g} MB)" if limit else ""),
+            upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl table",
                              file_types=[".zip", *TABLE_SUFFIXES], elem_id="data-upload")
+            limit_note = gr.Markdown(elem_id="upload-limit")
         with gr.Column():
-            with gr.Accordion("Or add images class by class", open=False):
+            with gr.Accordion("Or add files class by class (images or sound clips)", open=False):
                 class_name = gr.Textbox(label="Class name", placeholder="e.g. cats", elem_id="class-name")
                 kinds = [t.file_kind for t in map(tasks.get, tasks.names()) if t.file_kind]
                 class_files = gr.File(label="Files of this class", file_count="multiple",
                                       file_types=sorted({e for kind in kinds for e in kind.extensions}),
                                       elem_id="class-images")
                 add_class = gr.Button("Add these files to the class", size="sm", elem_id="add-class")
+                with gr.Row():
+                    remove_name = gr.Dropdown(label="Classes added so far", choices=[], elem_id="class-list")
+                    remove_class = gr.Button("Remove this class", size="sm", elem_id="remove-class")
+    # One picker per column any task reads (shown for the session's task when its data is a table).
+    choices = {c.key: c for name in tasks.names() for c in tasks.get(name).table_columns}
     with gr.Row(visible=False) as columns_row:
-        item_column = gr.Dropdown(label="Column with the examples", choices=[], interactive=True,
-                                  elem_id="item-column")
-        label_column = gr.Dropdown(label="Column with the label", choices=[], interactive=True,
-                                   elem_id="label-column")
-        group_column = gr.Dropdown(label="Group column (optional)", choices=[], interactive=True,
-                                   elem_id="group-column",
-                                   info="e.g. region or device: results are also shown per group, so you can see "
-                                        "if the model serves some groups worse.")
-    split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back for validation",
-                      info="These examples are never trained on; they measure accuracy honestly.")
-    status = gr.Markdown("No data yet.", elem_id="data-status")
+        pickers_by_key = {key: gr.Dropdown(label=choice.words, choices=[], interactive=True, visible=False,
+                                           elem_id=ELEM_IDS.get(key, f"column-{key.replace('_', '-')}"),
+                                           info=INFOS.get(key))
+                          for key, choice in choices.items()}
+    column_pickers = list(pickers_by_key.values())
+    split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back to test the model",
+                      info="These examples are never trained on; they measure accuracy honestly.",
+                      elem_id="split")
+    status = gr.Markdown(elem_id="data-status")
     with gr.Row():
-        counts = gr.Plot(charts.empty_figure("No data to show"), label="Examples per class", elem_id="counts-plot")
+        counts = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="counts-plot")
         with gr.Column():
             all_panels = panels.all_panels()
             for panel in all_panels:
@@ -90,129 +107,219 @@ def build(ctx, tab) -> None:
 
     previews = [c for panel in all_panels for c in panel.preview]
     preview = [status, counts, *previews, ctx.session, ctx.summary]
-    task_radio = ctx.shared["task"]
+    task_view, show_task = ctx.shared["task_view"], ctx.shared["show_task"]
+    columns_out = [columns_row, *column_pickers]
 
-    def check(state: dict):
-        """Loads the session's data through its task; returns the preview outputs."""
-        draft = state["recipe"]
-        hidden = [gr.update(visible=False) for _ in previews]
+    def nothing(state, message: str | None = None):
+        """The preview of no data (or of refused data: `message` says why)."""
+        lang = state["lang"]
+        text = (f"**{tr('The data cannot be used yet.', lang)}** {message}" if message
+                else tr("No data yet: try an example or upload your own.", lang))
+        return (text, charts.empty_figure(tr("No data to show", lang)), *[gr.update(visible=False)] * len(previews),
+                state, sessions.summary(state))
+
+    def check(state: dict, reuse: bool = False):
+        """Loads the session's data through its task; returns the preview outputs. reuse: a page reloading takes
+        the last check of the same data in this process (checking decodes every file: slow for large data)."""
+        lang, draft = state["lang"], state["recipe"]
+        if not draft["data"].get("path"):
+            return nothing(state)
         task = tasks.get(draft["task"])
+        key = json.dumps([draft["task"], draft["data"]], sort_keys=True)
         try:
-            data = task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=ctx.workspace.uploads_dir)
+            data = _checked.get(key) if reuse else None
+            data = data or task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=ctx.workspace.uploads_dir)
+            _checked[key] = data
+            while len(_checked) > CHECKS_KEPT:
+                _checked.pop(next(iter(_checked)))
         except Exception as exc:  # DataError says what to fix; anything else must not take the page down either
             if isinstance(exc, DataError):
-                message = str(exc)
+                message = str(exc).replace(str(class_folder(ctx, state)), tr("your files", lang))
             else:
                 log.exception("checking the data failed")
-                message = (f"The studio could not read it ({type(exc).__name__}). Check that it is "
-                           f"{task.data_hint}, and try again.")
-            state.update(data_kind=None, data_note="needs attention", train_counts={})
-            return (f"**The data cannot be used yet.** {message}", charts.empty_figure("No data to show"), *hidden,
-                    state, sessions.summary(state))
+                message = tr("The studio could not read it ({kind}). Check that it is {hint}, and try again.", lang,
+                             kind=type(exc).__name__, hint=task.data_hint)
+            state.update(data_kind=None, data_note=tr("needs attention", lang), train_counts={}, data_error=message)
+            return nothing(state, message)
         report = data.report
         total = len(data.train_items) + len(data.val_items)
         path = Path(draft["data"]["path"])
-        name = "your files" if path.parent == ctx.workspace.uploads_dir / "classes" else path.name
-        state.update(data_kind=draft["task"], train_counts=report.train_counts,
-                     data_note=f"{name}: {total} examples, {len(data.classes)} classes")
-        lines = [f"**Ready:** {total} examples in {len(data.classes)} classes ({len(data.train_items)} for training, "
-                 f"{len(data.val_items)} held back to measure accuracy)."]
-        lines += [f"- **Note:** {w}" for w in report.warnings]
+        name = tr("your files", lang) if path.parent == ctx.workspace.uploads_dir / "classes" else path.name
+        classes = len(data.classes) if len(data.classes) > 1 else 0  # a chat's data has none to speak of
+        note = (tr("{name}: {total} examples, {classes} classes", lang, name=name, total=total, classes=classes)
+                if classes else tr("{name}: {total} examples", lang, name=name, total=total))
+        state.update(data_kind=draft["task"], train_counts=report.train_counts, data_note=note, data_error=None)
+        lines = [tr("**Ready:** {total} examples in {classes} classes ({train} for training, {val} held back to "
+                    "measure accuracy).", lang, total=total, classes=classes, train=len(data.train_items),
+                    val=len(data.val_items)) if classes else
+                 tr("**Ready:** {total} examples ({train} for training, {val} held back to measure how well the "
+                    "model learned).", lang, total=total, train=len(data.train_items), val=len(data.val_items))]
+        lines += [f"- **{tr('Note', lang)}:** {w}" for w in report.warnings]
         if report.skipped:
             shown = report.skipped[:8]
-            lines.append("\nSkipped: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
-                         + (f"; and {len(report.skipped) - len(shown)} more" if len(report.skipped) > len(shown)
-                            else ""))
+            more = len(report.skipped) - len(shown)
+            lines.append(f"\n{tr('Skipped', lang)}: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
+                         + (f"; {tr('and {n} more', lang, n=more)}" if more else ""))
         own = panels.get(draft["task"])
-        updates = [update for panel in all_panels
-                   for update in (panel.show_preview(data) if panel is own else [gr.update(visible=False)] * len(
-                       panel.preview))]
-        return "\n".join(lines), charts.counts_figure(report.to_dict()), *updates, state, sessions.summary(state)
+        updates = [u for panel in all_panels
+                   for u in (panel.show_preview(data, draft, ctx.workspace, lang) if panel is own
+                             else [gr.update(visible=False)] * len(panel.preview))]
+        counts = charts.counts_figure(report.to_dict()) if classes else charts.empty_figure("")
+        return "\n".join(lines), counts, *updates, state, sessions.summary(state)
 
     def use_path(state, task_name, path, columns: dict | None = None):
         sessions.set_task(state, task_name)
         state["recipe"]["data"] = {"path": str(path), **(columns or {}),
                                    "validation_split": state["recipe"]["data"].get("validation_split", 0.2)}
 
+    def table_columns_of(state) -> list[str]:
+        draft = state["recipe"]
+        path = draft["data"].get("path", "")
+        if Path(path).suffix.lower() not in TABLE_SUFFIXES or not tasks.get(draft["task"]).table_columns:
+            return []
+        try:
+            return table_columns(path)
+        except DataError:
+            return []  # unreadable: the check says why
+
+    def pickers(state):
+        """The column pickers for the session's data: its task's, shown for a table, with the columns it has."""
+        draft = state["recipe"]
+        own = {c.key: c for c in tasks.get(draft["task"]).table_columns}
+        columns = table_columns_of(state)
+        data = draft["data"]
+        updates = []
+        for key in pickers_by_key:
+            if key not in own or not columns:
+                updates.append(gr.Dropdown(visible=False, choices=[], value=None))
+                continue
+            optional = [NO_COLUMN] if not own[key].required else []
+            value = data.get(key) or (NO_COLUMN if optional else None)
+            updates.append(gr.Dropdown(visible=True, choices=[*optional, *columns], value=value,
+                                       label=tr(own[key].words, state["lang"])))
+        return (gr.Row(visible=bool(columns)), *updates)
+
     def use_file(state, task_name, path):
-        """Points the recipe at a file or folder (guessing a table's columns); returns the column pickers."""
+        """Points the recipe at a file or folder; a table's columns are guessed only from their names. Returns
+        the column pickers and the check's outputs."""
         task = tasks.get(task_name)
-        columns = []
-        if Path(path).suffix.lower() in TABLE_SUFFIXES and task.table_item_key:
-            try:
-                columns = table_columns(path)
-            except DataError:
-                pass  # unreadable: the check that follows says why
-        chosen = {}
-        if columns:
-            chosen = {task.table_item_key: _guess(columns, task.item_column_guesses, columns[0]),
-                      "label_column": _guess(columns, ("label", "labels", "class", "category", "intent", "target"),
-                                             columns[-1])}
-        use_path(state, task_name, path, chosen)
-        item = chosen.get(task.table_item_key)
-        return (gr.Row(visible=bool(columns)),
-                gr.Dropdown(choices=columns, value=item, label=task.item_column_words),
-                gr.Dropdown(choices=columns, value=chosen.get("label_column")),
-                gr.Dropdown(choices=[NO_GROUP, *columns], value=NO_GROUP))
+        use_path(state, task_name, path)
+        columns = table_columns_of(state)
+        chosen = {c.key: _guess(columns, c.guesses) for c in task.table_columns} if columns else {}
+        state["recipe"]["data"].update({k: v for k, v in chosen.items() if v})
+        missing = [tr(c.words, state["lang"]) for c in task.table_columns if c.required and not chosen.get(c.key)]
+        if columns and missing:  # say which column is missing, with the columns found: no wild guess
+            lang = state["lang"]
+            message = tr("No column of this table looks like one of these: {missing}. Its columns are: {columns}. "
+                         "Choose them below.", lang, missing=tr(" and ", lang).join(missing),
+                         columns=", ".join(columns))
+            state.update(data_kind=None, data_error=message, data_note=tr("needs attention", lang))
+            return (*pickers(state), *nothing(state, message))
+        return (*pickers(state), *check(state))
 
     def on_example(index, state):
         task_name, example = examples[index]
-        return task_name, *use_file(state, task_name, example.path), *check(state)
+        checked = use_file(state, task_name, example.path)
+        return *show_task(state), *checked
 
     def on_upload(file, state):
-        skip = (gr.skip(),) * (5 + len(preview))
         if not file:
-            return skip
+            return (gr.skip(),) * (len(task_view) + len(columns_out) + len(preview))
         try:
             stored = _store_upload(ctx, file)
         except OSError as exc:
             log.exception("storing an upload failed")
-            gr.Warning(f"The upload could not be stored in the workspace ({exc.strerror or type(exc).__name__}).")
-            return skip
-        task_name = task_for(stored, state["recipe"]["task"])
-        return task_name, *use_file(state, task_name, stored), *check(state)
+            gr.Warning(tr("The upload could not be stored in the workspace ({why}).", state["lang"],
+                          why=exc.strerror or type(exc).__name__))
+            return (gr.skip(),) * (len(task_view) + len(columns_out) + len(preview))
+        checked = use_file(state, task_for(stored, state["recipe"]["task"]), stored)
+        return *show_task(state), *checked
+
+    def on_clear(state):
+        """Removing the file removes what it produced: no data, no pickers, no preview, no old error."""
+        state["recipe"]["data"] = {"path": "", "validation_split": state["recipe"]["data"].get("validation_split",
+                                                                                              0.2)}
+        state.update(data_kind=None, data_note="", data_error=None, train_counts={})
+        return (gr.Row(visible=False), *[gr.Dropdown(choices=[], value=None, visible=False)] * len(column_pickers),
+                *nothing(state))
+
+    def class_names(state) -> list[str]:
+        folder = class_folder(ctx, state)
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
     def on_add_class(name, files, state):
-        skip = (gr.skip(),) * (3 + len(preview))
+        lang = state["lang"]
+        skip = (gr.skip(),) * (3 + len(task_view) + len(preview))
         name = (name or "").strip()
         if not re.fullmatch(r"[\w][\w .-]{0,63}", name):
-            gr.Warning("Give the class a short name: letters, digits, spaces, '-', '_' or '.'.")
+            gr.Warning(tr("Give the class a short name: letters, digits, spaces, '-', '_' or '.'.", lang))
             return skip
         if not files:
-            gr.Warning("Choose some files of this class first.")
+            gr.Warning(tr("Choose some files of this class first.", lang))
             return skip
-        task_name = state["recipe"]["task"]
-        if not tasks.get(task_name).file_kind:
-            task_name = next(n for n in tasks.names() if tasks.get(n).file_kind)
-        folder = ctx.workspace.uploads_dir / "classes" / state["id"]
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        try:
-            for file in files:
-                shutil.copy(file, folder / name / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).name))
-        except OSError as exc:
-            log.exception("storing class files failed")
-            gr.Warning(f"The files could not be stored in the workspace ({exc.strerror or type(exc).__name__}).")
-            return skip
+        # The task whose files these are: the session's if it reads them, else the first that does.
+        suffix = Path(files[0]).suffix.lower()
+        readers = [n for n in tasks.names() if tasks.get(n).file_kind and suffix in tasks.get(n).file_kind.extensions]
+        current = state["recipe"]["task"]
+        task_name = current if current in readers else (readers or [n for n in tasks.names()
+                                                                    if tasks.get(n).file_kind])[0]
+        kind = tasks.get(task_name).file_kind
+        folder = class_folder(ctx, state)
+        refused, added = [], 0
+        for file in files:  # each file checked as the data report would, before it joins the class
+            path = Path(file)
+            if path.suffix.lower() not in kind.extensions or kind.inspect(path)[0]:
+                refused.append(f"{path.name} ({tr(kind.unreadable, lang)})")
+                continue
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(file, folder / name / re.sub(r"[^A-Za-z0-9_.-]+", "_", path.name))
+            added += 1
+        if refused:
+            gr.Warning(tr("Not added: {files}.", lang, files="; ".join(refused)))
+        if added:
+            gr.Info(tr("Added {n} file(s) to '{name}'.", lang, n=added, name=name))
+        if not class_names(state):
+            return "", None, *show_task(state), gr.Dropdown(choices=[], value=None), *nothing(state)
         use_path(state, task_name, folder)
-        gr.Info(f"Added {len(files)} {tasks.get(task_name).file_kind.noun}(s) to '{name}'.")
-        return "", None, task_name, *check(state)  # empty pickers, ready for the next class
+        checked = check(state)
+        return "", None, *show_task(state), gr.Dropdown(choices=class_names(state), value=None), *checked
 
-    def on_columns(item_col, label_col, group_col, state):
-        key = tasks.get(state["recipe"]["task"]).table_item_key
-        state["recipe"]["data"].update({key: item_col, "label_column": label_col,
-                                        "group_column": None if group_col in (None, NO_GROUP) else group_col})
+    def on_remove_class(name, state):
+        folder = class_folder(ctx, state)
+        if name and (folder / name).is_dir():
+            shutil.rmtree(folder / name)
+            gr.Info(tr("Removed the class '{name}'.", state["lang"], name=name))
+        names = class_names(state)
+        if not names:
+            return gr.Dropdown(choices=[], value=None), *on_clear(state)[len(columns_out):]
+        use_path(state, state["recipe"]["task"], folder)
+        return gr.Dropdown(choices=names, value=None), *check(state)
+
+    def on_columns(state, *values):
+        own = {c.key for c in tasks.get(state["recipe"]["task"]).table_columns}
+        state["recipe"]["data"].update({key: None if value in (None, NO_COLUMN) else value
+                                        for key, value in zip(pickers_by_key, values) if key in own})
         return check(state)
 
     def on_split(value, state):
         state["recipe"]["data"]["validation_split"] = float(value)
-        return check(state) if state["recipe"]["data"].get("path") else (gr.skip(),) * len(preview)
+        return check(state)
 
-    columns_out = [columns_row, item_column, label_column, group_column]
+    def restore(state):
+        """A reloaded page: the session's data checked again, with its pickers and class list."""
+        split_value = state["recipe"]["data"].get("validation_split", 0.2)
+        note = f"<span class='hint'>{tr('Up to {mb} MB.', state['lang'], mb=f'{limit:g}')}</span>" if limit else ""
+        return (*pickers(state), gr.Slider(value=split_value), gr.Dropdown(choices=class_names(state)), note,
+                *check(state, reuse=True))
+
     for index, button in enumerate(example_buttons):
-        button.click(lambda s, i=index: on_example(i, s), ctx.session, [task_radio, *columns_out, *preview])
-    upload.upload(on_upload, [upload, ctx.session], [task_radio, *columns_out, *preview])
+        button.click(lambda s, i=index: on_example(i, s), ctx.session, [*task_view, *columns_out, *preview])
+    upload.upload(on_upload, [upload, ctx.session], [*task_view, *columns_out, *preview])
+    upload.clear(on_clear, ctx.session, [*columns_out, *preview])
     add_class.click(on_add_class, [class_name, class_files, ctx.session],
-                    [class_name, class_files, task_radio, *preview])
-    for picker in (item_column, label_column, group_column):
-        picker.input(on_columns, [item_column, label_column, group_column, ctx.session], preview)
+                    [class_name, class_files, *task_view, remove_name, *preview])
+    remove_class.click(on_remove_class, [remove_name, ctx.session], [remove_name, *preview])
+    for picker in column_pickers:
+        picker.input(on_columns, [ctx.session, *column_pickers], preview)
     split.release(on_split, [split, ctx.session], preview)
+    ctx.on_load(restore, [*columns_out, split, remove_name, limit_note, *preview])

@@ -1,8 +1,12 @@
-"""Train: start and stop a run; a timer reads the run's events every second and redraws progress and curves.
-No handler waits for training: the engine trains in its own thread."""
+"""Train: start and stop this session's run, and watch it. Everything shown (its name, message, progress bar,
+curves and log) comes from that run's folder, which a worker process writes; a timer reads it. A run too fast to
+watch (feature extraction on a few hundred examples) is replayed for the eye: the page reveals its curve in a few
+steps, which never adds time to the run."""
 from __future__ import annotations
 
 import html
+import math
+import time
 
 import gradio as gr
 
@@ -10,8 +14,12 @@ from studio import recipe as recipes
 from studio.runfolder import ACTIVE
 from studio.ui import charts
 from studio.ui import session as sessions
+from studio.ui.i18n import tr
 
 LOG_LINES = 14
+REPLAY_TICKS = 8  # a finished curve not yet seen appears over this many ticks
+TICK_S, REPLAY_TICK_S = 1.0, 0.3
+REPLAY_WITHIN_S = 30  # a run that ended longer ago than this is drawn whole
 
 
 def _clock(seconds: float) -> str:
@@ -25,105 +33,156 @@ def _bar(fraction: float, text: str) -> str:
             f"<p id='progress-text'>{text}</p>")
 
 
-def progress_html(status: dict, events: list[dict], queued_ahead: int) -> str:
+def progress_html(status: dict, events: list[dict], lang: str, stopping: bool = False) -> str:
     state = status.get("status", "queued")
     if state == "queued":
-        ahead = f"{queued_ahead} run(s) ahead of it" if queued_ahead else "starting"
-        return _bar(0, f"Waiting in the queue ({ahead}). One run trains at a time on this device.")
+        ahead = status.get("position", 0)
+        where = tr("{n} run(s) ahead of it", lang, n=ahead) if ahead else tr("starting", lang)
+        return _bar(0, tr("Waiting in the queue ({where}). One run trains at a time on this device.", lang,
+                          where=where))
     if state == "completed":
-        return _bar(1, f"Finished in {status.get('wall_time_s', 0):.0f} s: validation accuracy "
-                       f"{status.get('accuracy', 0):.1%}. See the Evaluate and Playground tabs.")
+        score = (tr(": validation accuracy {accuracy}", lang, accuracy=f"{status['accuracy']:.1%}")
+                 if status.get("accuracy") is not None else
+                 tr(": perplexity {value} (lower is better)", lang, value=f"{status['perplexity']:.2f}")
+                 if status.get("perplexity") is not None else "")
+        return _bar(1, tr("Finished in {seconds} s{score}. See the Evaluate and Playground tabs.", lang,
+                          seconds=f"{status.get('wall_time_s', 0):.0f}", score=score))
     if state == "failed":
-        return _bar(0, f"The run failed: {html.escape(status.get('error', 'unknown error'))}")
+        return _bar(0, tr("The run failed: {reason}", lang, reason=html.escape(status.get("error", ""))))
     if state == "cancelled":
-        return _bar(0, "Stopped. Start again whenever you like.")
+        return _bar(0, tr("Stopped. Start again whenever you like.", lang))
+    if state == "interrupted":
+        return _bar(0, tr("Interrupted: {why} (Runs tab: Resume this run.)", lang,
+                          why=html.escape(status.get("message", ""))))
     moving = [e for e in events if e["type"] in ("progress", "step")]
+    prefix = tr("Stopping… ", lang) if stopping else ""
     if not moving:
-        return _bar(0, "Preparing: loading the data and the model…")
+        return _bar(0, prefix + tr("Preparing: loading the data and the model…", lang))
     last = moving[-1]
     if last["type"] == "progress":
-        return _bar(last["done"] / last["total"], f"Reading each example once: {last['done']} / {last['total']} · "
-                    f"{last['samples_per_s']:.1f} examples/s · about {_clock(last['eta'])} left")
-    speed = (f"{last['tokens_per_s']:.0f} tokens/s" if last.get("tokens_per_s") is not None
-             else f"{last['samples_per_s']:.1f} examples/s")
-    return _bar(last["step"] / last["total_steps"],
-                f"Step {last['step']} / {last['total_steps']} · epoch {last['epoch']} · {speed} · "
-                f"about {_clock(last['eta'])} left")
+        return _bar(last["done"] / last["total"], prefix + tr(
+            "Reading each example once: {done} / {total} · {rate} examples/s · about {eta} left", lang,
+            done=last["done"], total=last["total"], rate=f"{last['samples_per_s']:.1f}", eta=_clock(last["eta"])))
+    speed = (tr("{rate} tokens/s", lang, rate=f"{last['tokens_per_s']:.0f}") if last.get("tokens_per_s") is not None
+             else tr("{rate} examples/s", lang, rate=f"{last['samples_per_s']:.1f}"))
+    return _bar(last["step"] / last["total_steps"], prefix + tr(
+        "Step {step} / {total} · epoch {epoch} · {speed} · about {eta} left", lang, step=last["step"],
+        total=last["total_steps"], epoch=last["epoch"], speed=speed, eta=_clock(last["eta"])))
 
 
-def log_text(events: list[dict]) -> str:
+def log_text(events: list[dict], lang: str) -> str:
     lines = []
     for e in events:
         if e["type"] == "log":
             lines.append(e["message"])
         elif e["type"] == "data":
-            classes = f"{len(e['classes'])} classes, " if e.get("classes") else ""
-            lines.append(f"Data: {classes}{e['train']} training and {e['validation']} validation examples")
+            classes = tr("{n} classes, ", lang, n=len(e["classes"])) if e.get("classes") else ""
+            lines.append(tr("Data: {classes}{train} training and {val} validation examples", lang, classes=classes,
+                            train=e["train"], val=e["validation"]))
         elif e["type"] == "model":
-            lines.append(f"Model: {e['trainable']:,} of {e['total']:,} weights will train")
+            lines.append(tr("Model: {trainable} of {total} learned numbers will change", lang,
+                            trainable=f"{e['trainable']:,}", total=f"{e['total']:,}"))
         elif e["type"] == "epoch":
-            lines.append(f"Epoch {e['epoch']}/{e['total_epochs']}: training loss {e['train_loss']:.4f}, "
-                         f"validation loss {e['val_loss']:.4f}"
-                         + (f", accuracy {e['accuracy']:.1%}" if e.get("accuracy") is not None else ""))
+            accuracy = (tr(", accuracy {value}", lang, value=f"{e['accuracy']:.1%}")
+                        if e.get("accuracy") is not None else "")
+            lines.append(tr("Epoch {epoch}/{total}: training loss {train}, validation loss {val}", lang,
+                            epoch=e["epoch"], total=e["total_epochs"], train=f"{e['train_loss']:.4f}",
+                            val=f"{e['val_loss']:.4f}") + accuracy)
         elif e["type"] == "status":
-            lines.append(f"Status: {e['status']}" + (f" — {e['error']}" if e.get("error") else ""))
+            line = f"{tr('Status', lang)}: {tr(e['status'], lang)}" + (f" — {e['error']}" if e.get("error") else "")
+            if not lines or lines[-1] != line:  # the starter and the worker both say "queued"
+                lines.append(line)
     return "\n".join(lines[-LOG_LINES:])
 
 
+def revealed(events: list[dict], shown: int) -> list[dict]:
+    """The events up to step `shown` (the replay's position); everything but curve points passes."""
+    return [e for e in events if e["type"] not in ("step", "epoch") or e.get("step", 0) <= shown]
+
+
 def build(ctx, tab) -> None:
-    gr.Markdown("### 4. Train\n<span class='hint'>The studio keeps working while the model trains; you can look "
-                "at other tabs and come back.</span>")
+    ctx.static(gr.Markdown("### 4. Train\n<span class='hint'>The studio keeps working while the model trains; you "
+                           "can look at other tabs, close the page and come back.</span>"))
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="start")
         stop = gr.Button("Stop", variant="stop", elem_id="stop")
+    heading = gr.Markdown(elem_id="train-run")
     message = gr.Markdown(elem_id="train-message")
-    progress = gr.HTML(_bar(0, "No run yet."), elem_id="progress")
+    progress = gr.HTML(_bar(0, ""), elem_id="progress")
     with gr.Row():
-        loss_plot = gr.Plot(charts.empty_figure("The loss curve appears when training starts"),
-                            elem_id="loss-plot", show_label=False)
-        accuracy_plot = gr.Plot(charts.empty_figure("Accuracy appears after the first epoch"),
-                                elem_id="accuracy-plot", show_label=False)
+        loss_plot = gr.Plot(charts.empty_figure(""), elem_id="loss-plot", show_label=False)
+        accuracy_plot = gr.Plot(charts.empty_figure(""), elem_id="accuracy-plot", show_label=False)
     log = gr.Textbox(label="Log", lines=8, max_lines=LOG_LINES, interactive=False, elem_id="train-log")
     ctx.nav("strategy", "evaluate")
-    timer = gr.Timer(1.0, active=False)
+    timer = gr.Timer(TICK_S, active=False)
+    view = gr.State({})  # what this page has drawn (not kept in the browser: a reload draws afresh)
 
-    def refresh(state, force=False):
-        run_id = state["run_id"]
+    def refresh(state, seen, force=False):
+        lang, run_id = state["lang"], state["run_id"]
         if not run_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), state
-        status, events = ctx.run_status(run_id), ctx.run_events(run_id)
-        ahead = status.get("position", 0) if status.get("status") == "queued" else 0
-        running = status.get("status") in ACTIVE
-        # Redraw only what changed: on a small machine the browser's plot redraws compete with training.
-        drawn = (run_id, status.get("status"), ahead, len(events))
-        curves = sum(e["type"] in ("step", "epoch") for e in events)
-        unchanged = not force and state.get("drawn") == drawn
-        same_curves = not force and state.get("curves") == (run_id, curves)
-        state.update(drawn=drawn, curves=(run_id, curves))
-        if unchanged:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running), state
-        plots = (gr.skip(), gr.skip()) if same_curves else (charts.loss_figure(events), charts.accuracy_figure(events))
-        return progress_html(status, events, ahead), *plots, log_text(events), gr.Timer(active=running), state
+            return ("", tr("No run yet: choose data and press Start.", lang), _bar(0, ""),
+                    charts.loss_figure([], lang), charts.accuracy_figure([], lang), "", gr.Timer(active=False), {})
+        run = ctx.run(run_id)
+        status, events = run.status(), run.events()
+        latest = max((e["step"] for e in events if e["type"] == "step"), default=0)
+        total = next((e["total_steps"] for e in reversed(events) if e["type"] == "step"), 0)
+        fresh = seen.get("run") != run_id
+        shown = 0 if fresh else seen.get("shown", 0)
+        just_ended = time.time() - (status.get("finished") or 0) < REPLAY_WITHIN_S
+        if status.get("status") in ACTIVE or not just_ended:
+            shown = latest  # live (or long over): everything there is
+        else:  # it ended moments ago, faster than the eye: reveal it over a few ticks
+            shown = min(latest, shown + max(1, math.ceil(total / REPLAY_TICKS)))
+        replaying = shown < latest
+        stopping = run.cancel_requested() and status.get("status") in ACTIVE
+        drawn = (run_id, status.get("status"), status.get("position"), len(events), shown, stopping)
+        timer_update = gr.Timer(REPLAY_TICK_S if replaying else TICK_S,
+                                active=status.get("status") in ACTIVE or replaying)
+        new_seen = {"run": run_id, "shown": shown, "drawn": drawn}
+        if not force and not fresh and seen.get("drawn") == drawn:
+            return (*[gr.skip()] * 6, timer_update, new_seen)  # nothing new: no redraw for the browser to do
+        visible = revealed(events, shown)
+        name = sessions.run_name({**status, "id": run_id}, lang)
+        heading_text = f"**{tr('Run', lang)}:** {name} <span class='hint'>({run_id})</span>"
+        return (heading_text, run_message(status, lang, stopping),
+                progress_html(status, visible if replaying else events, lang, stopping),
+                charts.loss_figure(visible, lang), charts.accuracy_figure(visible, lang), log_text(events, lang),
+                timer_update,
+                new_seen)
 
     def on_start(state):
+        lang = state["lang"]
         try:
             recipe = sessions.build_recipe(state)
             job = ctx.jobs.start(recipe)
         except recipes.RecipeError as exc:
-            return f"**Cannot start yet.** {exc}", state, sessions.summary(state), gr.Timer(active=False)
-        state["run_id"] = job.run_id
-        return (f"Run `{job.run_id}` started.", state, sessions.summary(state), gr.Timer(active=True))
+            return f"**{tr('Cannot start yet.', lang)}** {exc}", state, sessions.summary(state)
+        sessions.add_run(state, job.run_id)
+        return "", state, sessions.summary(state)
 
     def on_stop(state):
         run_id = state["run_id"]
         if not run_id or ctx.run_status(run_id).get("status") not in ACTIVE:
-            return "Nothing is training right now."
+            return tr("Nothing is training right now.", state["lang"])
         ctx.jobs.cancel(run_id)
-        return f"Stopping run `{run_id}`…"
+        return ""
 
-    outputs = [progress, loss_plot, accuracy_plot, log, timer, ctx.session]
-    start.click(on_start, ctx.session, [message, ctx.session, ctx.summary, timer]).then(
-        lambda state: refresh(state, force=True), ctx.session, outputs)
-    stop.click(on_stop, ctx.session, message)
-    timer.tick(refresh, ctx.session, outputs, show_progress="hidden")
-    tab.select(lambda state: refresh(state, force=True), ctx.session, outputs, show_progress="hidden")
+    outputs = [heading, message, progress, loss_plot, accuracy_plot, log, timer, view]
+    start.click(on_start, ctx.session, [message, ctx.session, ctx.summary]).success(
+        lambda state: refresh(state, {}, force=True), ctx.session, outputs)
+    stop.click(on_stop, ctx.session, message).then(lambda state, seen: refresh(state, seen, True),
+                                                  [ctx.session, view], outputs)
+    timer.tick(refresh, [ctx.session, view], outputs, show_progress="hidden")
+    tab.select(lambda state: refresh(state, {}, force=True), ctx.session, outputs, show_progress="hidden")
+    ctx.on_load(lambda state: refresh(state, {}, force=True), outputs)
+
+
+def run_message(status: dict, lang: str, stopping: bool) -> str:
+    """One line that follows the run's status."""
+    state = status.get("status")
+    if stopping:
+        return tr("Stopping: the run ends after the step it is taking.", lang)
+    return {"queued": tr("Queued.", lang), "running": tr("Training.", lang),
+            "completed": tr("Done.", lang), "cancelled": tr("Stopped by you.", lang),
+            "failed": tr("The run failed.", lang),
+            "interrupted": tr("The training process stopped before the run finished.", lang)}.get(state, "")

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from studio.engine.data.errors import DataError
+from studio.errors import first_line
 from studio.engine.data.words import size as _size
 from studio.settings import env_number
 
@@ -102,7 +103,7 @@ def extract_zip(archive: Path, dest_root: Path, display: str | None = None) -> P
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
             shutil.rmtree(dest, ignore_errors=True)
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            detail = first_line(exc, 1000)
             raise DataError(f"{name} is damaged: the entry '{member.filename}' could not be unpacked ({detail}). "
                             "Re-create the archive and upload it again.") from None
     (dest / ".complete").touch()

@@ -3,6 +3,7 @@ inspector, unusable ones are skipped with the reason, and a wrapper folder aroun
 from __future__ import annotations
 
 import os
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Callable
 from studio.engine.data.archive import extract_zip
 from studio.engine.data.errors import DataError
 from studio.engine.data.labelled import MIN_PER_CLASS, Loaded
+from studio.engine.data.tables import read_table
 from studio.engine.data.words import listing
 
 
@@ -22,6 +24,7 @@ class FileKind:
     inspect: Callable[[Path], tuple[str | None, str | None]]  # (why it cannot be used, how it is converted)
     converted: str  # what the report says of converted files, e.g. "were converted to ordinary RGB colour images"
     advice: str  # how to add usable files, e.g. "Add readable .jpg or .png images"
+    unreadable: str = "this is not a file we can read"  # said of one file refused on its own
 
 
 def visible_dirs(folder: Path) -> list[Path]:
@@ -104,3 +107,50 @@ def load(path: Path, kind: FileKind, uploads_dir: Path) -> Loaded:
         raise DataError(f"{path.name} is not a folder or a .zip. Give a folder of class sub-folders of "
                         f"{kind.noun}s, a .zip of one, or a .csv / .jsonl table that lists them.")
     return scan(path, kind)
+
+
+def holds(path: Path, extensions) -> bool:
+    """Whether a folder or a .zip holds mostly files of these types (a .zip is read from its list of names, never
+    unpacked): the Data tab sends an upload to the task whose files it holds."""
+    try:
+        if path.suffix.lower() == ".zip" and path.is_file():
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if not n.endswith("/")]
+        elif path.is_dir():
+            names = [str(p) for p in path.rglob("*") if p.is_file()]
+        else:
+            return False
+    except (OSError, zipfile.BadZipFile):
+        return False
+    names = [n for n in names if not any(part.startswith((".", "__MACOSX")) for part in Path(n).parts)]
+    return bool(names) and sum(Path(n).suffix.lower() in extensions for n in names) > len(names) / 2
+
+
+def file_reader(table: Path, kind: FileKind):
+    """Reads a table's path cell: the file, relative to the table's folder, checked like a class folder's."""
+    def read(value: str, row: str):
+        value = value.strip()
+        if not value:
+            return None, "no file named", None
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else table.parent / path
+        if not path.is_file():
+            return None, f"file not found: {value}", None
+        if path.suffix.lower() not in kind.extensions:
+            return None, f"not {'an' if kind.noun[0] in 'aeiou' else 'a'} {kind.noun} file type: {value}", None
+        reason, note = kind.inspect(path)
+        return str(path), reason, note
+    return read
+
+
+def lists_files(path: Path, extensions) -> bool:
+    """Whether a table has a column whose first values name files of these types."""
+    try:
+        frame = read_table(path)[0].head(20)
+    except Exception:  # unreadable: not ours to explain here (the check that follows does)
+        return False
+    for column in frame.columns:
+        values = [str(v) for v in frame[column].dropna()]
+        if values and sum(Path(v).suffix.lower() in extensions for v in values) > len(values) / 2:
+            return True
+    return False

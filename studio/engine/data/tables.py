@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from studio.engine.data.errors import DataError
+from studio.errors import first_line
 
 TABLE_EXTENSIONS = {".csv", ".jsonl"}
 MISSING_VALUES = {"", "nan", "na", "n/a", "#n/a", "null", "none"}  # what spreadsheets write for "no value"
@@ -74,7 +75,7 @@ def _read_csv(text: str, name: str) -> tuple[pd.DataFrame, list[str]]:
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} is empty: it has no header row and no data.") from None
     except (ValueError, pd.errors.ParserError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc, 1000)
         fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
         if fields:
             expected, line, saw = fields.groups()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 
 PANELS = {"image-classification": "studio.ui.panels.image_classification",
-          "text-classification": "studio.ui.panels.text_classification"}
+          "text-classification": "studio.ui.panels.text_classification",
+          "audio-classification": "studio.ui.panels.audio_classification",
+          "instruction-tuning": "studio.ui.panels.instruction_tuning"}
 
 
 def register(task: str, module: str) -> None:

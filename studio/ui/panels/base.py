@@ -22,7 +22,7 @@ class GenericResults:
     def build(self) -> None:
         self.components = [gr.Markdown(visible=False)]
 
-    def show(self, report: dict, status: dict) -> list:
+    def show(self, report: dict, status: dict, lang: str) -> list:
         figures = [f"**{key.replace('_', ' ')}** {value:.4g}" for key, value in report.items()
                    if isinstance(value, (int, float)) and not isinstance(value, bool)]
         return [gr.Markdown(" · ".join(figures) or "No figures.", visible=True)]
@@ -43,7 +43,7 @@ class Panel:
     def build_preview(self) -> None:
         self.preview = [gr.Dataframe(label="Sample rows", visible=False, wrap=True)]
 
-    def show_preview(self, data) -> list:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> list:
         rows = pd.DataFrame({"example": [str(x)[:SAMPLE_CHARS] for x in data.train_items[:10]],
                              "label": [data.classes[i] for i in data.train_labels[:10]]})
         return [gr.Dataframe(rows, visible=True)]
@@ -53,7 +53,7 @@ class Panel:
         self.mistakes = [gr.Dataframe(label="Misclassified validation examples", interactive=False, visible=False,
                                       wrap=True)]
 
-    def show_mistakes(self, report: dict, run_dir) -> list:
+    def show_mistakes(self, report: dict, run_dir, lang: str) -> list:
         wrong = report.get("misclassified", [])
         rows = pd.DataFrame([{"example": str(w["input"])[:SAMPLE_CHARS], "true": w["true"],
                               "predicted": w["predicted"], "confidence": f"{w['confidence']:.0%}"} for w in wrong],
@@ -61,12 +61,13 @@ class Panel:
         return [gr.Dataframe(rows, visible=not rows.empty)]
 
     # -- Playground tab -------------------------------------------------------------------------------------------
-    def build_playground(self, run: gr.Dropdown, answer: list, predict: Callable) -> None:
+    def build_playground(self, run: gr.Dropdown, answer: list, predict: Callable, session) -> None:
         """Inputs and examples for this task's models. `self.input` is the component the tab's Predict button
-        reads; `answer` are the shared outputs a prediction fills, predict(run_id, value) → their values."""
+        reads; `answer` are the shared outputs a prediction fills, predict(run_id, value, session) → their
+        values."""
         self.input = gr.Textbox(label="An input", lines=3, visible=False)
-        self.input.submit(predict, [run, self.input], answer)
+        self.input.submit(predict, [run, self.input, session], answer)
         self.playground = [self.input]
 
-    def show_playground(self, examples: list) -> list:
+    def show_playground(self, examples: list, folder) -> list:
         return [gr.Textbox(visible=True, value="")]

@@ -6,43 +6,67 @@ import gradio as gr
 import pandas as pd
 
 from studio.ui import charts
+from studio.ui.i18n import tr
 from studio.ui.panels.base import Panel
 
 
-def metrics_markdown(report: dict, status: dict) -> str:
-    worst = min(report["per_class"].items(), key=lambda kv: kv[1]["f1"])
-    stopped = (" Training stopped early: validation loss had stopped improving, so more epochs would not have "
-               "helped." if report.get("stopped_early") else "")
+def headline(report: dict, lang: str) -> str:
+    """One sentence a manager understands: how many new examples it gets right, and its most common confusion."""
+    right = round(report["accuracy"] * report["num_examples"])
+    text = tr("The model gets {right} of {total} new examples right", lang, right=right, total=report["num_examples"])
+    labels, matrix = report["labels"], report["confusion_matrix"]
+    pairs = [(matrix[i][j], i, j) for i in range(len(labels)) for j in range(len(labels)) if i != j and matrix[i][j]]
+    if not pairs:
+        return text + "."
+    count, truth, guess = max(pairs)
+    return text + tr("; it confuses {truth} with {guess} most ({count} times).", lang, truth=labels[truth],
+                     guess=labels[guess], count=count)
+
+
+def metrics_markdown(report: dict, status: dict, lang: str) -> str:
+    weakest = min(report["per_class"].items(), key=lambda kv: kv[1]["f1"])
+    hardest = (tr("Hardest class: **{name}** (F1 {f1}). ", lang, name=weakest[0], f1=f"{weakest[1]['f1']:.2f}")
+               if weakest[1]["f1"] < 1 else "")
+    stopped = (tr(" Training stopped early: the held-back examples had stopped improving, so more passes would not "
+                  "have helped.", lang) if report.get("stopped_early") else "")
     warnings = "".join(f"\n\n> ⚠️ {w}" for w in report.get("warnings", []))
-    return (f"**Validation accuracy {report['accuracy']:.1%}** · macro-F1 {report['macro_f1']:.3f} · "
-            f"loss {report['loss']:.4f} · {report['num_examples']} validation examples · best epoch "
-            f"{report['best_epoch']} · {report['trainable_parameters']:,} trained weights · "
-            f"{status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>Hardest class: **{worst[0]}** "
-            f"(F1 {worst[1]['f1']:.2f}). Macro-F1 averages the classes equally, so a weak small class shows."
-            f"{stopped}</span>{warnings}")
+    details = tr("Validation accuracy {accuracy} · macro-F1 {f1} · loss {loss} · {n} validation examples · best "
+                 "pass {epoch} · {trained} learned numbers changed · {seconds} s", lang,
+                 accuracy=f"{report['accuracy']:.1%}", f1=f"{report['macro_f1']:.3f}", loss=f"{report['loss']:.4f}",
+                 n=report["num_examples"], epoch=report["best_epoch"], trained=f"{report['trainable_parameters']:,}",
+                 seconds=f"{status.get('wall_time_s', 0):.0f}")
+    explain = tr("Macro-F1 averages the classes equally, so a weak small class shows; loss is how unsure the model "
+                 "is on average (lower is better).", lang)
+    return (f"### {headline(report, lang)}\n\n{details}\n\n<span class='hint'>{hardest}{explain}{stopped}</span>"
+            f"{warnings}")
 
 
-def mistakes_heading(report: dict) -> str:
+def mistakes_heading(report: dict, lang: str) -> str:
     wrong = report.get("misclassified", [])
-    return (f"**{len(wrong)} of {report['num_examples']} validation examples were misclassified**, most "
-            "confident mistakes first." if wrong else "**No validation example was misclassified.**")
+    return (tr("**{wrong} of {total} validation examples were misclassified**, most confident mistakes first.", lang,
+               wrong=len(wrong), total=report["num_examples"]) if wrong
+            else tr("**No validation example was misclassified.**", lang))
 
 
-def groups_view(report: dict) -> tuple[str, pd.DataFrame | None]:
+def groups_view(report: dict, lang: str) -> tuple[str, pd.DataFrame | None]:
     groups = report.get("groups")
     if not groups:
         return "", None
-    rows = pd.DataFrame([{"group": name, "accuracy": f"{v['accuracy']:.1%}", "macro-F1": round(v["macro_f1"], 3),
-                          "examples": v["support"]} for name, v in groups["groups"].items()])
-    text = (f"**Per group.** The largest gap between groups is {groups['accuracy_gap']:.1%} in accuracy "
-            f"({groups['macro_f1_gap']:.3f} in macro-F1). A large gap means the model serves some groups worse; "
-            "more examples from the weaker groups usually help.")
+    rows = pd.DataFrame([{tr("group", lang): name, tr("accuracy", lang): f"{v['accuracy']:.1%}",
+                          "macro-F1": round(v["macro_f1"], 3), tr("examples", lang): v["support"]}
+                         for name, v in groups["groups"].items()])
+    text = tr("**Per group.** The largest gap between groups is {gap} in accuracy ({f1gap} in macro-F1). A large gap "
+              "means the model serves some groups worse; more examples from the weaker groups usually help.", lang,
+              gap=f"{groups['accuracy_gap']:.1%}", f1gap=f"{groups['macro_f1_gap']:.3f}")
     return text, rows
 
 
-def per_class_table(report: dict) -> pd.DataFrame:
-    rows = [{"class": name, "precision": round(v["precision"], 3), "recall": round(v["recall"], 3),
-             "F1": round(v["f1"], 3), "examples": v["support"]} for name, v in report["per_class"].items()]
+def per_class_table(report: dict, lang: str) -> pd.DataFrame:
+    """precision: of the examples it put in the class, the share that belong there; recall: of the class's
+    examples, the share it found."""
+    rows = [{tr("class", lang): name, tr("precision", lang): round(v["precision"], 3),
+             tr("recall", lang): round(v["recall"], 3), "F1": round(v["f1"], 3), tr("examples", lang): v["support"]}
+            for name, v in report["per_class"].items()]
     return pd.DataFrame(rows)
 
 
@@ -52,7 +76,9 @@ class ClassificationResults:
     def build(self) -> None:
         metrics = gr.Markdown(elem_id="metrics")
         with gr.Row():
-            table = gr.Dataframe(label="Per class", interactive=False, elem_id="per-class")
+            table = gr.Dataframe(label="Per class (precision: how often it is right when it says this class; "
+                                       "recall: how much of the class it finds)", interactive=False,
+                                 elem_id="per-class")
             confusion = gr.Plot(charts.empty_figure("The confusion matrix appears after a run"),
                                 elem_id="confusion-plot", show_label=False)
         group_note = gr.Markdown(elem_id="group-note")
@@ -60,13 +86,13 @@ class ClassificationResults:
         wrong_note = gr.Markdown(elem_id="mistakes-note")
         self.components = [metrics, table, confusion, group_note, group_table, wrong_note]
 
-    def show(self, report: dict, status: dict) -> list:
-        group_text, group_rows = groups_view(report)
-        return [gr.Markdown(metrics_markdown(report, status), visible=True),
-                gr.Dataframe(per_class_table(report), visible=True),
+    def show(self, report: dict, status: dict, lang: str) -> list:
+        group_text, group_rows = groups_view(report, lang)
+        return [gr.Markdown(metrics_markdown(report, status, lang), visible=True),
+                gr.Dataframe(per_class_table(report, lang), visible=True),
                 gr.Plot(charts.confusion_figure(report), visible=True), gr.Markdown(group_text, visible=True),
                 gr.Dataframe(group_rows, visible=group_rows is not None),
-                gr.Markdown(mistakes_heading(report), visible=True)]
+                gr.Markdown(mistakes_heading(report, lang), visible=True)]
 
 
 RESULTS = ClassificationResults()

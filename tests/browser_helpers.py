@@ -1,0 +1,31 @@
+"""What the browser tests do on the page: open a tab, wait for words, choose an example, set the epochs."""
+
+
+def tab(page, name):
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def wait_text(page, selector, pattern, timeout=120):
+    page.wait_for_function(f"document.querySelector('{selector}') && "
+                           f"/{pattern}/.test(document.querySelector('{selector}').innerText)", timeout=timeout * 1000)
+
+
+def choose_example(page, name):
+    tab(page, "Data")
+    page.locator(f"#example-{name}").click()
+    wait_text(page, "#data-status", "Ready", timeout=60)
+
+
+def set_epochs(page, epochs, patience=None):
+    """Epochs (and early-stopping patience: 0 makes a long run last, whatever the feature cache holds)."""
+    tab(page, "Strategy")
+    if not page.locator("#epochs input").is_visible():
+        page.get_by_text("Advanced settings").click()
+    for field, value in (("epochs", epochs), ("patience", patience)):
+        if value is not None:
+            page.locator(f"#{field} input").fill(str(value))
+            page.locator(f"#{field} input").press("Tab")
+    page.locator("#show-recipe").click()
+    wait_text(page, "#recipe-yaml", f"epochs: {epochs}", timeout=60)
+    if patience is not None:
+        wait_text(page, "#recipe-yaml", f"early_stopping_patience: {patience}", timeout=60)

@@ -1,0 +1,96 @@
+"""Defects found by reading the code, each with the test that failed before its fix: a refused ONNX export left
+on disk (and zipped), sessions sharing an upload folder, playground models never evicted nor reloaded after a
+retrain, and phone photos trained sideways."""
+import os
+import zipfile
+
+import pytest
+import torch
+from PIL import Image
+
+from helpers import make_recipe
+from studio.engine import export as exports
+from studio.engine.data.images import open_rgb
+from studio.engine.inference import Predictor
+from studio.engine.jobs import JobManager
+from studio.runfolder import RunFolder
+from studio.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory):
+    return JobManager(Workspace(tmp_path_factory.mktemp("ws")), in_process=True)
+
+
+def trained(manager, *args, **train):
+    job = manager.start(make_recipe(*args, **train))
+    assert job.wait(300) and job.status["status"] == "completed", job.status
+    return job.run
+
+
+def test_a_refused_onnx_export_leaves_no_file_and_the_zip_carries_none(manager, tiny_bert, text_csv,
+                                                                        monkeypatch):
+    run = trained(manager, "text", tiny_bert, text_csv, "feature-extraction", epochs=1)
+    monkeypatch.setattr(exports, "ONNX_ATOL", -1.0)  # every difference is too large: the check refuses
+    with pytest.raises(exports.ExportError, match="was not kept"):
+        exports.export(run.path, "onnx")
+    assert not any(p.name.endswith((".onnx", ".tmp")) for p in run.model_dir.iterdir())
+    archive = exports.export(run.path, "zip")
+    assert not any(name.endswith(".onnx") for name in zipfile.ZipFile(archive).namelist())
+
+
+def test_every_browser_session_gets_its_own_id_when_it_is_created():
+    from studio.ui.session import new_session
+    ids = {new_session()["id"] for _ in range(50)}
+    assert len(ids) == 50 and "draft" not in ids
+
+
+def test_playground_models_are_bounded_by_memory_and_reloaded_after_a_retrain(manager, tiny_bert, text_csv,
+                                                                              monkeypatch):
+    from studio.ui import playground_tab
+    runs = [trained(manager, "text", tiny_bert, text_csv, "feature-extraction", epochs=1, seed=s) for s in (1, 2, 3)]
+    size_mb = sum(f.stat().st_size for f in runs[0].model_dir.rglob("*.safetensors")) / 2**20
+    monkeypatch.setenv("STUDIO_PLAYGROUND_CACHE_MB", str(2.5 * size_mb))  # room for two models
+    playground_tab._predictors.clear()
+    first = playground_tab.predictor(runs[0])
+    playground_tab.predictor(runs[1])
+    assert playground_tab.predictor(runs[0]) is first  # still cached, now the most recently used
+    playground_tab.predictor(runs[2])
+    assert playground_tab.cached_runs() == [str(runs[0].path), str(runs[2].path)]  # runs[1] went first
+    weights = runs[0].model_dir / "model.safetensors"
+    later = weights.stat().st_mtime_ns + 10**9
+    os.utime(weights, ns=(later, later))  # as a resumed run writes its new model
+    assert playground_tab.predictor(runs[0]) is not first
+    assert playground_tab.cached_runs().count(str(runs[0].path)) == 1
+
+
+def sideways_photo(path, upright: Image.Image):
+    """Saves `upright` the way a phone does: pixels stored rotated, with an EXIF tag saying how to turn them."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the stored pixels must be turned 90° clockwise to be upright
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+
+
+def test_phone_photos_are_seen_upright_in_training_and_prediction(tmp_path, manager, tiny_vit):
+    """A picture whose top half is red and bottom half blue, saved sideways with its EXIF orientation: every
+    place that opens it sees it upright, so the model trained from a folder predicts alike for the phone's file
+    and the upright file."""
+    upright = Image.new("RGB", (40, 30), (0, 0, 255))
+    upright.paste((255, 0, 0), (0, 0, 40, 15))
+    sideways_photo(tmp_path / "phone.jpg", upright)
+    upright.save(tmp_path / "upright.jpg")
+    seen = open_rgb(tmp_path / "phone.jpg")
+    assert seen.size == (40, 30) and seen.getpixel((20, 3))[0] > 200 and seen.getpixel((20, 27))[2] > 200
+    data = tmp_path / "data"
+    for label, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (data / label).mkdir(parents=True)
+        for n in range(4):
+            sideways_photo(data / label / f"{n}.jpg", Image.new("RGB", (40, 30), colour))
+    run = trained(manager, "image", tiny_vit, str(data), "full", epochs=1)
+    predictor = Predictor(run.path)
+    phone, straight = predictor.predict([str(tmp_path / "phone.jpg"), str(tmp_path / "upright.jpg")], top_k=2)
+    scores = lambda answer: {r["label"]: r["score"] for r in answer["top_k"]}  # noqa: E731
+    assert scores(phone) == pytest.approx(scores(straight), abs=0.02)
+    transform = predictor.impl.encoder.transform
+    assert torch.allclose(transform(open_rgb(tmp_path / "phone.jpg")), transform(open_rgb(tmp_path / "upright.jpg")),
+                          atol=0.05)  # the model's input: the same picture (JPEG noise aside)

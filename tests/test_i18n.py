@@ -1,0 +1,92 @@
+"""The page in five languages: every text the page shows is in the English catalog (studio/ui/locales/en.json)
+and translated in every other language file; texts handlers write go through tr() with a catalog entry."""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from studio import catalog, tasks
+from studio.runfolder import ACTIVE, FINISHED
+from studio.ui import i18n
+
+UI = Path(i18n.__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from studio.engine.jobs import JobManager
+    from studio.ui.app import build_app
+    from studio.workspace import Workspace
+    workspace = Workspace(tmp_path_factory.mktemp("ws"))
+    return build_app(workspace, JobManager(workspace, in_process=True))
+
+
+def literal_calls() -> set[str]:
+    """The first argument of every tr("…") call in the UI's code."""
+    found = set()
+    for path in UI.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "tr" and node.args and \
+                    isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                found.add(node.args[0].value)
+    return found
+
+
+def table_texts() -> set[str]:
+    """Texts the UI passes to tr() from tables: the catalog, the tasks, words for fields, statuses, columns."""
+    from studio.ui import runs_tab, strategy_tab
+    out = {e.speed for e in catalog.CATALOG} | {e.good_for for e in catalog.CATALOG}
+    for name in tasks.names():
+        task = tasks.get(name)
+        out |= {task.title} | {c.words for c in task.table_columns} | {s.words for s in task.strategies.values()}
+        out |= {s.explain for s in task.strategies.values()}
+        out |= {task.file_kind.unreadable} if task.file_kind else set()
+    out |= set(strategy_tab.OPTION_WORDS.values()) | set(strategy_tab.FIELD_WORDS.values())
+    out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS) | set(runs_tab.EXPORT_WORDS.values())
+    return out | set(ACTIVE) | set(FINISHED) | {"small", "medium", "large", "whole number", "number"}
+
+
+def all_texts(app) -> set[str]:
+    page = app.studio_texts.strings()
+    return page | literal_calls() | table_texts()
+
+
+def test_every_text_of_the_page_is_in_the_english_catalog(app):
+    english = i18n.catalog("en")
+    missing = sorted(all_texts(app) - set(english))
+    assert not missing, f"{len(missing)} texts are not in locales/en.json, e.g. {missing[:10]}"
+
+
+@pytest.mark.parametrize("lang", [code for code in i18n.LANGUAGES if code != "en"])
+def test_every_language_translates_every_text(lang):
+    english, other = i18n.catalog("en"), i18n.catalog(lang)
+    assert set(other) == set(english), (sorted(set(english) - set(other))[:10], sorted(set(other) - set(english))[:10])
+    empty = [key for key, value in other.items() if not value.strip()]
+    assert not empty, empty[:10]
+    for key, value in other.items():  # the same {placeholders}, or tr() would fail to fill them
+        assert set(_fields(key)) == set(_fields(value)), (lang, key, value)
+
+
+def _fields(text: str) -> list[str]:
+    import string
+    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
+
+
+def test_every_label_info_and_placeholder_of_the_built_page_is_a_catalog_text(app):
+    """Walks every component: a label, info or placeholder that is not a catalog text would stay English."""
+    english = set(i18n.catalog("en"))
+    stray = []
+    for block in app.blocks.values():
+        for prop in i18n.TEXT_PROPS:
+            value = getattr(block, prop, None)
+            if isinstance(value, str) and value.strip() and value not in english:
+                stray.append((type(block).__name__, prop, value))
+    assert not stray, stray[:10]
+
+
+def test_the_language_comes_from_the_browser_until_one_is_picked():
+    assert i18n.pick_language("de-DE,de;q=0.9,en;q=0.8") == "de"
+    assert i18n.pick_language("pt-BR,fr;q=0.5") == "fr"
+    assert i18n.pick_language("") == "en" and i18n.pick_language("ja") == "en"
+    assert i18n.tr("Run", "de") != "Run" and i18n.tr("not in any catalog", "de") == "not in any catalog"
