@@ -249,7 +249,7 @@ def validate(recipe: Recipe) -> None:
 
 
 COMMON_DATA_KEYS = ("path", "validation_split", "validation_path")
-TASK_TRAIN_KEYS = ("packing",)  # train.* keys only some tasks read (Task.train_keys)
+TASK_TRAIN_KEYS = ("packing", "class_weights")  # train.* keys only some tasks read (Task.train_keys)
 
 
 def _check_data(recipe: Recipe, task) -> None:

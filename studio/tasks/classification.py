@@ -79,6 +79,7 @@ class Encoder:
 class ClassificationTask(Task):
     strategies = STRATEGIES
     default_strategy = "feature-extraction"
+    train_keys = ("class_weights",)
     noun = "example"  # "image", "text": in messages
 
     # -- what a modality adds -----------------------------------------------------------------------------------
