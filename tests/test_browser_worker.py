@@ -23,8 +23,8 @@ def servers():
     """Starts `python launch.py` in a process group of its own (as a terminal would); all stopped at the end."""
     started = []
 
-    def launch(workspace: Path):
-        port = free_port()
+    def launch(workspace: Path, port: int | None = None):
+        port = port or free_port()
         process = start_server([sys.executable, str(ROOT / "launch.py"), "--port", str(port), "--workspace",
                                 str(workspace)], port, workspace.parent / f"server-{port}.log", cwd=ROOT,
                                start_new_session=True)
@@ -63,7 +63,8 @@ def test_the_ui_killed_mid_run_the_run_finishes_and_a_new_ui_shows_it(page, serv
     while steps(run) == before and time.time() < deadline:
         time.sleep(0.2)
     assert steps(run) > before and run.worker_alive()  # it trains on without the UI
-    _, url = servers(workspace)
+    # Restarted as a person would, at the same address: the browser keeps a session per address.
+    _, url = servers(workspace, port=int(url.rsplit(":", 1)[1]))
     page.goto(url)
     tab(page, "Runs")
     wait_text(page, "#runs-table", run_id, timeout=30)

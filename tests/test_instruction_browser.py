@@ -11,6 +11,11 @@ pytestmark = pytest.mark.browser
 LENGTH_JS = "id => (document.querySelector(`#${id}`)?.innerText || '').length"
 
 
+def choose_first_run(page, picker: str) -> None:
+    page.locator(f"#{picker} input").click()
+    page.get_by_role("option").first.click()
+
+
 @pytest.fixture(scope="module")
 def chat_url(start_studio, chat_run):
     return start_studio(chat_run[0])
@@ -21,7 +26,7 @@ def test_from_the_bundled_example_to_a_streamed_chat_answer(page, chat_url, chat
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.goto(chat_url)
     page.get_by_label("Teach a chat model (instruction tuning)").check()
-    wait_text(page, "#summary", "Model smollm2-135m-instruct", timeout=20)
+    wait_text(page, "#summary", "Model SmolLM2-135M-Instruct", timeout=20)
     tab(page, "Data")
     page.locator("#example-helpdesk-chat").click()
     wait_text(page, "#data-status", "Ready", timeout=120)
@@ -34,11 +39,13 @@ def test_from_the_bundled_example_to_a_streamed_chat_answer(page, chat_url, chat
     shot(page, "chat-4-train")
     page.locator("#stop").click()
     wait_text(page, "#progress", "Stopped", timeout=120)
-    tab(page, "Evaluate")  # the newest finished run is chosen: the shared one (the stopped run has not finished)
+    tab(page, "Evaluate")  # this session's run was stopped: the finished one listed is the shared run
+    choose_first_run(page, "evaluate-run")
     wait_text(page, "#chat-metrics", "Validation loss", timeout=60)
     assert "Tea-riffic" in page.locator("#chat-samples").inner_text()
     shot(page, "chat-5-evaluate")
     tab(page, "Playground")
+    choose_first_run(page, "playground-run")
     page.locator("#chat-message textarea").wait_for(timeout=60000)
     page.locator("#chat-message textarea").fill(rows[0][0])
     page.locator("#chat-send").click()

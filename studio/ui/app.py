@@ -14,6 +14,7 @@ from studio.settings import env_number
 from studio.examples import ASSETS
 from studio.ui import session as sessions
 from studio.ui.i18n import LANGUAGES, PageTexts, pick_language
+from studio.ui.session_order import order_sessions
 from studio.workspace import Workspace, confine_caches
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
             None, js="() => { setTimeout(() => window.location.reload(), 300); }")
         start_over.click(lambda state: sessions.new_session(state), session, session).then(
             None, js="() => { setTimeout(() => window.location.reload(), 300); }")
+    order_sessions(app, session)
     return app
 
 

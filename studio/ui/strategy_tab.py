@@ -2,6 +2,8 @@
 (the devices to train on among them), and the recipe."""
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 from studio import recipe as recipes
@@ -58,6 +60,15 @@ def corrected(key: str, value, kind: type, low: float, high: float, default, lan
                          field=words, kind=tr("whole number" if kind is int else "number", lang), low=low,
                          high=high, given=value, value=fixed)
     return value, None
+
+
+def fields_view(state: dict) -> str:
+    """What the setting boxes show of the session's recipe: when it has not changed, opening the tab leaves the
+    boxes alone (rewriting them would undo what the person is typing in them)."""
+    recipe = state["recipe"]
+    return json.dumps([recipe["task"], recipe["strategy"], recipe["train"], recipe["strategy_options"],
+                       recipe["data"].get("max_length"), recipe["data"].get("train_on_prompt")],
+                      sort_keys=True, default=str)
 
 
 def devices_note(lang: str) -> str:
@@ -125,6 +136,7 @@ def build(ctx, tab) -> None:
     fix_note = gr.Markdown(elem_id="strategy-note")
     recipe_view = gr.Code(language="yaml", label="The recipe this run will use", visible=False,
                           elem_id="recipe-yaml", max_lines=None)
+    view = gr.State(None)  # fields_view() of what the boxes show on this page
     ctx.nav("data", "train")
     train_fields = [epochs, batch, lr, patience, retry, devices, accumulation, checkpointing]
     train_keys = ["epochs", "batch_size", "learning_rate", "early_stopping_patience", "retry_smaller_batch",
@@ -193,28 +205,36 @@ def build(ctx, tab) -> None:
         extra = [gr.update(visible="max_length" in keys, value=data.get("max_length") or defaults.get("max_length")),
                  gr.update(visible="packing" in task.train_keys, value=bool(train.get("packing"))),
                  gr.update(visible="train_on_prompt" in keys, value=bool(data.get("train_on_prompt")))]
-        return (train["epochs"], train["batch_size"], train["learning_rate"], *shown, *extra, state,
-                sessions.summary(state))
+        spec_train = recipes.TrainSpec()
+        return (*(train.get(key, getattr(spec_train, key)) for key in train_keys), *shown, *extra, state,
+                sessions.summary(state), fields_view(state))
 
-    def on_open(state):
+    def on_open(state, shown):
         """The task may have changed on the Model tab: its menu, with the session's strategy chosen."""
         task = state["recipe"]["task"]
         name = state["recipe"]["strategy"] or tasks.get(task).default_strategy
-        return (recommendation(state), gr.Radio(choices=strategy_choices(task, state["lang"]), value=name),
-                gr.Number(info=devices_note(state["lang"])), *show_strategy(state, name, keep_settings=True))
+        note = devices_note(state["lang"])
+        if state["recipe"]["strategy"] and shown == fields_view(state):
+            boxes = [gr.skip()] * len(fields)
+            boxes[train_keys.index("devices")] = gr.update(info=note)
+            return recommendation(state), gr.skip(), *boxes, state, sessions.summary(state), shown
+        *boxes, state, summary, shown = show_strategy(state, name, keep_settings=True)
+        boxes[train_keys.index("devices")] = gr.update(value=boxes[train_keys.index("devices")], info=note)
+        return (recommendation(state), gr.Radio(choices=strategy_choices(task, state["lang"]), value=name), *boxes,
+                state, summary, shown)
 
-    strategy_out = [epochs, batch, lr, *option_fields.values(), *extras.values(), ctx.session, ctx.summary]
+    strategy_out = [*fields, ctx.session, ctx.summary, view]
     strategy.input(lambda name, state: show_strategy(state, name), [strategy, ctx.session], strategy_out)
     def apply_one(index, state, name, *values):
         """One box left: only its own value is written back (writing all of them would undo what the person
         is typing in the next box)."""
         *shown, note, state, summary = apply(state, name, *values)
-        return shown[index], note, state, summary
+        return shown[index], note, state, summary, fields_view(state)
 
     for index, field in enumerate(fields):  # numbers when the box is left (not at each key), ticks at once
         listen = field.blur if hasattr(field, "blur") else field.input
         listen(lambda state, name, *v, i=index: apply_one(i, state, name, *v), [ctx.session, strategy, *fields],
-               [field, fix_note, ctx.session, ctx.summary])
+               [field, fix_note, ctx.session, ctx.summary, view])
 
     def on_show(state, name, *values):
         # The fields are read here too: an edit whose own event is still in flight must show up in the recipe.
@@ -223,13 +243,13 @@ def build(ctx, tab) -> None:
             recipe = sessions.build_recipe(state).resolved()
         except recipes.RecipeError as exc:
             return (*shown, note, gr.Code(value=f"# {exc}", visible=True), gr.DownloadButton(visible=False), state,
-                    summary)
+                    summary, fields_view(state))
         path = ctx.workspace.root / "recipes" / f"recipe-{state['id']}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         recipe.save(path)
         return (*shown, note, gr.Code(value=recipe.to_yaml(), visible=True),
-                gr.DownloadButton(value=str(path), visible=True), state, summary)
+                gr.DownloadButton(value=str(path), visible=True), state, summary, fields_view(state))
 
     show.click(on_show, [ctx.session, strategy, *fields], [*fields, fix_note, recipe_view, download, ctx.session,
-                                                            ctx.summary])
-    tab.select(on_open, ctx.session, [advice_md, strategy, devices, *strategy_out])
+                                                            ctx.summary, view])
+    tab.select(on_open, [ctx.session, view], [advice_md, strategy, *strategy_out])

@@ -111,7 +111,7 @@ class ChatResults:
                            gr.Dataframe(label="Held-out prompts: reference, base and tuned answers (greedy)",
                                         interactive=False, wrap=True, visible=False, elem_id="chat-samples")]
 
-    def show(self, report: dict, status: dict) -> list:
+    def show(self, report: dict, status: dict, lang: str) -> list:  # the figures' words are English for now
         return [gr.Markdown(results_markdown(report, status), visible=True),
                 gr.Dataframe(samples_table(report), visible=bool(report.get("samples")))]
 
