@@ -15,7 +15,12 @@ from studio.ui.i18n import tr
 # Words for every strategy option any task offers; an option missing here shows its recipe key.
 OPTION_WORDS = {"trainable_blocks": "Blocks to fine-tune", "lr_decay": "Learning-rate decay per block",
                 "lora_r": "LoRA rank", "lora_alpha": "LoRA alpha", "lora_dropout": "LoRA dropout",
-                "num_virtual_tokens": "Virtual tokens", "target_modules": "Layers to adapt"}
+                "num_virtual_tokens": "Virtual tokens", "target_modules": "Layers to adapt",
+                "head_solver": "How the new final layer is fitted", "lr_finder": "Learning-rate range test"}
+OPTION_INFO = {"head_solver": "lbfgs: the best final layer for your data, found exactly (recommended); sgd: trained "
+                              "over the epochs below, like the other strategies.",
+               "lr_finder": "A short test of learning rates before training, which suggests one for your next run. "
+                            "auto: only where it takes under a tenth of the run."}
 FIELD_WORDS = {"epochs": "Epochs", "batch_size": "Batch size", "learning_rate": "Learning rate",
                "early_stopping_patience": "Early stopping patience", "devices": "Devices to train on",
                "gradient_accumulation_steps": "Gradient accumulation steps"}
@@ -71,6 +76,14 @@ def fields_view(state: dict) -> str:
                       sort_keys=True, default=str)
 
 
+def option_field(name: str, spec: tuple):
+    """A strategy option's box: its choices where it has a few, else a text or a number."""
+    words = dict(label=OPTION_WORDS.get(name, name), info=OPTION_INFO.get(name), visible=False)
+    if spec[0] is str and isinstance(spec[2], tuple):
+        return gr.Radio(list(spec[2]), value=spec[1], **words)
+    return gr.Textbox(spec[1], **words) if spec[0] is str else gr.Number(spec[1], **words)
+
+
 def devices_note(lang: str) -> str:
     found = devices_found()
     if found["kind"] == "cpu":
@@ -116,10 +129,7 @@ def build(ctx, tab) -> None:
             checkpointing = gr.Checkbox(False, label="Gradient checkpointing",
                                         info="Less memory for slower steps (models that support it).")
         with gr.Row():
-            option_fields = {name: (gr.Textbox(spec[1], label=OPTION_WORDS.get(name, name), visible=False)
-                                    if spec[0] is str else
-                                    gr.Number(spec[1], label=OPTION_WORDS.get(name, name), visible=False))
-                             for name, spec in options.items()}
+            option_fields = {name: option_field(name, spec) for name, spec in options.items()}
         with gr.Row():  # what some tasks read besides (chat models: tokens kept, packing, answers only)
             max_length = gr.Number(None, label="Tokens kept per example", visible=False, elem_id="max-length",
                                    info="Longer examples are cut (a chat's prompt from its start, so the answer "
