@@ -229,8 +229,10 @@ class ChatPanel(Panel):
             except (OSError, ValueError):
                 pass
         prompts = [f.read_text(encoding="utf-8") for f in files]
-        return [gr.Group(visible=True), str(folder) if folder else None, gr.Textbox(value=system),
-                gr.Radio(choices=prompts, value=None), [], []]
+        # visible again each time: the Playground hides every panel's parts while another task's run is shown
+        return [gr.Group(visible=True), str(folder) if folder else None, gr.Textbox(value=system, visible=True),
+                gr.Radio(choices=prompts, value=None, visible=True), gr.Chatbot(value=[], visible=True),
+                gr.Chatbot(value=[], visible=True)]
 
 
 def _text(content) -> str:
