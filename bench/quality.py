@@ -1,5 +1,5 @@
 """What the defaults buy, measured through the studio's real path (a Recipe given to a JobManager) with default
-settings, on data sets no default was tuned on (bench/datasets.py):
+settings, on data sets no default was tuned on (bench/data_sets.py):
 
 - fe_vs_expert: feature extraction's validation accuracy ÷ an expert's tuned logistic regression on the very same
   frozen features (bench/expert.py), per data set;
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench import datasets, studio_side
+from bench import data_sets, studio_side
 
 STRATEGIES = ["full", "partial", "layerwise", "lora"]
 
@@ -34,9 +34,9 @@ class DataSet:
 
 def digits(ctx, per_class: int) -> DataSet:
     cfg = ctx.cfg
-    val = ctx.cached(("digits-val",), lambda: datasets.digits(
+    val = ctx.cached(("digits-val",), lambda: data_sets.digits(
         ctx.work / "digits-val", cfg.digits_val_per_class, 500 - cfg.digits_val_per_class, cfg.digits_classes))
-    train = ctx.cached(("digits", per_class), lambda: datasets.digits(
+    train = ctx.cached(("digits", per_class), lambda: data_sets.digits(
         ctx.work / f"digits-{per_class}", per_class, 100, cfg.digits_classes))  # never the validation digits
     return DataSet(f"digits-{per_class}", "image", str(train), str(val),
                    f"{cfg.digits_classes} digit classes, {per_class} per class, {cfg.digits_val_per_class} per "
@@ -48,13 +48,13 @@ def data_set(ctx, name: str) -> DataSet:
     if name == "digits":
         return digits(ctx, cfg.transfer_per_class[0])
     if name == "patches":
-        path = ctx.cached(("patches",), lambda: datasets.patches(ctx.work / "patches", cfg.patches_per_class))
+        path = ctx.cached(("patches",), lambda: data_sets.patches(ctx.work / "patches", cfg.patches_per_class))
         return DataSet(name, "image", str(path), words=f"12 places in two photos, {cfg.patches_per_class} crops "
                                                         "each, 25% held out")
     if name == "reviews":
-        path = ctx.cached(("reviews",), lambda: datasets.reviews(ctx.work / "reviews.csv", cfg.reviews_rows))
+        path = ctx.cached(("reviews",), lambda: data_sets.reviews(ctx.work / "reviews.csv", cfg.reviews_rows))
         return DataSet(name, "text", str(path), words=f"{cfg.reviews_rows} reviews, 3 sentiments, 25% held out")
-    path = ctx.cached(("tickets",), lambda: datasets.tickets(ctx.work / "tickets.csv"))
+    path = ctx.cached(("tickets",), lambda: data_sets.tickets(ctx.work / "tickets.csv"))
     return DataSet(name, "text", str(path), words="176 support tickets, 5 classes imbalanced 12:1, 25% held out")
 
 

@@ -227,8 +227,8 @@ def validate(recipe: Recipe) -> None:
             raise RecipeError(f"Unknown recipe key 'strategy_options.{key}' for strategy '{strategy}'. "
                               f"Options it understands: {allowed}.")
         kind, _, low, high = known[key]
-        if kind is str:  # low holds the allowed values
-            if not isinstance(value, str) or value not in low:
+        if kind is str:  # low holds the allowed values (None: any text)
+            if not isinstance(value, str) or (low is not None and value not in low):
                 raise RecipeError(f"Recipe key 'strategy_options.{key}' is {value!r}; choose one of: "
                                   f"{', '.join(low)}.")
             continue

@@ -8,14 +8,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The device queue is machine-wide; the tests' runs queue among themselves, not behind a studio left running here.
-if "STUDIO_LOCK_DIR" not in os.environ:
-    import tempfile
-    os.environ["STUDIO_LOCK_DIR"] = tempfile.mkdtemp(prefix="studio-test-locks-")
 # The offline Whisper models are converted once for the whole session (every workspace of the tests, and the
-# browser tests' studios, which inherit the variable, share the converted folders).
-if "STUDIO_CONVERTED_CACHE" not in os.environ:
-    import tempfile
-    os.environ["STUDIO_CONVERTED_CACHE"] = tempfile.mkdtemp(prefix="studio-test-converted-")
+# browser tests' studios, which inherit the variable, share the converted folders). Both removed at the end.
+SESSION_DIRS = []
+for variable, prefix in (("STUDIO_LOCK_DIR", "studio-test-locks-"),
+                         ("STUDIO_CONVERTED_CACHE", "studio-test-converted-")):
+    if variable not in os.environ:
+        import tempfile
+        os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+        SESSION_DIRS.append(os.environ[variable])
 
 import pytest  # noqa: E402
 
@@ -191,3 +192,9 @@ def start_studio():
     for server in servers:
         server.terminate()
         server.wait(30)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+    for folder in SESSION_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 import socket
 import subprocess
@@ -34,6 +35,14 @@ def make_recipe(task: str, model: str, data: str, strategy: str = "full", option
     kind = "text-classification" if task == "text" else "image-classification"
     return Recipe(task=kind, model=model, data=DataSpec(path=data), strategy=strategy,
                   strategy_options=options or {}, train=TrainSpec(**{"epochs": 1, "batch_size": 8, **train}))
+
+
+def finished_run(manager, recipe, callbacks=()) -> tuple[Path, dict]:
+    """Runs a recipe to its end: (run folder, eval.json)."""
+    job = manager.start(recipe, callbacks)
+    assert job.wait(300), "run did not finish in time"
+    assert job.status["status"] == "completed", job.status.get("error")
+    return job.run_dir, json.loads((job.run_dir / "eval.json").read_text())
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from helpers import WORDS, make_recipe
+from helpers import WORDS, finished_run, make_recipe
 from studio.engine import evaluation
 from studio.engine.export import ExportError, export
 from studio.engine.inference import Predictor
@@ -20,13 +20,6 @@ from studio.workspace import Workspace
 @pytest.fixture
 def manager(tmp_path):
     return JobManager(Workspace(tmp_path / "ws"), in_process=True)
-
-
-def run(manager, recipe, callbacks=()):
-    job = manager.start(recipe, callbacks)
-    assert job.wait(300), "run did not finish in time"
-    assert job.status["status"] == "completed", job.status.get("error")
-    return job.run_dir, json.loads((job.run_dir / "eval.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +53,7 @@ def test_misclassified_lists_exactly_the_wrong_validation_items():
 def test_run_reports_misclassified_items_and_per_group_results(manager, tiny_bert, grouped_csv):
     recipe = make_recipe("text", tiny_bert, grouped_csv, "full", epochs=2)
     recipe.data.group_column = "region"
-    run_dir, report = run(manager, recipe)
+    run_dir, report = finished_run(manager, recipe)
     predictor = Predictor(run_dir)
     texts, truth = [], []
     with open(grouped_csv) as f:
@@ -98,7 +91,7 @@ SGD = {"head_solver": "sgd"}  # the head trained by epochs on cached features: a
 def test_early_stopping_stops_after_patience_epochs_without_improvement(manager, tiny_bert, text_csv):
     recipe = make_recipe("text", tiny_bert, text_csv, "feature-extraction", SGD, epochs=20, learning_rate=0.01)
     recipe.train.early_stopping_patience = 3
-    run_dir, report = run(manager, recipe, [RisingValidationLoss()])
+    run_dir, report = finished_run(manager, recipe, [RisingValidationLoss()])
     history = report["history"]
     best = report["best_epoch"]
     assert report["stopped_early"] and len(history) == best + 3 < 20
@@ -108,14 +101,14 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(manager,
 def test_scratch_does_not_stop_before_half_its_epochs(manager, tiny_bert, text_csv):
     recipe = make_recipe("text", tiny_bert, text_csv, "scratch", epochs=8)
     recipe.train.early_stopping_patience = 1
-    _, report = run(manager, recipe, [RisingValidationLoss()])
+    _, report = finished_run(manager, recipe, [RisingValidationLoss()])
     assert report["stopped_early"] and len(report["history"]) == 4  # worse from epoch 3 on, but 4 is the minimum
 
 
 def test_without_patience_every_epoch_runs(manager, tiny_bert, text_csv):
     recipe = make_recipe("text", tiny_bert, text_csv, "feature-extraction", SGD, epochs=6)
     recipe.train.early_stopping_patience = 0
-    _, report = run(manager, recipe, [RisingValidationLoss()])
+    _, report = finished_run(manager, recipe, [RisingValidationLoss()])
     assert len(report["history"]) == 6 and not report["stopped_early"]
 
 
@@ -129,7 +122,7 @@ def test_overfitting_warning_in_plain_words():
 
 def test_pipeline_round_trip_gives_the_studios_top1(manager, tiny_bert, text_csv):
     from transformers import pipeline
-    run_dir, _ = run(manager, make_recipe("text", tiny_bert, text_csv, "full", epochs=6, learning_rate=3e-3))
+    run_dir, _ = finished_run(manager, make_recipe("text", tiny_bert, text_csv, "full", epochs=6, learning_rate=3e-3))
     folder = export(run_dir, "hf")
     texts = [line.split(",")[0] for line in open(text_csv).read().splitlines()[1:]]
     studio = [p["label"] for p in Predictor(run_dir).predict(texts)]
@@ -141,7 +134,7 @@ def test_pipeline_round_trip_gives_the_studios_top1(manager, tiny_bert, text_csv
 def test_pipeline_round_trip_for_an_image_model(manager, tiny_vit, shapes_small):
     from PIL import Image
     from transformers import pipeline
-    run_dir, _ = run(manager, make_recipe("image", tiny_vit, shapes_small, "full", epochs=2))
+    run_dir, _ = finished_run(manager, make_recipe("image", tiny_vit, shapes_small, "full", epochs=2))
     folder = export(run_dir, "hf")
     paths = sorted(str(p) for p in __import__("pathlib").Path(shapes_small).rglob("*.jpg"))
     studio = Predictor(run_dir).predict(paths, top_k=3)
@@ -153,7 +146,7 @@ def test_pipeline_round_trip_for_an_image_model(manager, tiny_vit, shapes_small)
 
 
 def test_sentence_encoder_refuses_hf_export_with_a_reason(manager, text_csv):
-    run_dir, _ = run(manager, make_recipe("text", "all-minilm-l6-v2", text_csv, "feature-extraction", epochs=2))
+    run_dir, _ = finished_run(manager, make_recipe("text", "all-minilm-l6-v2", text_csv, "feature-extraction", epochs=2))
     with pytest.raises(ExportError, match="sentence encoder"):
         export(run_dir, "hf")
 
@@ -163,7 +156,7 @@ def test_onnx_matches_torch(manager, tiny_bert, text_csv, shapes_small, kind):
     import numpy as np
     import onnxruntime
     data, model = (text_csv, tiny_bert) if kind == "text" else (shapes_small, "efficientnet-lite0")
-    run_dir, _ = run(manager, make_recipe(kind, model, data, "feature-extraction", epochs=2))
+    run_dir, _ = finished_run(manager, make_recipe(kind, model, data, "feature-extraction", epochs=2))
     path = export(run_dir, "onnx")
     check = json.loads((path.parent / "onnx_check.json").read_text())
     assert check["max_abs_diff"] <= check["tolerance"] and check["same_top1"]
@@ -186,7 +179,7 @@ def test_onnx_matches_torch(manager, tiny_bert, text_csv, shapes_small, kind):
 
 
 def test_zip_holds_the_model_folder_and_its_card(manager, tiny_bert, text_csv, tmp_path):
-    run_dir, _ = run(manager, make_recipe("text", tiny_bert, text_csv, "lora", epochs=1))
+    run_dir, _ = finished_run(manager, make_recipe("text", tiny_bert, text_csv, "lora", epochs=1))
     archive = export(run_dir, "zip")
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
@@ -201,7 +194,7 @@ def test_zip_holds_the_model_folder_and_its_card(manager, tiny_bert, text_csv, t
 
 def test_cli_export_prints_the_path_or_a_one_line_reason(manager, tiny_bert, text_csv, capsys):
     from studio.cli import main
-    run_dir, _ = run(manager, make_recipe("text", tiny_bert, text_csv, "feature-extraction", epochs=1))
+    run_dir, _ = finished_run(manager, make_recipe("text", tiny_bert, text_csv, "feature-extraction", epochs=1))
     workspace = str(manager.workspace.root)
     assert main(["export", run_dir.name, "--format", "zip", "--workspace", workspace]) == 0
     assert capsys.readouterr().out.strip().endswith(f"{run_dir.name}-model.zip")
@@ -220,7 +213,7 @@ def test_the_model_cards_loading_snippets_work(manager, shapes_small):
     import subprocess
     import sys
     from pathlib import Path
-    run_dir, _ = run(manager, make_recipe("image", "efficientnet-lite0", shapes_small, "feature-extraction",
+    run_dir, _ = finished_run(manager, make_recipe("image", "efficientnet-lite0", shapes_small, "feature-extraction",
                                           epochs=3))
     export(run_dir, "onnx")
     image = str(sorted(Path(shapes_small).rglob("*.jpg"))[0])

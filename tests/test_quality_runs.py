@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import WORDS, make_recipe
+from helpers import WORDS, finished_run, make_recipe
 from studio import tasks
 from studio.engine import classifier
 from studio.engine.jobs import JobManager
@@ -21,13 +21,6 @@ from studio.workspace import Workspace
 @pytest.fixture
 def manager(tmp_path):
     return JobManager(Workspace(tmp_path / "ws"), in_process=True)
-
-
-def run(manager, recipe, callbacks=()):
-    job = manager.start(recipe, callbacks)
-    assert job.wait(300), "run did not finish in time"
-    assert job.status["status"] == "completed", job.status.get("error")
-    return job.run_dir, json.loads((job.run_dir / "eval.json").read_text())
 
 
 def topics_csv(path, counts: dict, seed=0, noise=0.3) -> str:
@@ -65,9 +58,9 @@ def validation_logits(run_dir, recipe):
 
 def test_fine_tuning_that_does_not_beat_the_probe_keeps_it_and_says_so(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 40, "food": 40, "tech": 40})
-    fe_dir, fe = run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    fe_dir, fe = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
     recipe = make_recipe("text", tiny_bert, data, "full", epochs=2)
-    ft_dir, ft = run(manager, recipe, [Scramble()])
+    ft_dir, ft = finished_run(manager, recipe, [Scramble()])
     assert ft["history"][0]["epoch"] == 0 and ft["history"][0]["linear_probe"]
     assert ft["best_epoch"] == 0 and ft["linear_probe"]["fine_tuning_improved"] is False
     assert any("did not beat the linear probe" in w for w in ft["warnings"])
@@ -81,7 +74,7 @@ def test_fine_tuning_that_does_not_beat_the_probe_keeps_it_and_says_so(manager, 
 def test_the_temperature_is_inside_the_saved_model(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 40, "food": 40, "tech": 40})
     recipe = make_recipe("text", tiny_bert, data, "feature-extraction")
-    run_dir, report = run(manager, recipe)
+    run_dir, report = finished_run(manager, recipe)
     cal = report["calibration"]
     assert report["num_examples"] >= 20 and cal["ece_after"] is not None and cal["temperature"] != 1.0
     logits, labels = validation_logits(run_dir, recipe)
@@ -92,21 +85,21 @@ def test_the_temperature_is_inside_the_saved_model(manager, tiny_bert, tmp_path)
 
 def test_imbalance_above_three_to_one_weighs_the_classes(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 60, "food": 15, "tech": 12}, noise=0.4)
-    run_dir, report = run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    run_dir, report = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
     data_report = RunFolder(run_dir).read("data_report.json")
     assert data_report["class_weighted"] and any("weights each class" in w for w in data_report["warnings"])
     assert report["class_weighted"] and 0 <= report["macro_f1_unweighted"] <= 1
-    _, tuned = run(manager, make_recipe("text", tiny_bert, data, "full"))
+    _, tuned = finished_run(manager, make_recipe("text", tiny_bert, data, "full"))
     assert tuned["class_weighted"] and tuned["macro_f1_unweighted"] is None and tuned["macro_f1_unweighted_reason"]
     recipe = make_recipe("text", tiny_bert, data, "feature-extraction")
     recipe.train.class_weights = "none"
-    _, plain = run(manager, recipe)
+    _, plain = finished_run(manager, recipe)
     assert not plain["class_weighted"] and "macro_f1_unweighted" not in plain
 
 
 def test_five_examples_per_class_train_and_say_how_reliable_the_result_is(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 5, "food": 5, "tech": 5}, noise=0.0)
-    _, report = run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    _, report = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
     interval = report["accuracy_interval"]
     assert interval["examples"] == report["num_examples"] == 3
     assert interval["low"] <= report["accuracy"] <= interval["high"] and interval["high"] - interval["low"] > 0.4
@@ -125,8 +118,29 @@ def test_per_group_results_for_images_listed_in_a_table(manager, tiny_vit, shape
                              "phone" if n % 2 else "scanner"])
     recipe = make_recipe("image", tiny_vit, str(table), "feature-extraction")
     recipe.data.path_column, recipe.data.label_column, recipe.data.group_column = "file", "shape", "camera"
-    run_dir, report = run(manager, recipe)
+    run_dir, report = finished_run(manager, recipe)
     groups = report["groups"]
     assert set(groups["groups"]) == {"phone", "scanner"}
     assert sum(g["support"] for g in groups["groups"].values()) == report["num_examples"]
     assert "Results per camera" in (run_dir / "model" / "README.md").read_text()
+
+
+def test_the_evaluate_tab_says_how_reliable_and_takes_the_suggested_rate(manager, tiny_bert, tmp_path):
+    """A real run with the LR range test on: the Evaluate tab's words give the interval and the calibration, and
+    its button puts the suggested rate into the session's next recipe."""
+    from studio.ui.app import build_app
+    from studio.ui.panels.classification import metrics_markdown
+    from studio.ui.session import new_session
+    data = topics_csv(tmp_path / "t.csv", {"sports": 12, "food": 12}, noise=0.0)
+    recipe = make_recipe("text", tiny_bert, data, "full", options={"lr_finder": "on"})
+    run_dir, report = finished_run(manager, recipe)
+    assert report["lr_finder"]["ran"] and report["lr_finder"]["suggestion"] > 0
+    words = metrics_markdown(report, {"wall_time_s": 1}, "en")
+    assert f"With {report['num_examples']} validation examples, the true accuracy is 95% likely between" in words
+    app = build_app(manager.workspace, manager)
+    fns = {f.name: f.fn for f in app.fns.values()}
+    state = new_session()
+    state["recipe"].update(task="text-classification", strategy="feature-extraction")
+    state, _ = fns["take_lr"](run_dir.name, state)
+    assert state["recipe"]["strategy"] == "full"
+    assert state["recipe"]["train"]["learning_rate"] == float(f"{report['lr_finder']['suggestion']:.2g}")

@@ -46,16 +46,22 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.detach().exp().clamp(*T_RANGE))
 
 
-def halves(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two stratified halves of the examples (boolean masks): each class alternates between them."""
+def stratified_folds(labels: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """A fold number per example: each class dealt round-robin over the folds after a seeded shuffle."""
     generator = torch.Generator().manual_seed(seed)
-    first = torch.zeros(len(labels), dtype=torch.bool)
+    fold = torch.empty(len(labels), dtype=torch.long)
     offset = 0
     for c in labels.unique().tolist():
         members = (labels == c).nonzero().flatten()
         members = members[torch.randperm(len(members), generator=generator)]
-        first[members[(torch.arange(len(members)) + offset) % 2 == 0]] = True
-        offset += len(members)
+        fold[members] = (torch.arange(len(members)) + offset) % k
+        offset += len(members)  # classes start on different folds, so small classes spread over all of them
+    return fold
+
+
+def halves(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two stratified halves of the examples (boolean masks)."""
+    first = stratified_folds(labels, 2, seed) == 0
     return first, ~first
 
 

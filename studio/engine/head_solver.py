@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from studio.engine import calibration
+from studio.engine.calibration import stratified_folds
 
 CS = tuple(10.0 ** e for e in range(-4, 5))  # 1e-4 … 1e4, one per decade
 MAX_FOLDS = 5
@@ -54,19 +55,6 @@ def objective(x, y, weight, bias, C: float, sample_weight: torch.Tensor | None =
     sw = torch.ones(len(y), dtype=x.dtype, device=x.device) if sample_weight is None else sample_weight.to(x)
     ce = F.cross_entropy(x @ weight.T + bias, y, reduction="none")
     return (sw * ce).sum() / sw.sum() + weight.square().sum() / (2 * C * sw.sum())
-
-
-def stratified_folds(labels: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
-    """A fold number per example: each class dealt round-robin over the folds after a seeded shuffle."""
-    generator = torch.Generator().manual_seed(seed)
-    fold = torch.empty(len(labels), dtype=torch.long)
-    offset = 0
-    for c in labels.unique().tolist():
-        members = (labels == c).nonzero().flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        fold[members] = (torch.arange(len(members)) + offset) % k
-        offset += len(members)  # classes start on different folds, so small classes spread over all of them
-    return fold
 
 
 def _solve(x, y, masks, C, sw, start, max_iter) -> torch.Tensor:

@@ -102,5 +102,5 @@ def with_retries(run: RunFolder, events, attempt: Callable[[bool], None], resume
 def _recipe_or_none(run: RunFolder):
     try:
         return recipes.load(run.file(RECIPE))
-    except recipes.RecipeError:
+    except Exception:  # any reason: this runs while a failure is being reported, which must never fail itself
         return None

@@ -37,8 +37,23 @@ def metrics_markdown(report: dict, status: dict, lang: str) -> str:
                  seconds=f"{status.get('wall_time_s', 0):.0f}")
     explain = tr("Macro-F1 averages the classes equally, so a weak small class shows; loss is how unsure the model "
                  "is on average (lower is better).", lang)
-    return (f"### {headline(report, lang)}\n\n{details}\n\n<span class='hint'>{hardest}{explain}{stopped}</span>"
-            f"{warnings}")
+    return (f"### {headline(report, lang)}\n\n{details}\n\n{reliability(report, lang)}\n\n<span class='hint'>"
+            f"{hardest}{explain}{stopped}</span>{warnings}")
+
+
+def reliability(report: dict, lang: str) -> str:
+    """How far to trust the figures: the accuracy's 95% interval, and whether the percentages were calibrated."""
+    parts = []
+    interval = report.get("accuracy_interval")
+    if interval and interval.get("examples"):
+        parts.append(tr("With {n} validation examples, the true accuracy is 95% likely between {low} and {high}.",
+                        lang, n=interval["examples"], low=f"{interval['low']:.0%}", high=f"{interval['high']:.0%}"))
+    calibration = report.get("calibration") or {}
+    if calibration.get("ece_after") is not None:
+        parts.append(tr("Its confidence percentages were calibrated: on average they are off by {after} (before: "
+                        "{before}).", lang, after=f"{calibration['ece_after']:.1%}",
+                        before=f"{calibration['ece_before']:.1%}"))
+    return " ".join(parts)
 
 
 def mistakes_heading(report: dict, lang: str) -> str:
