@@ -32,9 +32,9 @@ LR_FINDER = {"lr_finder": (str, "auto", ("auto", "on", "off"), None)}  # auto: w
 STRATEGIES = {s.name: s for s in (
     Strategy("feature-extraction", "Feature extraction",
              "keep the pretrained model frozen and train only a new final layer. Fast, even on a CPU.",
-             # epochs and rate apply to head_solver: sgd; the default solves the head exactly (no epochs)
+             # sgd (default): epochs the Train tab draws live; lbfgs solves the head exactly (no curve yet)
              {"epochs": 30, "batch_size": 32, "learning_rate": 3e-3},
-             {"head_solver": (str, "lbfgs", ("lbfgs", "sgd"), None)}),
+             {"head_solver": (str, "sgd", ("lbfgs", "sgd"), None)}),
     Strategy("full", "Full fine-tuning",
              "let every weight adjust to your data. Most accurate with enough data and a GPU.",
              {"epochs": 5, "batch_size": 16, "learning_rate": 5e-5}, LR_FINDER),
