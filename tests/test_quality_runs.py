@@ -58,7 +58,7 @@ def validation_logits(run_dir, recipe):
 
 def test_fine_tuning_that_does_not_beat_the_probe_keeps_it_and_says_so(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 40, "food": 40, "tech": 40})
-    fe_dir, fe = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    fe_dir, fe = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction", {"head_solver": "lbfgs"}))
     recipe = make_recipe("text", tiny_bert, data, "full", epochs=2)
     ft_dir, ft = finished_run(manager, recipe, [Scramble()])
     assert ft["history"][0]["epoch"] == 0 and ft["history"][0]["linear_probe"]
@@ -73,7 +73,7 @@ def test_fine_tuning_that_does_not_beat_the_probe_keeps_it_and_says_so(manager, 
 
 def test_the_temperature_is_inside_the_saved_model(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 40, "food": 40, "tech": 40})
-    recipe = make_recipe("text", tiny_bert, data, "feature-extraction")
+    recipe = make_recipe("text", tiny_bert, data, "feature-extraction", {"head_solver": "lbfgs"})
     run_dir, report = finished_run(manager, recipe)
     cal = report["calibration"]
     assert report["num_examples"] >= 20 and cal["ece_after"] is not None and cal["temperature"] != 1.0
@@ -85,13 +85,13 @@ def test_the_temperature_is_inside_the_saved_model(manager, tiny_bert, tmp_path)
 
 def test_imbalance_above_three_to_one_weighs_the_classes(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 60, "food": 15, "tech": 12}, noise=0.4)
-    run_dir, report = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    run_dir, report = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction", {"head_solver": "lbfgs"}))
     data_report = RunFolder(run_dir).read("data_report.json")
     assert data_report["class_weighted"] and any("weights each class" in w for w in data_report["warnings"])
     assert report["class_weighted"] and 0 <= report["macro_f1_unweighted"] <= 1
     _, tuned = finished_run(manager, make_recipe("text", tiny_bert, data, "full"))
     assert tuned["class_weighted"] and tuned["macro_f1_unweighted"] is None and tuned["macro_f1_unweighted_reason"]
-    recipe = make_recipe("text", tiny_bert, data, "feature-extraction")
+    recipe = make_recipe("text", tiny_bert, data, "feature-extraction", {"head_solver": "lbfgs"})
     recipe.train.class_weights = "none"
     _, plain = finished_run(manager, recipe)
     assert not plain["class_weighted"] and "macro_f1_unweighted" not in plain
@@ -99,7 +99,7 @@ def test_imbalance_above_three_to_one_weighs_the_classes(manager, tiny_bert, tmp
 
 def test_five_examples_per_class_train_and_say_how_reliable_the_result_is(manager, tiny_bert, tmp_path):
     data = topics_csv(tmp_path / "t.csv", {"sports": 5, "food": 5, "tech": 5}, noise=0.0)
-    _, report = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction"))
+    _, report = finished_run(manager, make_recipe("text", tiny_bert, data, "feature-extraction", {"head_solver": "lbfgs"}))
     interval = report["accuracy_interval"]
     assert interval["examples"] == report["num_examples"] == 3
     assert interval["low"] <= report["accuracy"] <= interval["high"] and interval["high"] - interval["low"] > 0.4
@@ -116,7 +116,7 @@ def test_per_group_results_for_images_listed_in_a_table(manager, tiny_vit, shape
         for n, path in enumerate(sorted(Path(shapes_small).rglob("*.jpg"))):
             writer.writerow([os.path.relpath(path, table.parent), path.parent.name,  # relative to the table
                              "phone" if n % 2 else "scanner"])
-    recipe = make_recipe("image", tiny_vit, str(table), "feature-extraction")
+    recipe = make_recipe("image", tiny_vit, str(table), "feature-extraction", {"head_solver": "lbfgs"})
     recipe.data.path_column, recipe.data.label_column, recipe.data.group_column = "file", "shape", "camera"
     run_dir, report = finished_run(manager, recipe)
     groups = report["groups"]
