@@ -67,6 +67,8 @@ def studio_run(ctx, data: DataSet, strategy: str) -> dict:
                                  epochs=ctx.cfg.quality_epochs)
         if data.validation_path is None:
             rec.data.validation_split = 0.25
+        if strategy == "feature-extraction":  # the solved head measured here: the default this issue proposes
+            rec.strategy_options = {"head_solver": "lbfgs"}
         manager = ctx.cached(("manager", data.name), lambda: ctx.fresh_manager(f"quality-{data.name}",
                                                                                in_process=True))
         result = studio_side.must_complete(studio_side.run(manager, rec, timeout=4 * 3600))
