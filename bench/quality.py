@@ -108,7 +108,7 @@ def section_expert(ctx, results: dict) -> None:
                          "studio_macro_f1_unweighted": fe["report"].get("macro_f1_unweighted")}
     results["fe_vs_expert"] = ratios
     results["details"]["fe_vs_expert"] = dict(details, counted=(
-        "validation accuracy of a studio feature-extraction run with defaults ÷ scikit-learn's logistic "
+        "validation accuracy of a studio feature-extraction run (head_solver: lbfgs) ÷ scikit-learn's logistic "
         "regression (lbfgs, standardised, C over 1e-4…1e4 by stratified 5-fold CV, class_weight balanced above "
         "3:1) on the same frozen features and split"))
 
