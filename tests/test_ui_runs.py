@@ -1,4 +1,4 @@
-"""The Runs tab's comparison rows and the charts' handling of resumed runs, from plain events (no browser)."""
+"""The Runs tab's comparison rows, the charts' handling of resumed runs, the panels' Evaluate values (no browser)."""
 from studio.ui import charts
 from studio.ui.runs_tab import compare_row
 
@@ -28,3 +28,28 @@ def test_curves_show_the_attempt_that_counted_after_a_resume():
     events += [{"type": "step", "step": s, "train_loss": 0.5} for s in (3, 4, 5)]  # resumed after step 2
     kept = charts.latest(events, "step", "step")
     assert [e["step"] for e in kept] == [1, 2, 3, 4, 5] and [e["train_loss"] for e in kept][2:] == [0.5] * 3
+
+
+def test_every_panel_answers_with_one_value_per_evaluate_component(tmp_path):
+    """The Evaluate tab hands each panel's values to its components in one list: one value too many shifts every
+    later component (a chat run once showed an error instead of its results)."""
+    import gradio as gr
+
+    from studio.ui import panels
+    with gr.Blocks():
+        for panel in panels.all_panels():
+            panel.results.build()
+            panel.build_mistakes()
+    for panel in panels.all_panels():
+        assert len(panel.show_mistakes({"misclassified": []}, tmp_path, "en")) == len(panel.mistakes), panel
+
+
+def test_opening_the_strategy_tab_leaves_the_boxes_that_already_show_their_value():
+    """A slow answer to opening the tab must not undo a number typed meanwhile: only changed boxes are written."""
+    import gradio as gr
+
+    from studio.ui.strategy_tab import unchanged_left_alone
+    boxes = unchanged_left_alone([10, 0.003, gr.update(value=8, visible=True), gr.update(value="sgd", visible=True)],
+                                 [10, 0.01, 8, "lbfgs"])
+    assert boxes[0] == gr.skip() and boxes[1] == 0.003
+    assert boxes[2] == {"__type__": "update", "visible": True} and boxes[3]["value"] == "sgd"

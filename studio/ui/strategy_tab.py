@@ -76,6 +76,26 @@ def fields_view(state: dict) -> str:
                       sort_keys=True, default=str)
 
 
+def shown_values(view: str, train_keys: list, option_names: list) -> list:
+    """The values of the train and option boxes in a fields_view()."""
+    _, _, train, options, *_ = json.loads(view)
+    spec = recipes.TrainSpec()
+    return [train.get(key, getattr(spec, key)) for key in train_keys] + [options.get(key) for key in option_names]
+
+
+def unchanged_left_alone(boxes: list, before: list) -> list:
+    """Boxes whose value is already shown keep it (a slow answer would otherwise undo a number typed meanwhile):
+    a plain value becomes gr.skip(), an update loses its value."""
+    out = list(boxes)
+    for index, shown in enumerate(before):
+        box = out[index]
+        if isinstance(box, dict) and box.get("value") == shown:
+            out[index] = {k: v for k, v in box.items() if k != "value"}
+        elif not isinstance(box, dict) and box == shown:
+            out[index] = gr.skip()
+    return out
+
+
 def option_field(name: str, spec: tuple):
     """A strategy option's box: its choices where it has a few, else a text or a number."""
     words = dict(label=OPTION_WORDS.get(name, name), info=OPTION_INFO.get(name), visible=False)
@@ -146,7 +166,9 @@ def build(ctx, tab) -> None:
     fix_note = gr.Markdown(elem_id="strategy-note")
     recipe_view = gr.Code(language="yaml", label="The recipe this run will use", visible=False,
                           elem_id="recipe-yaml", max_lines=None)
-    view = gr.State(None)  # fields_view() of what the boxes show on this page
+    # fields_view() of what the boxes show on this page: at first, what they were built with.
+    view = gr.State(fields_view(dict(recipe=dict(first, train=defaults, strategy_options={
+        name: spec[1] for name, spec in first_task.strategies[first["strategy"]].options.items()}))))
     ctx.nav("data", "train")
     train_fields = [epochs, batch, lr, patience, retry, devices, accumulation, checkpointing]
     train_keys = ["epochs", "batch_size", "learning_rate", "early_stopping_patience", "retry_smaller_batch",
@@ -228,10 +250,13 @@ def build(ctx, tab) -> None:
             boxes = [gr.skip()] * len(fields)
             boxes[train_keys.index("devices")] = gr.update(info=note)
             return recommendation(state), gr.skip(), *boxes, state, sessions.summary(state), shown
-        *boxes, state, summary, shown = show_strategy(state, name, keep_settings=True)
-        boxes[train_keys.index("devices")] = gr.update(value=boxes[train_keys.index("devices")], info=note)
+        *boxes, state, summary, now = show_strategy(state, name, keep_settings=True)
+        boxes = unchanged_left_alone(boxes, shown_values(shown, train_keys, option_names))
+        devices_box = boxes[train_keys.index("devices")]
+        boxes[train_keys.index("devices")] = gr.update(info=note, **(
+            {} if isinstance(devices_box, dict) else {"value": devices_box}))
         return (recommendation(state), gr.Radio(choices=strategy_choices(task, state["lang"]), value=name), *boxes,
-                state, summary, shown)
+                state, summary, now)
 
     strategy_out = [*fields, ctx.session, ctx.summary, view]
     strategy.input(lambda name, state: show_strategy(state, name), [strategy, ctx.session], strategy_out)

@@ -152,6 +152,9 @@ class ChatPanel(Panel):
     def build_mistakes(self) -> None:
         self.mistakes = []  # the held-out answers are part of the results view
 
+    def show_mistakes(self, report: dict, run_dir, lang: str) -> list:
+        return []
+
     def build_playground(self, run, answer, predict, session) -> None:
         run_dir, key = gr.State(None), gr.State(lambda: uuid.uuid4().hex)  # key: this page's Stop button
         with gr.Group(visible=False) as box:
