@@ -171,7 +171,7 @@ class Studio:
             return None
         for line in lines:
             event = json.loads(line)
-            if event["type"] == "step":
+            if event["type"] in ("step", "head_search"):  # a solved head's curve is its search
                 return event["time"]
         return None
 

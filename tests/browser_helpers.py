@@ -17,10 +17,13 @@ def choose_example(page, name):
 
 
 def set_epochs(page, epochs, patience=None):
-    """Epochs (and early-stopping patience: 0 makes a long run last, whatever the feature cache holds)."""
+    """Epochs (and early-stopping patience: 0 makes a long run last, whatever the feature cache holds). Feature
+    extraction then trains its head over the epochs (head_solver: sgd), not solved at once."""
     tab(page, "Strategy")
     if not page.locator("#epochs input").is_visible():
         page.get_by_text("Advanced settings").click()
+    if page.locator("#option-head-solver").is_visible():
+        page.locator("#option-head-solver").get_by_label("sgd").check()
     for field, value in (("epochs", epochs), ("patience", patience)):
         if value is not None:
             page.locator(f"#{field} input").fill(str(value))

@@ -25,7 +25,7 @@ def finish(job, timeout=120):
     assert job.wait(timeout), "run did not finish in time"
     return job.status
 
-SOLVED = {"feature-extraction": {"head_solver": "lbfgs"}}  # the solved head (an option; sgd is the default)
+SOLVED = {"feature-extraction": {"head_solver": "lbfgs"}}  # the solved head (the default), said out loud
 
 
 @pytest.mark.parametrize("strategy", ["feature-extraction", "full", "partial", "layerwise", "lora", "scratch"])

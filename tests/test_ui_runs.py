@@ -53,3 +53,17 @@ def test_opening_the_strategy_tab_leaves_the_boxes_that_already_show_their_value
                                  [10, 0.01, 8, "lbfgs"])
     assert boxes[0] == gr.skip() and boxes[1] == 0.003
     assert boxes[2] == {"__type__": "update", "visible": True} and boxes[3]["value"] == "sgd"
+
+
+def test_a_solved_head_draws_its_search_for_a_regularisation():
+    import json
+    search = [{"type": "head_search", "candidate": i, "candidates": 3, "C": c, "score": s, "loss": l}
+              for i, c, s, l in ((1, 0.1, 0.6, 0.9), (2, 1.0, 0.8, 0.5), (3, 10.0, 0.7, 0.6))]
+    events = [*search, {"type": "head_fit", "C": 1.0},
+              {"type": "epoch", "epoch": 1, "step": 0, "val_loss": 0.4, "accuracy": 0.85}]
+    loss = json.loads(charts.loss_figure(events).plot)
+    accuracy = json.loads(charts.accuracy_figure(events).plot)
+    assert loss["data"][0]["y"] == [0.9, 0.5, 0.6] and accuracy["data"][0]["y"] == [0.6, 0.8, 0.7]
+    assert accuracy["data"][1]["x"] == [2] and accuracy["data"][1]["y"] == [0.85]  # the chosen candidate
+    fine_tuned = json.loads(charts.loss_figure([*events, {"type": "step", "step": 1, "train_loss": 1.0}]).plot)
+    assert fine_tuned["data"][0]["x"] == [1]  # fine-tuning after the probe: the steps are the curve

@@ -3,28 +3,27 @@ the training pipeline (data → backbone + new head → strategy → loop → ev
 A modality subclass says how to read its data and how to turn examples into model inputs (an Encoder)."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from studio import families
-from studio.engine import calibration, classifier, evaluation, head_solver, lr_finder, strategies
-from studio.engine.callbacks import BatchNormStatistics, BestWeights, Checkpoint, EarlyStopping, load_state_file
+from studio.engine import calibration, classifier, evaluation, head_solver, strategies
+from studio.engine.callbacks import load_state_file
 from studio.engine.classifier import Classifier
 from studio.engine.data.labelled import IMBALANCE_RATIO, LabelledData, Loaded, assemble
 from studio.engine.device import pick_device, reset_peak_memory
-from studio.engine.distributed import ShardedSampler, full_state, unwrap
-from studio.engine.loop import Loop, LoopConfig, to_device
+from studio.engine.distributed import full_state, unwrap
+from studio.engine.loop import to_device
 from studio.families.base import ModelInfo
 from studio.recipe import DataSpec, Recipe, RecipeError
 from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, LABELS, RunFolder
 from studio.tasks import classification_probe as probe
 from studio.tasks import classification_report
+from studio.tasks import classification_training as training
+from studio.tasks.classification_training import BACKBONE_TRAINS
 from studio.tasks.classification_report import copy_into_run
 from studio.tasks.base import ColumnChoice, Strategy, Task
 
@@ -32,9 +31,9 @@ LR_FINDER = {"lr_finder": (str, "auto", ("auto", "on", "off"), None)}  # auto: w
 STRATEGIES = {s.name: s for s in (
     Strategy("feature-extraction", "Feature extraction",
              "keep the pretrained model frozen and train only a new final layer. Fast, even on a CPU.",
-             # sgd (default): epochs the Train tab draws live; lbfgs solves the head exactly (no curve yet)
+             # lbfgs (default): the head solved exactly, the curve draws its search; the epochs are sgd's
              {"epochs": 30, "batch_size": 32, "learning_rate": 3e-3},
-             {"head_solver": (str, "sgd", ("lbfgs", "sgd"), None)}),
+             {"head_solver": (str, "lbfgs", ("lbfgs", "sgd"), None)}),
     Strategy("full", "Full fine-tuning",
              "let every weight adjust to your data. Most accurate with enough data and a GPU.",
              {"epochs": 5, "batch_size": 16, "learning_rate": 5e-5}, LR_FINDER),
@@ -54,7 +53,6 @@ STRATEGIES = {s.name: s for s in (
              # its own recipe: enough epochs to converge, and early stopping only after half of them
              {"epochs": 30, "batch_size": 32, "learning_rate": 1e-3}),
 )}
-BACKBONE_TRAINS = ("full", "partial", "layerwise", "lora")  # pretrained backbones that train: they start from a probe
 TABLE_SUFFIXES = (".csv", ".jsonl")
 MANY_PER_CLASS = 100  # below this, a frozen backbone generalises best
 LABEL_GUESSES = ("label", "labels", "class", "category", "intent", "target")
@@ -215,14 +213,15 @@ class ClassificationTask(Task):
             if weights is not None:
                 extras["macro_f1_unweighted"] = probe.unweighted_macro_f1(ctx, fit, feats, data)
         else:
-            compute = cross_entropy(weights.to(ctx.device) if weights is not None else None)
-            loop, best = self._loop(ctx, model, groups, data, info, ref, compute)
+            compute = training.cross_entropy(weights.to(ctx.device) if weights is not None else None)
+            loop, best = training.loop(ctx, model, groups, data, info, lambda augment: self.encoder(
+                info, ref, augment=augment, recipe=recipe), compute)
             if solved and not (ctx.resume and run.last_state.exists()):
                 record, _ = probe.record(fit, feats, data, weights, 0, time.perf_counter() - started)
                 best.start_from(loop, record)  # the probe is epoch 0: fine-tuning must beat it to be kept
                 events.emit("epoch", total_epochs=recipe.train.epochs, best_epoch=0, **record)
             if strategy in BACKBONE_TRAINS:
-                extras["lr_finder"] = self._lr_finder(ctx, loop)
+                extras["lr_finder"] = training.lr_range_test(ctx, loop)
             if ctx.resume and run.last_state.exists():
                 loop.restore(load_state_file(run.last_state))
             reset_peak_memory(ctx.device)
@@ -250,79 +249,6 @@ class ClassificationTask(Task):
         dist.barrier()
         return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "val_loss": report["loss"],
                 "best_epoch": result["best_epoch"], "trainable_parameters": params["trainable"]}
-
-    def _loop(self, ctx, model: Classifier, groups, data: LabelledData, info: ModelInfo, ref: str, compute):
-        """The training loop and its callbacks: on cached features (feature extraction with head_solver: sgd) or
-        on the examples themselves."""
-        recipe, run, dist = ctx.recipe, ctx.run, ctx.dist
-        callbacks = []
-        if recipe.strategy == "feature-extraction":
-            feats = probe.features(ctx, model, data, self.encoder(info, ref, augment=False, recipe=recipe), info)
-            train_set = TensorDataset(feats["train"], torch.tensor(data.train_labels))
-            val_set, collate = TensorDataset(feats["val"], torch.tensor(data.val_labels)), None
-            trained = model.head  # epochs run on cached features: the backbone never runs again
-        else:
-            train_set = self.encoder(info, ref, augment=True, recipe=recipe).dataset(data.train_items,
-                                                                                      data.train_labels)
-            plain = self.encoder(info, ref, augment=False, recipe=recipe)
-            val_set, collate = plain.dataset(data.val_items, data.val_labels), plain.collate
-            trained = model
-            if recipe.strategy == "scratch":  # batch norm trains from scratch: statistics recomputed
-                train_plain = plain.dataset(data.train_items, data.train_labels)
-                callbacks.append(BatchNormStatistics(self._in_order(ctx, train_plain, collate)))
-        trained, groups = dist.wrap(trained, groups)
-        train_loader, val_loader = self._loaders(ctx, train_set, val_set, collate)
-        t = recipe.train
-        loop = Loop(trained, groups, train_loader, val_loader,
-                    LoopConfig(epochs=t.epochs, device=ctx.device, amp_dtype=ctx.amp_dtype,
-                               weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
-                               accumulation=t.gradient_accumulation_steps,
-                               keep_batch_norm_statistics=recipe.strategy in BACKBONE_TRAINS),
-                    ctx.events, compute, lambda: evaluation.ClassificationMetrics(len(data.classes)), ctx.cancel,
-                    dist=dist)
-        best = BestWeights(run.best_weights)
-        # From scratch, the first epochs' validation loss says little: never stop before half the epochs.
-        min_epochs = t.epochs // 2 if recipe.strategy == "scratch" else 0
-        loop.callbacks = [*callbacks, best, Checkpoint(run.last_state),
-                          EarlyStopping(t.early_stopping_patience, min_epochs), *ctx.callbacks]
-        return loop, best
-
-    def _lr_finder(self, ctx, loop: Loop) -> dict:
-        """The learning-rate range test before training, where it is asked for or cheap enough (a tenth of the
-        run's steps at most); its curve and suggestion go to an event and eval.json. The run trains at the
-        recipe's rate: the suggestion is for the next run."""
-        setting = ctx.recipe.option("lr_finder")
-        if ctx.resume and ctx.run.last_state.exists():
-            return {"ran": False, "reason": "the run was resumed: the test ran (or not) before it stopped"}
-        if ctx.dist.active:
-            return {"ran": False, "reason": "not on several devices: each process would sweep on its own"}
-        if not lr_finder.worth_running(setting, loop.total_steps):
-            return {"ran": False, "reason": (f"off (strategy_options.lr_finder: {setting})" if setting == "off" else
-                                             f"{lr_finder.STEPS} test steps would cost more than a tenth of this "
-                                             f"run's {loop.total_steps}; strategy_options.lr_finder: on runs it")}
-        ctx.events.emit("log", message=f"Learning-rate range test: {lr_finder.STEPS} short steps from "
-                                       f"{lr_finder.START:g} to {lr_finder.END:g}.")
-        found = lr_finder.range_test(loop, ctx.recipe.train.learning_rate, ctx.events)
-        ctx.events.emit("lr_finder", **found)
-        return {"ran": True, **found}
-
-    def _loaders(self, ctx, train_set, val_set, collate):
-        t = ctx.recipe.train
-        train = DataLoader(train_set, batch_size=t.batch_size, **self._loading(ctx, collate),
-                           sampler=ShardedSampler(len(train_set), ctx.dist, shuffle=True, seed=t.seed))
-        return train, self._in_order(ctx, val_set, collate)
-
-    def _in_order(self, ctx, dataset, collate) -> DataLoader:
-        """Every example once across the ranks, in order, in large batches (nothing is learnt from them)."""
-        return DataLoader(dataset, batch_size=4 * ctx.recipe.train.batch_size, **self._loading(ctx, collate),
-                          sampler=ShardedSampler(len(dataset), ctx.dist, shuffle=False))
-
-    def _loading(self, ctx, collate) -> dict:
-        t = ctx.recipe.train
-        # A generator of their own: a loader draws a seed from it each epoch, which must not move the global
-        # random stream (dropout), or a run resumed mid-epoch would take other steps than one never stopped.
-        return dict(collate_fn=collate, num_workers=t.num_workers, pin_memory=ctx.device.type == "cuda",
-                    persistent_workers=t.num_workers > 0, generator=torch.Generator().manual_seed(t.seed))
 
     def _save(self, model: Classifier, info: ModelInfo, ref: str, recipe: Recipe, run: RunFolder,
               state: dict | None) -> None:
@@ -369,14 +295,6 @@ class ClassificationTask(Task):
 
 def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min" if seconds >= 60 else f"{max(1, round(seconds))} s"
-
-
-def cross_entropy(weights: torch.Tensor | None = None):
-    """The loop's compute for classification: logits and their cross-entropy (class-weighted when given)."""
-    def compute(model, inputs, targets) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = model(inputs).float()
-        return F.cross_entropy(logits, targets, weight=weights), logits
-    return compute
 
 
 def class_weights(recipe: Recipe, data: LabelledData) -> torch.Tensor | None:

@@ -32,6 +32,12 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go
 _LOSS_LAYOUT = _layout(go.Figure(), "Loss (lower is better)", "step", "loss").to_plotly_json()["layout"]
 _ACCURACY_LAYOUT = _layout(go.Figure().update_yaxes(range=[0, 1.02]), "Validation accuracy (higher is better)",
                            "epoch", "").to_plotly_json()["layout"]
+# A solved head (feature extraction's default) has no steps: its curve is the search for its regularisation, one
+# point per candidate strength scored on held-out folds of the training examples.
+SEARCH_AXIS = "candidate (each fits the training examples more closely)"
+_SEARCH_LOSS_LAYOUT = _layout(go.Figure(), "", SEARCH_AXIS, "loss").to_plotly_json()["layout"]
+_SEARCH_ACCURACY_LAYOUT = _layout(go.Figure().update_yaxes(range=[0, 1.02]), "", SEARCH_AXIS,
+                                  "").to_plotly_json()["layout"]
 
 
 def _line(events: list[dict], x: str, y: str, name: str, color: str, width: float, mode: str,
@@ -58,8 +64,24 @@ def latest(events: list[dict], kind: str, key: str) -> list[dict]:
     return sorted({e[key]: e for e in events if e["type"] == kind}.values(), key=lambda e: e[key])
 
 
+def head_search(events: list[dict]) -> list[dict]:
+    """The solved head's candidates, when they are the run's whole training (no step at all)."""
+    return [] if any(e["type"] == "step" for e in events) else latest(events, "head_search", "candidate")
+
+
+def _search_layout(layout: dict, lang: str) -> dict:
+    return {**layout, "xaxis": {**layout["xaxis"], "title": {"text": tr(SEARCH_AXIS, lang)}}}
+
+
 def loss_figure(events: list[dict], lang: str = "en") -> PlotData:
-    """Training loss per step, validation loss per epoch (placed at the epoch's last step)."""
+    """Training loss per step, validation loss per epoch (placed at the epoch's last step); for a solved head, the
+    held-out loss of each candidate."""
+    search = head_search(events)
+    if search:
+        return _live([_line(search, "candidate", "loss", tr("loss on held-out training examples", lang),
+                            PALETTE["val"], 2.5, "lines+markers")],
+                     _search_layout(_SEARCH_LOSS_LAYOUT, lang),
+                     tr("Choosing the final layer: loss of each candidate (lower is better)", lang), "")
     steps, epochs = latest(events, "step", "step"), latest(events, "epoch", "epoch")
     return _live([_line(steps, "step", "train_loss", tr("training loss", lang), PALETTE["train"], 1.5, "lines"),
                   _line(epochs, "step", "val_loss", tr("validation loss", lang), PALETTE["val"], 2.5,
@@ -69,6 +91,19 @@ def loss_figure(events: list[dict], lang: str = "en") -> PlotData:
 
 
 def accuracy_figure(events: list[dict], lang: str = "en") -> PlotData:
+    """Validation accuracy and macro-F1 per epoch; for a solved head, each candidate's held-out score and the chosen
+    one's validation accuracy."""
+    search = head_search(events)
+    if search:
+        fit = next((e for e in events if e["type"] == "head_fit"), None)
+        final = [dict(e, candidate=c["candidate"]) for e in latest(events, "epoch", "epoch") for c in search
+                 if fit and c["C"] == fit["C"]]
+        return _live([_line(search, "candidate", "score", tr("score on held-out training examples", lang),
+                            PALETTE["f1"], 2, "lines+markers"),
+                      _line(final, "candidate", "accuracy", tr("validation accuracy of the chosen one", lang),
+                            PALETTE["acc"], 2.5, "markers")],
+                     _search_layout(_SEARCH_ACCURACY_LAYOUT, lang),
+                     tr("Choosing the final layer: score of each candidate (higher is better)", lang), "")
     epochs = latest(events, "epoch", "epoch")
     return _live([_line(epochs, "epoch", "accuracy", tr("validation accuracy", lang), PALETTE["acc"], 2.5,
                         "lines+markers"),

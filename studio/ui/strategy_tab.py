@@ -98,7 +98,8 @@ def unchanged_left_alone(boxes: list, before: list) -> list:
 
 def option_field(name: str, spec: tuple):
     """A strategy option's box: its choices where it has a few, else a text or a number."""
-    words = dict(label=OPTION_WORDS.get(name, name), info=OPTION_INFO.get(name), visible=False)
+    words = dict(label=OPTION_WORDS.get(name, name), info=OPTION_INFO.get(name), visible=False,
+                 elem_id=f"option-{name.replace('_', '-')}")
     if spec[0] is str and isinstance(spec[2], tuple):
         return gr.Radio(list(spec[2]), value=spec[1], **words)
     return gr.Textbox(spec[1], **words) if spec[0] is str else gr.Number(spec[1], **words)

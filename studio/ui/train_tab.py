@@ -59,6 +59,10 @@ def progress_html(status: dict, events: list[dict], lang: str, stopping: bool = 
     if not moving:
         return _bar(0, prefix + tr("Preparing: loading the data and the model…", lang))
     last = moving[-1]
+    if last["type"] == "progress" and last.get("phase") == "head":
+        return _bar(last["done"] / last["total"], prefix + tr(
+            "Choosing the final layer: candidate {done} / {total}, each scored on held-out training examples · "
+            "about {eta} left", lang, done=last["done"], total=last["total"], eta=_clock(last["eta"])))
     if last["type"] == "progress":
         return _bar(last["done"] / last["total"], prefix + tr(
             "Reading each example once: {done} / {total} · {rate} examples/s · about {eta} left", lang,
