@@ -46,7 +46,7 @@ class Config:
     audio_data: str = ""  # the bundled spoken commands, filled in at start
     fe_per_class: int = 100  # ~1000 mnist_5k digits
     fe_batch: int = 32  # the studio's default for feature extraction
-    fe_epochs: int | None = None  # None: the studio's default (30)
+    fe_epochs: int | None = None  # None: the studio's default (the solved head; the naive way: 30 epochs)
     naive_measure_images: int | None = 128  # naive way: one epoch on this many images, extrapolated; None: all
     ft_batch: int = 16  # the studio's default for full and lora
     ft_warmup: int = 2

@@ -20,6 +20,9 @@ def set_epochs(page, epochs, patience=None):
     """Epochs (and early-stopping patience: 0 makes a long run last, whatever the feature cache holds). Feature
     extraction then trains its head over the epochs (head_solver: sgd), not solved at once."""
     tab(page, "Strategy")
+    # As a person would, only once the tab has shown the strategy's own settings (its answer makes the options
+    # visible: a box typed in before it arrives may be written over, an option checked before it is not there).
+    wait_text(page, "#recommendation", "Recommended|Check your data", timeout=60)
     if not page.locator("#epochs input").is_visible():
         page.get_by_text("Advanced settings").click()
     if page.locator("#option-head-solver").is_visible():
