@@ -116,7 +116,7 @@ def table(results: dict) -> str:
         row("fe_vs_inference_ratio", "—", "not measured")
     wk = d.get("worker", {})
     row("worker_start_overhead_s", _fmt(results.get("worker_start_overhead_s")),
-        "start → first step event through a worker process minus in-process, " + ", ".join(
+        "start → first curve point through a worker process minus in-process, " + ", ".join(
             f"{k} {_fmt(v['worker_s'])} − {_fmt(v['in_process_s'])} s" for k, v in wk.items()
             if isinstance(v, dict)) + f" ({wk.get('images')} images)" if wk else "not measured")
     ft, lo = d.get("ft", {}), d.get("lora", {})
@@ -136,7 +136,8 @@ def table(results: dict) -> str:
         f"`full` run trains in a worker process" if ui else "")
     row("ui_p95_ms_idle", _fmt(results.get("ui_p95_ms_idle")), "the same calls, nothing training" if ui else "")
     row("first_curve_point_s", _fmt(results.get("first_curve_point_s")),
-        "first step event → a 1 s timer-paced refresh returns the curve with it (worst of the FE demo run "
+        "first curve point (a step, or a solved head's first candidate) → a 1 s timer-paced refresh returns the "
+        "curve with it (worst of the FE demo run "
         f"{_fmt(ui.get('first_curve_point_s', {}).get('feature-extraction demo'))} s and the full run "
         f"{_fmt(ui.get('first_curve_point_s', {}).get('full'))} s)" if ui else "")
     row("demo_to_model_s", _fmt(results.get("demo_to_model_s")),

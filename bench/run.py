@@ -184,7 +184,7 @@ def section_fe(ctx: Context, results: dict) -> None:
 
 
 def section_worker(ctx: Context, results: dict) -> None:
-    """What training in a worker process costs at the start: Start → first step event through the worker (the
+    """What training in a worker process costs at the start: Start → first curve point through the worker (the
     spare already started, as in the UI) minus the same recipe in-process, on a tiny data set; the worse of
     feature extraction and full fine-tuning. Each side gets a fresh workspace (a cold feature cache)."""
     cfg = ctx.cfg
@@ -198,7 +198,8 @@ def section_worker(ctx: Context, results: dict) -> None:
         out[strategy] = {"in_process_s": inproc, "worker_s": worker, "overhead_s": worker - inproc}
     results["worker_start_overhead_s"] = max(v["overhead_s"] for v in out.values())
     results["details"]["worker"] = dict(out, images=len(workloads.image_files(folder)[0]), counted=(
-        "JobManager.start() to the first step event; worker: a new workspace whose JobManager's spare worker "
+        "JobManager.start() to the first curve point (a step, or a solved head's first candidate); worker: a new "
+        "workspace whose JobManager's spare worker "
         "has finished importing; in-process: the same recipe on a JobManager(in_process=True) in a process that "
         "has run it once"))
 

@@ -230,13 +230,17 @@ def spare_ready(manager: JobManager) -> bool:
     return state == "S" and previous == cpu  # asleep, and no CPU time used since the last look
 
 
+CURVE_EVENTS = ("step", "head_search")  # a point of the live curve (a solved head's curve is its search)
+
+
 def first_step_s(manager: JobManager, rec: Recipe, timeout: float = 600) -> float:
-    """Seconds from start() to the run's first step event; the run is then stopped."""
+    """Seconds from start() to the run's first curve point (a step, or a solved head's first candidate); the run
+    is then stopped."""
     start = time.time()
     job = manager.start(rec)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        step = next((e for e in job.events() if e["type"] == "step"), None)
+        step = next((e for e in job.events() if e["type"] in CURVE_EVENTS), None)
         if step is not None:
             job.cancel()
             job.wait(120)

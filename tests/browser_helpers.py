@@ -25,6 +25,7 @@ def set_epochs(page, epochs, patience=None):
     wait_text(page, "#recommendation", "Recommended|Check your data", timeout=60)
     if not page.locator("#epochs input").is_visible():
         page.get_by_text("Advanced settings").click()
+    page.locator("#epochs input").wait_for(state="visible")  # the section opens with an animation
     if page.locator("#option-head-solver").is_visible():
         page.locator("#option-head-solver").get_by_label("sgd").check()
     for field, value in (("epochs", epochs), ("patience", patience)):
