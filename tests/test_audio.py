@@ -191,7 +191,7 @@ def test_trained_models_predict_and_export(which, request, sounds):
     assert [classify(read_clip(c, rate))[0]["label"] for c in clips] == [a["label"] for a in answers]
     export(run, "onnx")
     check = json.loads((run / "model" / "onnx_check.json").read_text())
-    assert check["max_abs_diff"] < 1e-4 and check["same_top1"]
+    assert check["max_abs_diff"] <= check["tolerance"] and check["same_top1"]  # 1e-4 of the largest logit
     assert export(run, "zip").is_file()
     card = (run / "model" / "README.md").read_text()
     assert 'pipeline("audio-classification", model="hf")' in card and "audio clips" in card

@@ -73,7 +73,7 @@ def test_the_onnx_export_of_the_real_encoder_agrees_with_torch(commands_run):
     _, run = commands_run
     export(run, "onnx")
     check = json.loads((run / "model" / "onnx_check.json").read_text())
-    assert check["max_abs_diff"] < 1e-4 and check["same_top1"]
+    assert check["max_abs_diff"] <= check["tolerance"] and check["same_top1"]  # 1e-4 of the largest logit
 
 
 @pytest.mark.slow

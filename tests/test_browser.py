@@ -37,13 +37,15 @@ def stop_active_runs(workspace):
 
 def engine_run(workspace, epochs: int, stop: bool):
     """A shapes run started through the job API on the page's workspace (a worker process, as the page's own
-    runs); stopped after its first step when `stop`. Returns the run folder."""
+    runs), its head trained over the epochs (head_solver: sgd); stopped after its first step when `stop`. Returns
+    the run folder."""
     from studio.engine.jobs import JobManager
     from studio.examples import SHAPES_DIR
     from studio.recipe import DataSpec, Recipe, TrainSpec
     from studio.workspace import Workspace
     job = JobManager(Workspace(workspace)).start(
-        Recipe(model="efficientnet-lite0", data=DataSpec(path=str(SHAPES_DIR)), train=TrainSpec(epochs=epochs)))
+        Recipe(model="efficientnet-lite0", data=DataSpec(path=str(SHAPES_DIR)), train=TrainSpec(epochs=epochs),
+               strategy_options={"head_solver": "sgd"}))
     if stop:
         deadline = time.time() + 120
         while not any(e["type"] == "step" for e in job.events()) and time.time() < deadline:

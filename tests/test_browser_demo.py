@@ -187,6 +187,5 @@ def test_screenshots_of_every_tab_in_every_language_and_start_over(page, url):
                             full_page=True)
     page.locator("#start-over").click()
     page.wait_for_timeout(1500)
-    page.wait_for_selector("#summary")
-    summary = page.locator("#summary").inner_text()
-    assert i18n.tr("none yet", "zh") in summary and "shapes" not in summary  # cleared, language kept
+    wait_text(page, "#summary", i18n.tr("none yet", "zh"), timeout=30)  # cleared, language kept
+    assert "shapes" not in page.locator("#summary").inner_text()
