@@ -170,6 +170,7 @@ def test_the_page_speaks_german_from_the_browser_with_no_english_left(browser, u
     context.close()
 
 
+@pytest.mark.slow  # a minute or more: every tab in five languages
 def test_screenshots_of_every_tab_in_every_language_and_start_over(page, url):
     page.goto(url)
     choose_example(page, "shapes")
