@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from bench.ui import CURVE_EVENTS
 from studio.engine.jobs import JobManager
 from studio.engine.loop import Callback
 from studio.recipe import DataSpec, Recipe, TrainSpec
@@ -228,9 +229,6 @@ def spare_ready(manager: JobManager) -> bool:
     previous = getattr(manager, "_bench_cpu", None)
     manager._bench_cpu = cpu
     return state == "S" and previous == cpu  # asleep, and no CPU time used since the last look
-
-
-CURVE_EVENTS = ("step", "head_search")  # a point of the live curve (a solved head's curve is its search)
 
 
 def first_step_s(manager: JobManager, rec: Recipe, timeout: float = 600) -> float:

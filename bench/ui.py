@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+CURVE_EVENTS = ("step", "head_search")  # a point of the live curve (a solved head's curve is its search)
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMER_PERIOD_S = 1.0  # the Train tab's gr.Timer
 
@@ -171,7 +173,7 @@ class Studio:
             return None
         for line in lines:
             event = json.loads(line)
-            if event["type"] in ("step", "head_search"):  # a solved head's curve is its search
+            if event["type"] in CURVE_EVENTS:
                 return event["time"]
         return None
 

@@ -96,8 +96,8 @@ def accuracy_figure(events: list[dict], lang: str = "en") -> PlotData:
     search = head_search(events)
     if search:
         fit = next((e for e in events if e["type"] == "head_fit"), None)
-        final = [dict(e, candidate=c["candidate"]) for e in latest(events, "epoch", "epoch") for c in search
-                 if fit and c["C"] == fit["C"]]
+        chosen = next((c["candidate"] for c in search if fit and c["C"] == fit["C"]), None)
+        final = [dict(e, candidate=chosen) for e in latest(events, "epoch", "epoch")] if chosen else []
         return _live([_line(search, "candidate", "score", tr("score on held-out training examples", lang),
                             PALETTE["f1"], 2, "lines+markers"),
                       _line(final, "candidate", "accuracy", tr("validation accuracy of the chosen one", lang),
