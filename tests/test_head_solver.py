@@ -22,12 +22,11 @@ def problem():
     return (*sample(240), *sample(120))
 
 
-def sklearn_fit(x, y, C, class_weight=None):
+def sklearn_fit(xs, y, C, class_weight=None):
+    """scikit-learn's logistic regression on features already standardised (the solver is what is compared)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-    scaler = StandardScaler().fit(x.double().numpy())
     model = LogisticRegression(C=C, max_iter=10000, tol=1e-10, class_weight=class_weight)
-    return scaler, model.fit(scaler.transform(x.double().numpy()), y.numpy())
+    return model.fit(xs.double().numpy(), y.numpy())
 
 
 @pytest.mark.parametrize("C", [0.01, 1.0])
@@ -39,8 +38,8 @@ def test_solver_reaches_sklearns_optimum_at_the_same_C(problem, C, balanced):
         x, y = x[keep], y[keep]
     weights = head_solver.class_weights(y, 4)[y] if balanced else None
     ours = head_solver.fit(x.double(), y, 4, C=C, sample_weight=weights)
-    scaler, theirs = sklearn_fit(x, y, C, "balanced" if balanced else None)
     xs = ours.standardizer(x.double())
+    theirs = sklearn_fit(xs, y, C, "balanced" if balanced else None)
     # both solutions in the standardised space where the penalty applies (ours is stored folded)
     w = ours.weight.double() * ours.standardizer.scale
     b = ours.bias.double() + ours.weight.double() @ ours.standardizer.mean
@@ -49,8 +48,23 @@ def test_solver_reaches_sklearns_optimum_at_the_same_C(problem, C, balanced):
                                      torch.tensor(theirs.intercept_).double(), C, weights))
     assert abs(mine - sk) <= 1e-4 * sk
     acc_mine = float((ours.logits(x_val.double()).argmax(1) == y_val).double().mean())
-    acc_sk = float((theirs.predict(scaler.transform(x_val.numpy())) == y_val.numpy()).mean())
+    acc_sk = float((theirs.predict(ours.standardizer(x_val.double()).numpy()) == y_val.numpy()).mean())
     assert abs(acc_mine - acc_sk) <= 0.01
+
+
+def test_a_feature_almost_constant_in_training_does_not_blow_up_a_new_example():
+    """Pooled activations: a channel that is ~0 on every training example but one. Divided by its own tiny spread,
+    an ordinary value on a new example would be ~1e5 standard deviations; the floor keeps it ordinary."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 20, generator=generator).abs()
+    x[:, 0] = 0.0
+    x[7, 0] = 1e-4
+    scaler = head_solver.Standardizer.fit(x)
+    new = torch.rand(1, 20, generator=generator)
+    new[0, 0] = 0.7
+    assert scaler(new).abs().max() < 100
+    spread = x.std(0, unbiased=False)
+    assert torch.equal(scaler.scale[1:], spread[1:].clamp(min=head_solver.SCALE_FLOOR * float(spread.mean())))
 
 
 def test_folded_standardisation_gives_the_standardised_logits(problem):

@@ -5,7 +5,8 @@ saved model (the studio, a transformers pipeline, ONNX) gives the calibrated sco
 
 The error after calibration is measured honestly: the validation set is split into two stratified halves, each
 half's examples scored with the temperature fitted on the other half (cross-fitting), and the expected
-calibration error (ECE) taken over all of them. The delivered temperature is fitted on the whole set."""
+calibration error (ECE) taken over all of them. The delivered temperature is fitted on the whole set, and only
+delivered when the cross-fitted error beats the error before it."""
 from __future__ import annotations
 
 import torch
@@ -67,7 +68,10 @@ def halves(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> dict:
     """{temperature, ece_before, ece_after, …} for validation logits. ece_after: each example scored with the
-    temperature fitted on the other half; null (with the reason) when there are too few examples to fit one."""
+    temperature fitted on the other half. Where that cross-fitted error is no better than the error before, the
+    fit is noise (a few confidently wrong examples can drive T to its bound and flatten every score), so the
+    scores are left as trained (temperature 1, ece_after = ece_before) and the reason says so. Null ece_after
+    (with the reason) when there are too few examples to fit one."""
     logits, labels = logits.float().cpu(), labels.long().cpu()
     before = ece(logits, labels)
     if len(labels) < MIN_EXAMPLES:
@@ -78,10 +82,15 @@ def calibrate(logits: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> dict
     crossed = logits.clone()
     crossed[b] = logits[b] / fit_temperature(logits[a], labels[a])
     crossed[a] = logits[a] / fit_temperature(logits[b], labels[b])
-    return {"temperature": fit_temperature(logits, labels), "ece_before": before, "ece_after": ece(crossed, labels),
-            "examples": len(labels), "bins": BINS,
-            "method": "temperature fitted on all validation examples; ece_after cross-fitted on two halves "
-                      "(each half scored with the temperature fitted on the other)"}
+    after = ece(crossed, labels)
+    out = {"examples": len(labels), "bins": BINS, "ece_before": before, "ece_after_fitted": after,
+           "method": "ece_after cross-fitted on two halves of the validation set (each half scored with the "
+                     "temperature fitted on the other); the delivered temperature is fitted on all of it"}
+    if after >= before:
+        return dict(out, temperature=1.0, ece_after=before, reason=(
+            f"a temperature fitted on half of the validation set made the other half's percentages worse "
+            f"({after:.1%} off instead of {before:.1%}), so the scores are left as trained"))
+    return dict(out, temperature=fit_temperature(logits, labels), ece_after=after)
 
 
 @torch.no_grad()

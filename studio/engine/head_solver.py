@@ -22,6 +22,7 @@ CS = tuple(10.0 ** e for e in range(-4, 5))  # 1e-4 … 1e4, one per decade
 MAX_FOLDS = 5
 MAX_ITER = 200  # L-BFGS iterations per C; warm starts along the path keep most far below it
 DEFAULT_C = 1.0  # when no class has two training examples to cross-validate with
+SCALE_FLOOR = 0.1  # no feature's spread counts as less than this share of the mean spread (Standardizer)
 
 
 @dataclass
@@ -32,8 +33,12 @@ class Standardizer:
     @classmethod
     def fit(cls, x: torch.Tensor) -> "Standardizer":
         scale = x.std(0, unbiased=False)
-        # A constant feature carries nothing: dividing by ~0 would only blow up rounding noise.
-        return cls(x.mean(0), torch.where(scale > 1e-6 * scale.max().clamp(min=1e-12), scale, torch.ones_like(scale)))
+        # A floor under each feature's spread: pooled activations have channels that are almost always 0 on a
+        # small training set (spread ~1e-5), and an ordinary value on a new example would become ~1e5 standard
+        # deviations, one confidently wrong answer. Measured on 50 digits (EfficientNet-Lite0, 1280 features):
+        # validation loss 28.6 → 0.17, accuracy 0.84 → 0.94; texts and 1000 digits unchanged.
+        floor = SCALE_FLOOR * float(scale.mean())
+        return cls(x.mean(0), scale.clamp(min=floor) if floor > 0 else torch.ones_like(scale))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.scale

@@ -49,7 +49,11 @@ def reliability(report: dict, lang: str) -> str:
         parts.append(tr("With {n} validation examples, the true accuracy is 95% likely between {low} and {high}.",
                         lang, n=interval["examples"], low=f"{interval['low']:.0%}", high=f"{interval['high']:.0%}"))
     calibration = report.get("calibration") or {}
-    if calibration.get("ece_after") is not None:
+    if calibration.get("ece_after") is not None and calibration.get("reason"):  # fitted, not delivered
+        parts.append(tr("Its confidence percentages are off by {before} on average; calibrating them on part of the "
+                        "validation set did not do better on the rest, so they are left as trained.", lang,
+                        before=f"{calibration['ece_before']:.1%}"))
+    elif calibration.get("ece_after") is not None:
         parts.append(tr("Its confidence percentages were calibrated: on average they are off by {after} (before: "
                         "{before}).", lang, after=f"{calibration['ece_after']:.1%}",
                         before=f"{calibration['ece_before']:.1%}"))
