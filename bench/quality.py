@@ -150,7 +150,7 @@ def section_transfer(ctx, results: dict) -> None:
             "examples_seen": {"feature_extraction": train_n, "full": train_n * (full_epochs + 1),
                               "scratch": train_n * len(history)},
             "scratch_run": dict(_summary(scratch), stop_reason=(
-                f"validation loss had not improved for {patience} epochs after epoch {report['best_epoch']} "
+                f"validation had not improved for {patience} epochs after epoch {report['best_epoch']} "
                 f"(never before half of the epochs)" if report["stopped_early"] else
                 f"ran all {len(history)} epochs of its recipe")),
             "full_run": _summary(full)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -18,17 +19,30 @@ from studio.engine.distributed import load_state
 from studio.engine.loop import Callback, Loop, to_device
 
 
-class BestWeights(Callback):
-    """After an epoch with a lower validation loss than any before, its trained weights go to disk (only what
-    trains: a frozen backbone is not copied), never into a second copy in memory. `restore` loads them back."""
+def lowest_loss(record: dict) -> tuple:
+    return (-record["val_loss"],)
 
-    def __init__(self, path: Path):
-        self.path = path
+
+def most_accurate(record: dict) -> tuple:
+    """Accuracy first (what the person reads), validation loss among equal ones: a lower loss alone can come
+    with fewer right answers, e.g. a fine-tuned epoch less sure of everything than the linear probe it began from."""
+    return (record["accuracy"], -record["val_loss"])
+
+
+class BestWeights(Callback):
+    """After an epoch better than any before by `key` (a record → a comparable value, higher is better), its
+    trained weights go to disk (only what trains: a frozen backbone is not copied), never into a second copy in
+    memory. `restore` loads them back."""
+
+    def __init__(self, path: Path, key: Callable[[dict], tuple] = lowest_loss):
+        self.path, self.key = path, key
 
     def on_epoch_end(self, loop: Loop) -> None:
         record = loop.history[-1]
-        if loop.best is not None and record["val_loss"] >= loop.best["val_loss"]:
-            return
+        if loop.best is not None:
+            best = next(h for h in loop.history if h["epoch"] == loop.best["epoch"])
+            if self.key(record) <= self.key(best):
+                return
         loop.best = {"epoch": loop.epoch, "val_loss": record["val_loss"]}
         self._save(loop)
 
@@ -92,7 +106,7 @@ class Checkpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Ends training after `patience` epochs without a lower validation loss (0: never), but not before
+    """Ends training after `patience` epochs without a better one (BestWeights' rule; 0: never), but not before
     `min_epochs` epochs (a model trained from scratch needs a few before its validation loss means much)."""
 
     def __init__(self, patience: int, min_epochs: int = 0):
@@ -103,7 +117,7 @@ class EarlyStopping(Callback):
         if (self.patience and loop.epoch - best >= self.patience and loop.epoch >= self.min_epochs
                 and loop.epoch < loop.config.epochs):
             loop.stop = loop.stopped_early = True
-            loop.events.emit("log", message=f"Stopped early after epoch {loop.epoch}: validation loss has not "
+            loop.events.emit("log", message=f"Stopped early after epoch {loop.epoch}: validation has not "
                              f"improved for {self.patience} epochs. Keeping epoch {best}.")
 
 

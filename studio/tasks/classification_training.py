@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from studio.engine import evaluation, lr_finder
-from studio.engine.callbacks import BatchNormStatistics, BestWeights, Checkpoint, EarlyStopping
+from studio.engine.callbacks import BatchNormStatistics, BestWeights, Checkpoint, EarlyStopping, most_accurate
 from studio.engine.classifier import Classifier
 from studio.engine.data.labelled import LabelledData
 from studio.engine.distributed import ShardedSampler
@@ -50,8 +50,8 @@ def loop(ctx, model: Classifier, groups, data: LabelledData, info: ModelInfo, en
                                keep_batch_norm_statistics=recipe.strategy in BACKBONE_TRAINS),
                     ctx.events, compute, lambda: evaluation.ClassificationMetrics(len(data.classes)), ctx.cancel,
                     dist=dist)
-    best = BestWeights(run.best_weights)
-    # From scratch, the first epochs' validation loss says little: never stop before half the epochs.
+    best = BestWeights(run.best_weights, most_accurate)
+    # From scratch, the first epochs say little about the last: never stop before half the epochs.
     min_epochs = t.epochs // 2 if recipe.strategy == "scratch" else 0
     training.callbacks = [*callbacks, best, Checkpoint(run.last_state),
                           EarlyStopping(t.early_stopping_patience, min_epochs), *ctx.callbacks]
