@@ -31,6 +31,7 @@ def logistic_regression(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndar
                                  max_iter=1000, class_weight="balanced" if balanced else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.8+ announcing parameter changes, not news
         model.fit(scaler.transform(x_train), y_train)
     predicted = model.predict(scaler.transform(x_val))
     return {"accuracy": float(accuracy_score(y_val, predicted)),

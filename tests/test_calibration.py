@@ -72,3 +72,15 @@ def test_a_temperature_that_does_not_help_on_held_out_examples_is_not_delivered(
     got = calibration.calibrate(logits, labels)
     assert got["ece_after_fitted"] >= got["ece_before"]
     assert got["temperature"] == 1.0 and got["ece_after"] == got["ece_before"] and "left as trained" in got["reason"]
+
+
+def test_the_evaluate_tab_says_whether_the_scores_were_calibrated():
+    from studio.ui.panels.classification import reliability
+    logits, labels = overconfident(n=200, seed=2)
+    fitted = {"calibration": calibration.calibrate(logits, labels)}
+    assert "were calibrated" in reliability(fitted, "en")
+    kept = {"calibration": {"temperature": 1.0, "ece_before": 0.12, "ece_after": 0.12, "ece_after_fitted": 0.3,
+                            "reason": "a temperature fitted on half … left as trained"}}
+    words = reliability(kept, "en")
+    assert "were calibrated" not in words and "left as trained" in words and "12.0%" in words
+    assert "12.0%" in reliability(kept, "de") and reliability(kept, "de") != words

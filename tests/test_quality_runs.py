@@ -1,7 +1,6 @@
 """Whole runs on tiny models: the linear probe as epoch 0 of fine-tuning, calibration inside the saved model,
 class weighting above 3:1, a few examples per class, per-group results for a table of images."""
 import csv
-import json
 import os
 import random
 from types import SimpleNamespace
