@@ -16,6 +16,12 @@ def test_a_running_run_is_compared_on_its_best_epoch_so_far():
     assert row["best accuracy"] == "90.0%" and row["best epoch"] == 2 and row["seconds"] == "6"
 
 
+def test_a_running_run_s_best_epoch_is_its_most_accurate_one():
+    events = EVENTS + [{"type": "epoch", "epoch": 4, "step": 12, "val_loss": 0.3, "accuracy": 0.85, "elapsed": 8.0}]
+    row = compare_row("r1", {"strategy": "full", "status": "running"}, events, None)
+    assert row["best epoch"] == 2 and row["best accuracy"] == "90.0%"  # epoch 4's loss is lower, its accuracy not
+
+
 def test_a_finished_run_is_compared_on_its_evaluation():
     report = {"accuracy": 0.95, "macro_f1": 0.951, "best_epoch": 2, "peak_memory_mb": 812.4}
     row = compare_row("r1", {"strategy": "full", "status": "completed", "wall_time_s": 41.2}, EVENTS, report)

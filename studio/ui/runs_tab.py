@@ -50,7 +50,8 @@ def compare_row(run_id: str, status: dict, events: list[dict], report: dict | No
     """One run's line in the comparison: from eval.json when finished, else from its events so far."""
     model = next((e for e in events if e["type"] == "model"), {})
     epochs = charts.latest(events, "epoch", "epoch")
-    best = min(epochs, key=lambda e: e["val_loss"]) if epochs else {}
+    # the trainer's rule: the most accurate epoch, the lower loss among equals (a chat run has only the loss)
+    best = max(epochs, key=lambda e: (e.get("accuracy", 0), -e["val_loss"])) if epochs else {}
     trainable, total = model.get("trainable"), model.get("total")
     seconds = status.get("wall_time_s") or (epochs[-1]["elapsed"] if epochs else None)
     report = report or {}
