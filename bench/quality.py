@@ -150,8 +150,8 @@ def section_transfer(ctx, results: dict) -> None:
             "examples_seen": {"feature_extraction": train_n, "full": train_n * (full_epochs + 1),
                               "scratch": train_n * len(history)},
             "scratch_run": dict(_summary(scratch), stop_reason=(
-                f"validation had not improved for {patience} epochs after epoch {report['best_epoch']} "
-                f"(never before half of the epochs)" if report["stopped_early"] else
+                f"validation loss had not improved for {patience} epochs (never before half of the epochs); "
+                f"kept epoch {report['best_epoch']}, the most accurate" if report["stopped_early"] else
                 f"ran all {len(history)} epochs of its recipe")),
             "full_run": _summary(full)}
     results["transfer_vs_scratch"] = {

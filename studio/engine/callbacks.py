@@ -106,19 +106,22 @@ class Checkpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Ends training after `patience` epochs without a better one (BestWeights' rule; 0: never), but not before
-    `min_epochs` epochs (a model trained from scratch needs a few before its validation loss means much)."""
+    """Ends training after `patience` epochs without a lower validation loss (0: never), but not before
+    `min_epochs` epochs (a model trained from scratch needs a few before its validation loss means much). It
+    watches the loss, not BestWeights' rule: on a small validation set accuracy moves in steps of one example and
+    can stand still for epochs while the model still improves. The weights kept are BestWeights' choice."""
 
     def __init__(self, patience: int, min_epochs: int = 0):
         self.patience, self.min_epochs = patience, min_epochs
 
     def on_epoch_end(self, loop: Loop) -> None:
-        best = (loop.best or {}).get("epoch", loop.epoch)
-        if (self.patience and loop.epoch - best >= self.patience and loop.epoch >= self.min_epochs
+        lowest = min(loop.history, key=lambda h: h["val_loss"])["epoch"]
+        if (self.patience and loop.epoch - lowest >= self.patience and loop.epoch >= self.min_epochs
                 and loop.epoch < loop.config.epochs):
             loop.stop = loop.stopped_early = True
-            loop.events.emit("log", message=f"Stopped early after epoch {loop.epoch}: validation has not "
-                             f"improved for {self.patience} epochs. Keeping epoch {best}.")
+            kept = (loop.best or {}).get("epoch", lowest)
+            loop.events.emit("log", message=f"Stopped early after epoch {loop.epoch}: validation loss has not "
+                             f"improved for {self.patience} epochs. Keeping epoch {kept}.")
 
 
 class BatchNormStatistics(Callback):

@@ -67,7 +67,7 @@ def render(task, run: RunFolder) -> str:
         + f"Accuracy {pct(report.get('accuracy', 0))}, macro-F1 {report.get('macro_f1', 0):.3f}, "
         + f"loss {report.get('loss', 0):.3f}, best epoch {report.get('best_epoch')} "
         + f"of {len(report.get('history', []))} run"
-        + (" (stopped early: validation accuracy had stopped improving)." if report.get("stopped_early") else ".")
+        + (" (stopped early: validation loss had stopped improving)." if report.get("stopped_early") else ".")
         + "\n\n" + table(["class", "precision", "recall", "F1", "examples"],
                          [[c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["support"]]
                           for c, v in report.get("per_class", {}).items()]),
