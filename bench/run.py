@@ -1,6 +1,6 @@
 """The studio's numbers, measured side by side with the plain way of doing the same work, in one run.
 
-    python bench/run.py --quick      # a few minutes on 2 CPU cores: ratios
+    python bench/run.py --quick      # about 21 minutes on 2 CPU cores: ratios
     python bench/run.py              # the full run, for a GPU machine: ratios and absolute figures
     python bench/run.py --smoke      # tiny models and data, seconds: checks that every key is written
 
@@ -347,7 +347,7 @@ def section_gpu(ctx: Context, results: dict, force: bool = False, peak: float | 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="a few minutes on 2 CPU cores")
+    mode.add_argument("--quick", action="store_true", help="about 21 minutes on 2 CPU cores")
     mode.add_argument("--smoke", action="store_true", help="tiny models and data (the test suite's check)")
     parser.add_argument("--out", type=Path, default=None, help=f"results file (default {DEFAULT_OUT}; smoke: none)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
