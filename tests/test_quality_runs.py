@@ -80,12 +80,14 @@ def test_the_temperature_is_inside_the_saved_model(manager, tmp_path):
     # know (measured: ECE 0.32, 0.17 cross-fitted), so a temperature is delivered. A solved head is often
     # calibrated already, and then left as trained.
     data = topics_csv(tmp_path / "t.csv", {"sports": 40, "food": 40, "tech": 40})
-    rows = list(csv.reader(open(data)))
+    with open(data, newline="") as f:
+        rows = list(csv.reader(f))
     topics = ["sports", "food", "tech"]
     for i, row in enumerate(rows[1:]):
         if i % 4 == 0:
             row[1] = topics[(topics.index(row[1]) + 1) % 3]
-    csv.writer(open(data, "w", newline="")).writerows(rows)
+    with open(data, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
     recipe = make_recipe("text", "all-minilm-l6-v2", data, "feature-extraction", {"head_solver": "sgd"}, epochs=60,
                          learning_rate=0.1)
     recipe.train.early_stopping_patience = 0
