@@ -24,7 +24,7 @@ def step_flops(model: str, task: str, batch_size: int, seq_len: int, device, amp
     """(FLOPs of one forward + backward of the studio's classifier, its parameter count); full fine-tuning."""
     from torch.utils.flop_counter import FlopCounterMode
     from studio import tasks
-    from studio.engine.classifier import Classifier
+    from studio.tasks.classification.model import Classifier
     task_name = "text-classification" if task == "text" else "image-classification"
     backbone, info, _ = tasks.get(task_name).backbone(model, pretrained=True)
     clf = Classifier(backbone, 4).to(device).train()

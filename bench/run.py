@@ -99,7 +99,7 @@ def make_config(mode: str, work: Path) -> Config:
         cfg.audio_model = workloads.whisper_folder(work / "tiny-whisper")
         cfg.audio_data = str(workloads.tone_folder(work / "tones", per_class=4))
     if not cfg.audio_data:
-        from studio.examples import COMMANDS_DIR
+        from studio.assets import COMMANDS_DIR
         cfg.audio_data = str(COMMANDS_DIR)
     if not cfg.text_model:
         cfg.text_model = workloads.minilm_path()

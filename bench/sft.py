@@ -71,9 +71,9 @@ def section(ctx, results: dict) -> None:
 
 
 def demo_chat(ctx, name: str, smoke: bool) -> dict:
-    from studio.examples import HELPDESK_CHAT
+    from studio.assets import HELPDESK_CHAT
     from studio.recipe import DataSpec, Recipe
-    from studio.tasks.instruction_model import load
+    from studio.tasks.instruction.model import load
     data = HELPDESK_CHAT
     if smoke:  # a few rows: the smoke run checks the path, not the time
         data = ctx.work / "helpdesk-few.csv"

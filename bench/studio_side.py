@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from bench.ui import CURVE_EVENTS
-from studio.engine.jobs import JobManager
+from studio.run.jobs import JobManager
 from studio.engine.loop import Callback
 from studio.recipe import DataSpec, Recipe, TrainSpec
 from studio.runfolder import RunFolder

@@ -6,7 +6,6 @@ the weights, found by studio.families.packages. Any other hub id or local folder
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 IMAGE, TEXT, AUDIO, CHAT = "image-classification", "text-classification", "audio-classification", "instruction-tuning"
@@ -75,41 +74,6 @@ CATALOG: list[CatalogEntry] = [
                  "Audio Spectrogram Transformer (AudioSet)", 86.2, "needs a GPU",
                  "everyday sounds, machines, animals, music: trained on 2 million sound clips."),
 ]
-
-
-# -- chat models: what training each needs, and whether this machine has it -------------------------------------------
-
-GB = 1024**3
-# Bytes per parameter while training, by strategy: the frozen weights (bf16 on a GPU, fp32 on a CPU) for the
-# adapter methods; 4-bit weights for QLoRA; weights, gradients and AdamW's two moments in fp32 for full
-# fine-tuning. Activations and the runtime add about a third and a fixed 1 GB (batch 8 of a few hundred tokens).
-BYTES_PER_PARAMETER = {"adapters": {"cuda": 2.0, "cpu": 4.0}, "qlora": {"cuda": 0.6, "cpu": 0.6},
-                       "full": {"cuda": 16.0, "cpu": 16.0}}
-
-
-def training_memory_gb(params_m: float, strategy: str, device: str) -> float:
-    """About how much memory training a model of params_m million parameters takes (GB)."""
-    kind = strategy if strategy in ("qlora", "full") else "adapters"
-    per = BYTES_PER_PARAMETER[kind]["cuda" if device == "cuda" else "cpu"]
-    return round(params_m * 1e6 * per * 1.3 / GB + 1.0, 1)
-
-
-def machine_memory_gb() -> tuple[str, float]:
-    """(device, GB) a run would train in here: the first GPU's memory, or the computer's memory."""
-    import torch
-    if torch.cuda.is_available():
-        return "cuda", torch.cuda.get_device_properties(0).total_memory / GB
-    return "cpu", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
-
-
-def memory_needs(entry: "CatalogEntry") -> dict | None:
-    """A chat model's training memory (GB) on a GPU per strategy, what LoRA needs here and what here has; None for
-    models whose memory the catalog does not estimate. Computed when asked (it looks at this machine)."""
-    if entry.task != CHAT:
-        return None
-    device, have = machine_memory_gb()
-    needs = {s: training_memory_gb(entry.params_m, s, "cuda") for s in ("lora", "qlora", "full")}
-    return {**needs, "here": training_memory_gb(entry.params_m, "lora", device), "have": round(have)}
 
 
 CATALOG += [

@@ -1,5 +1,6 @@
-"""`studio` on the command line: train a recipe headless, list runs, stop one, predict with a finished run, export it,
-serve the browser UI."""
+"""`studio` on the command line: train a recipe headless, list runs, stop one, predict or chat with a finished run,
+export it, serve the browser UI. What a command shows of a run (its headline figure, whether it chats) comes from
+the run's task."""
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,15 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from studio import recipe as recipes
-    from studio.engine.jobs import JobManager, ResumeError
-    from studio.runfolder import FINISHED
+    from studio import tasks
+    from studio.run.jobs import JobManager, ResumeError
+    from studio.run.summary import headline
     from studio.workspace import RunNotFound, Workspace
 
     if bool(args.recipe) == bool(args.resume):
         return _fail("give a recipe file to start a run, or --resume RUN to continue one (not both)")
     try:
-        recipe = recipes.load(args.recipe) if args.recipe else None
+        recipe = tasks.load(args.recipe) if args.recipe else None
         manager = JobManager(Workspace(args.workspace))
         job = manager.start(recipe) if recipe else manager.resume(args.resume)
     except (recipes.RecipeError, ResumeError, RunNotFound) as exc:
@@ -65,15 +67,15 @@ def cmd_train(args) -> int:
     if status.get("status") != "completed":
         return _fail(f"run {status.get('status')}: {status.get('error') or status.get('message', '')} "
                      f"(run folder: {job.run_dir})")
-    print(f"accuracy {status['accuracy']:.3f}  macro-F1 {status['macro_f1']:.3f}  "
-          f"in {status['wall_time_s']:.1f} s" if "accuracy" in status else
-          f"finished in {status['wall_time_s']:.1f} s", file=sys.stderr)
+    metric = headline(status)
+    figure = f"{metric['words']} {metric['shown']}  " if metric and metric["value"] is not None else ""
+    print(f"{figure}finished in {status['wall_time_s']:.1f} s", file=sys.stderr)
     print(job.run_dir)
     return 0
 
 
 def cmd_stop(args) -> int:
-    from studio.engine.jobs import JobManager
+    from studio.run.jobs import JobManager
     from studio.runfolder import ACTIVE
     from studio.workspace import RunNotFound, Workspace
     try:
@@ -89,7 +91,7 @@ def cmd_stop(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from studio.engine import worker
+    from studio.run import worker
     return worker.main([str(args.run_dir)] + (["--resume"] if args.resume else []))
 
 
@@ -130,28 +132,31 @@ def _show(event: dict, bars: dict, tqdm) -> None:
 
 
 def cmd_runs(args) -> int:
+    from studio.run.summary import runs as summaries
     from studio.runfolder import mark_interrupted
     from studio.workspace import Workspace
     workspace = Workspace(args.workspace)
     mark_interrupted(workspace.run_dirs())
-    runs = workspace.runs()
+    runs = summaries(workspace)
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
     if not runs:
-        print(f"No runs yet in {Workspace(args.workspace).root}.")
+        print(f"No runs yet in {workspace.root}.")
         return 0
-    print(f"{'id':<52} {'task':<20} {'model':<20} {'strategy':<18} {'status':<10} {'accuracy':>8} {'time':>8}")
+    print(f"{'id':<52} {'task':<20} {'model':<20} {'strategy':<18} {'status':<10} {'result':>24} {'time':>8}")
     for run in runs:
-        accuracy = f"{run['accuracy']:.3f}" if run["accuracy"] is not None else "-"
+        metric = run["metric"]
+        result = f"{metric['words']} {metric['shown']}" if metric and metric["value"] is not None else "-"
         wall = f"{run['wall_time_s']:.0f}s" if run["wall_time_s"] is not None else "-"
         print(f"{run['id']:<52} {run['task'] or '-':<20} {str(run['model'])[:20]:<20} {run['strategy'] or '-':<18} "
-              f"{run['status']:<10} {accuracy:>8} {wall:>8}")
+              f"{run['status']:<10} {result[-24:]:>24} {wall:>8}")
     return 0
 
 
 def cmd_export(args) -> int:
-    from studio.engine.export import ExportError, export
+    from studio.engine.export import ExportError
+    from studio.run.export import export
     from studio.workspace import RunNotFound, Workspace
     try:
         path = export(Workspace(args.workspace).find_run(args.run), args.format)
@@ -162,7 +167,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from studio.engine.inference import ModelNotReady, Predictor
+    from studio.run.inference import ModelNotReady, Predictor
     from studio.errors import first_line
     from studio.workspace import RunNotFound, Workspace
     try:
@@ -184,16 +189,16 @@ def cmd_predict(args) -> int:
 
 def cmd_chat(args) -> int:
     """An interactive chat with a tuned chat model, its answers streamed as they are written."""
-    from studio.engine.inference import ModelNotReady, model_folder
+    from studio import tasks
+    from studio.run.inference import ModelNotReady, model_folder
     from studio.errors import UserError
     from studio.families.base import ModelInfo
     from studio.workspace import RunNotFound, Workspace
     try:
         folder = model_folder(Workspace(args.workspace).find_run(args.run))
-        task = predictor_task(folder)
-        if not hasattr(task, "chat"):
+        chat = tasks.get(ModelInfo.read(folder).task).chat(folder)
+        if chat is None:
             return _fail(f"run {args.run} is not a chat model; use `studio predict`")
-        chat = task.chat(folder)
     except (RunNotFound, ModelNotReady, UserError) as exc:
         return _fail(str(exc))
     print(f"Chatting with {ModelInfo.read(folder).model} tuned in {args.run}; an empty line or Ctrl-D ends.",
@@ -213,12 +218,6 @@ def cmd_chat(args) -> int:
         print()
         history += [{"role": "user", "content": message}, {"role": "assistant", "content": answer}]
     return 0
-
-
-def predictor_task(folder):
-    from studio import tasks
-    from studio.families.base import ModelInfo
-    return tasks.get(ModelInfo.read(folder).task)
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -1,4 +1,4 @@
-"""Example data the project makes itself: coloured shapes on noisy backgrounds (images), a hand-written CSV
+"""The generator of the example data the project makes itself: coloured shapes on noisy backgrounds (images), a hand-written CSV
 of help-desk messages (text) and spoken command words (audio, made with Debian's espeak-ng), in assets/examples/."""
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-HELPDESK_CSV = ASSETS / "examples" / "helpdesk.csv"
-HELPDESK_CHAT = ASSETS / "examples" / "helpdesk-chat.csv"  # prompt → answer pairs of a fictional help desk
-SHAPES_DIR = ASSETS / "examples" / "shapes"
+from studio.assets import COMMANDS_DIR, SENTENCE, SENTENCE_CLIP, SHAPES_DIR
+from studio.engine.data.audio import to_model
+
 SHAPES = ("circle", "square", "triangle")
-COMMANDS_DIR = ASSETS / "examples" / "commands"
 COMMANDS = ("yes", "no", "up", "down")
-SENTENCE_CLIP = ASSETS / "examples" / "kitchen-lights.flac"  # a clip of known words, for the transcription test
-SENTENCE = "please turn on the kitchen lights"
 # espeak-ng voices and variants (accents, female and male), each at two speeds and pitches
 VOICES = ("en-us", "en-us+f2", "en-gb", "en-gb+f3", "en-gb-scotland", "en-029+m3")
 RATE = 16_000
@@ -57,8 +53,6 @@ def speak(text: str, voice: str, words_per_minute: int, pitch: int) -> "np.ndarr
     """espeak-ng's voice saying `text`, trimmed to the speech (30 ms before, 80 ms after), as float32 at 16 kHz."""
     import numpy as np
     import soundfile
-
-    from studio.engine.data.audio import to_model
     with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", wav.name,
                         text], check=True)

@@ -1,9 +1,9 @@
 """The recipe: one typed description of a run, saved as YAML.
 
-The UI wizard fills it, `studio train RECIPE.yaml` replays it, tests build it in code. Every key is checked:
-unknown keys, wrong types and impossible values raise RecipeError naming the key. The task (studio.tasks) owns
-what is particular to it: its strategies with their defaults and options, the data keys it reads, and any
-further checks; this module asks it.
+The UI wizard fills it, `studio train RECIPE.yaml` replays it, tests build it in code. This module checks what
+holds for every task: unknown keys, wrong types and numbers out of range raise RecipeError naming the key. What a
+task adds (its strategies with their defaults and options, the data and train keys it reads, its own checks) is
+checked and filled in by the task registry: `studio.tasks.checked(recipe)` and `studio.tasks.resolved(recipe)`.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from studio.errors import UserError
+from studio.runfolder import write_text
 
 class RecipeError(UserError):
     """A recipe that cannot run; the message names the key and says how to fix it."""
@@ -44,7 +45,7 @@ class DataSpec:
 
 @dataclass
 class TrainSpec:
-    epochs: int | None = None  # None: the strategy's default (STRATEGY_DEFAULTS)
+    epochs: int | None = None  # None: the strategy's default (its `defaults`)
     batch_size: int | None = None
     learning_rate: float | None = None
     weight_decay: float = 0.01
@@ -75,49 +76,15 @@ class Recipe:
     output_dir: str = "runs"
     trust_remote_code: bool = False  # run Python code shipped with a hub model; only for models you trust
 
-    # -- derived values: defaults resolved for this task and strategy ------------------------------------------------
-    def task_spec(self):
-        from studio import tasks  # the task registry is the recipe's vocabulary (strategies, data keys)
-        return tasks.get(self.task)
-
-    def strategy_spec(self):
-        return self.task_spec().strategies[self.strategy or self.task_spec().default_strategy]
-
-    def resolved(self) -> "Recipe":
-        """A copy with every default filled in, as saved into the run folder."""
-        out = from_dict(to_dict(self))
-        out.strategy = out.strategy or out.task_spec().default_strategy
-        spec = out.strategy_spec()
-        for key, value in spec.defaults.items():
-            if getattr(out.train, key) is None:
-                setattr(out.train, key, value)
-        for key, (_, default, _, _) in spec.options.items():
-            out.strategy_options.setdefault(key, default)
-        for key, value in out.task_spec().data_defaults.items():
-            if getattr(out.data, key) is None:
-                setattr(out.data, key, value)
-        return out
-
-    def with_strategy(self, strategy: str) -> "Recipe":
-        """The same data, model and seed with another strategy, for a side-by-side comparison, under that
-        strategy's own recipe: its epochs, batch size, learning rate and options (a rate that suits a new head
-        would wreck pretrained weights; a model trained from scratch needs far more epochs than a fine-tuned
-        one, and would not be given a fair chance with fewer)."""
-        out = from_dict(to_dict(self))
-        out.strategy, out.strategy_options = strategy, {}
-        out.train.epochs = out.train.batch_size = out.train.learning_rate = None
-        validate(out)
-        return out
-
     def option(self, key: str) -> Any:
-        kind, default, _, _ = self.strategy_spec().options[key]
-        return kind(self.strategy_options.get(key, default))
+        """A strategy option of a resolved recipe (studio.tasks.resolved fills in every default)."""
+        return self.strategy_options[key]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(to_dict(self), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+        write_text(Path(path), self.to_yaml())
 
 
 def to_dict(recipe: Recipe) -> dict[str, Any]:
@@ -153,7 +120,7 @@ def from_dict(raw: Any) -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"The recipe must be a mapping of keys to values, not {type(raw).__name__}.")
     recipe = _build(Recipe, raw, prefix="")
-    validate(recipe)
+    check_values(recipe)
     return recipe
 
 
@@ -183,7 +150,7 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         for option in hint.__args__:
             if isinstance(value, option) and not isinstance(value, bool):
                 return value
-        words = " or ".join(_type_word(a) for a in hint.__args__)
+        words = " or ".join(type_word(a) for a in hint.__args__)
         raise RecipeError(f"Recipe key '{key}' must be {words}, got {value!r}.")
     origin = typing.get_origin(hint) or hint
     if origin is dict:
@@ -195,80 +162,44 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if origin is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # a hub id like 1234 or a path typed as a number is still a name
     if not isinstance(value, origin) or (origin is not bool and isinstance(value, bool)):
-        raise RecipeError(f"Recipe key '{key}' must be {_type_word(origin)}, got {value!r}.")
+        raise RecipeError(f"Recipe key '{key}' must be {type_word(origin)}, got {value!r}.")
     return value
 
 
-def _type_word(kind: type) -> str:
+def type_word(kind: type) -> str:
     return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(kind, kind.__name__)
 
 
-def _check_range(key: str, value: float | None, low: float, high: float) -> None:
+def check_range(key: str, value: float | None, low: float, high: float) -> None:
     if value is not None and not (low <= value <= high):
         raise RecipeError(f"Recipe key '{key}' is {value}; it must be between {low:g} and {high:g}.")
 
 
-def validate(recipe: Recipe) -> None:
-    """Checks values (types were checked when building): raise RecipeError naming the key."""
-    from studio import tasks
-    if recipe.task not in tasks.names():
-        raise RecipeError(f"Recipe key 'task' is '{recipe.task}'; choose one of: {', '.join(tasks.names())}.")
-    task = recipe.task_spec()
-    if recipe.strategy and recipe.strategy not in task.strategies:
-        raise RecipeError(f"Recipe key 'strategy' is '{recipe.strategy}'; for {recipe.task} choose one of: "
-                          f"{', '.join(task.strategies)}.")
+def check_values(recipe: Recipe) -> None:
+    """What holds for every task (types were checked when building): raises RecipeError naming the key."""
+    if not str(recipe.task).strip():
+        raise RecipeError("Recipe key 'task' is empty; name the task, e.g. image-classification.")
     if not str(recipe.model).strip():
         raise RecipeError("Recipe key 'model' is empty; name a catalog model, a hub id or a local folder.")
-    strategy = recipe.strategy or task.default_strategy
-    known = task.strategies[strategy].options
-    for key, value in recipe.strategy_options.items():
-        if key not in known:
-            allowed = ", ".join(known) or "none"
-            raise RecipeError(f"Unknown recipe key 'strategy_options.{key}' for strategy '{strategy}'. "
-                              f"Options it understands: {allowed}.")
-        kind, _, low, high = known[key]
-        if kind is str:  # low holds the allowed values (None: any text)
-            if not isinstance(value, str) or (low is not None and value not in low):
-                raise RecipeError(f"Recipe key 'strategy_options.{key}' is {value!r}; choose one of: "
-                                  f"{', '.join(low)}.")
-            continue
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or (kind is int and not float(value).is_integer()):
-            raise RecipeError(f"Recipe key 'strategy_options.{key}' must be {_type_word(kind)}, got {value!r}.")
-        _check_range(f"strategy_options.{key}", value, low, high)
-    _check_data(recipe, task)
-    _check_train(recipe.train)
-    for key in TASK_TRAIN_KEYS:  # like data keys: a train key the task does not read is refused, not ignored
-        if key not in task.train_keys and getattr(recipe.train, key) != getattr(TrainSpec(), key):
-            raise RecipeError(f"Recipe key 'train.{key}' is not used by {recipe.task}; remove it.")
-    out = Path(recipe.output_dir)
-    if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
-        raise RecipeError(f"Recipe key 'output_dir' is '{recipe.output_dir}'; it must be a folder name inside "
-                          "the workspace, such as 'runs'.")
-    task.check_recipe(recipe)
-
-
-COMMON_DATA_KEYS = ("path", "validation_split", "validation_path")
-TASK_TRAIN_KEYS = ("packing", "class_weights")  # train.* keys only some tasks read (Task.train_keys)
-
-
-def _check_data(recipe: Recipe, task) -> None:
     d = recipe.data
     if not d.path.strip():
         raise RecipeError("Recipe key 'data.path' is empty; give a folder of class sub-folders, a .zip, "
                           "a .csv or a .jsonl file.")
     if d.validation_path is None:
-        _check_range("data.validation_split", d.validation_split, 0.05, 0.5)
-    _check_range("data.max_length", d.max_length, 8, 32768)
-    _check_range("data.max_seconds", d.max_seconds, 0.1, 3600)
-    defaults = DataSpec()
-    for f in dataclasses.fields(DataSpec):  # a key the task does not read would be silently ignored: refused
-        if f.name not in COMMON_DATA_KEYS and f.name not in task.data_keys(d) and \
-                getattr(d, f.name) != getattr(defaults, f.name):
-            raise RecipeError(f"Recipe key 'data.{f.name}' is not used by {recipe.task} with this data; remove "
-                              f"it. Keys it reads: {', '.join([*COMMON_DATA_KEYS, *task.data_keys(d)])}.")
+        check_range("data.validation_split", d.validation_split, *DATA_RANGES["validation_split"])
+    check_range("data.max_length", d.max_length, *DATA_RANGES["max_length"])
+    check_range("data.max_seconds", d.max_seconds, *DATA_RANGES["max_seconds"])
+    _check_train(recipe.train)
+    out = Path(recipe.output_dir)
+    if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
+        raise RecipeError(f"Recipe key 'output_dir' is '{recipe.output_dir}'; it must be a folder name inside "
+                          "the workspace, such as 'runs'.")
 
 
+
+
+# The allowed range of each number under data and train: (low, high), inclusive. The UI corrects its boxes to these.
+DATA_RANGES = {"validation_split": (0.05, 0.5), "max_length": (8, 32768), "max_seconds": (0.1, 3600)}
 # The allowed range of each number under train: (low, high), inclusive. The UI corrects its boxes to these.
 TRAIN_RANGES = {"epochs": (1, 1000), "batch_size": (1, 4096), "learning_rate": (1e-7, 1.0),
                 "weight_decay": (0.0, 1.0), "warmup_ratio": (0.0, 0.5), "seed": (0, 2**32 - 1),
@@ -282,7 +213,7 @@ def _check_train(t: TrainSpec) -> None:
     for key, (low, high) in TRAIN_RANGES.items():
         value = getattr(t, key)
         if not isinstance(value, str):
-            _check_range(f"train.{key}", value, low, high)
+            check_range(f"train.{key}", value, low, high)
     for key, value, allowed in (("train.device", t.device, ("auto", "cpu", "cuda", "mps")),
                                 ("train.precision", t.precision, ("auto", "fp32", "bf16", "fp16")),
                                 ("train.distributed", t.distributed, ("ddp", "fsdp")),

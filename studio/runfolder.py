@@ -1,26 +1,34 @@
-"""The run folder, `<workspace>/runs/<run-id>/`: the contract between whoever starts a run, the worker that trains
-it, and everyone who reads it (UI, CLI, tests). This module alone knows its file names and formats.
+"""The run folder, `<workspace>/<output_dir>/<run-id>/`: the contract between whoever starts a run, the worker that
+trains it, and everyone who reads it (UI, CLI, tests). This module alone knows the names of the files in a run
+folder and in the model folder inside it, and writes them: every file is written beside its final name and renamed
+over it (`atomic`), so a reader or a crash never meets half a file.
 
-A worker writes events.jsonl (append-only, one JSON object per line) and status.json (rewritten atomically, so a
-reader never sees half a file); readers only read. Cancelling is a file (`cancel`) the worker polls, plus a signal
-for speed, so it works from any shell and across restarts of the UI.
+A worker writes events.jsonl (append-only, one JSON object per line) and status.json; readers only read.
+Cancelling is a file (`cancel`) the worker polls, plus a signal for speed, so it works from any shell and across
+restarts of the UI.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+# -- the run folder's files -----------------------------------------------------------------------------------------
 RECIPE = "recipe.yaml"
 STATUS = "status.json"
 EVENTS = "events.jsonl"
 EVAL = "eval.json"
 DATA_REPORT = "data_report.json"
 LABELS = "labels.json"
-EXAMPLES = "examples.json"
+EXAMPLES = "examples.json"  # a few validation inputs the Playground offers
+EXAMPLES_DIR = "examples"  # their files (copied in, so the run stays whole if the data moves)
+MISCLASSIFIED_DIR = "misclassified"  # copies of misclassified validation files, for the Evaluate tab
 ERROR_LOG = "error.log"  # the traceback of a failure (the status holds the reason in words)
 WORKER_LOG = "worker.log"  # the worker process's stdout and stderr
 CANCEL = "cancel"  # present: the user asked the run to stop
@@ -28,17 +36,58 @@ MODEL_DIR = "model"
 CHECKPOINTS = "checkpoints"
 BEST = "best.safetensors"  # the best weights so far (only the trained ones when the rest is frozen)
 LAST = "last.pt"  # the loop's state after its latest finished epoch, for resuming
+BASE_FIGURES = "base.json"  # (in checkpoints/) a base model's figures, measured before full fine-tuning changes it
 EXPORT_DIR = "export"
+
+# -- the model folder's files (model/, or an unzipped export of it) -------------------------------------------------
+MODEL_INFO = "studio_model.json"  # what it takes to rebuild the model (families.base.ModelInfo)
+WEIGHTS = "model.safetensors"
+CARD = "README.md"  # the model card
+ADAPTER_DIR = "adapter"  # a peft adapter alone
+HF_DIR = "hf"  # the transformers export
+ONNX_FILE = "model.onnx"
+ONNX_CHECK = "onnx_check.json"  # how far the ONNX model's answers are from torch's
+ONNX_PREPROCESSING = "onnx_preprocessing.json"
 
 FINISHED = ("completed", "failed", "cancelled", "interrupted")
 RESUMABLE = ("cancelled", "interrupted", "failed")
 ACTIVE = ("queued", "running")
 
 
+@contextlib.contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write a file or a folder at; renamed over `path` when the block ends
+    without an error, removed otherwise. Readers see the old version or the new one, never a part."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)  # a folder cannot be renamed over a folder that holds files
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not (tmp.is_dir() and path.is_dir()):
+                raise  # a folder written meanwhile by another process is as good as this one
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def read_json(path: Path) -> dict | None:
@@ -190,6 +239,10 @@ class RunFolder:
     def best_weights(self) -> Path:
         return self.checkpoints / BEST
 
+    @property
+    def base_figures(self) -> Path:
+        return self.checkpoints / BASE_FIGURES
+
     def exists(self) -> bool:
         return (self.path / STATUS).exists()
 
@@ -222,7 +275,6 @@ class RunFolder:
         worker = status.get("pid")
         # Not this process: a run trained in-process (tests) polls the file instead of handling the signal.
         if status.get("status") in ACTIVE and worker != os.getpid() and alive(worker, status.get("pid_started")):
-            import signal
             try:
                 os.kill(int(status["pid"]), signal.SIGUSR1)
             except (OSError, TypeError, ValueError):
@@ -237,6 +289,19 @@ class RunFolder:
     def worker_alive(self) -> bool:
         status = self.status()
         return alive(status.get("pid"), status.get("pid_started")) if status.get("pid") else False
+
+
+class ModelNotReady(LookupError):
+    """A run without a saved model (it has not finished successfully)."""
+
+
+def model_folder(path: Path | str) -> Path:
+    """A run folder's model/, or the folder itself when it is a model folder (an unzipped export, say)."""
+    path = Path(path)
+    folder = path if (path / MODEL_INFO).exists() else path / MODEL_DIR
+    if not (folder / MODEL_INFO).exists():
+        raise ModelNotReady(f"Run {path.resolve().name} has no saved model (it has not finished successfully).")
+    return folder
 
 
 def mark_interrupted(run_dirs: list[Path], reason: str = "") -> list[str]:

@@ -46,6 +46,11 @@ def confine_caches(root: str | Path) -> dict[str, str]:
     return chosen
 
 
+# What every run's summary holds (None until the run says): its identity, and the figures of the runs lists.
+SUMMARY_KEYS = ("task", "model", "strategy", "created", "wall_time_s", "error", "world_size", "data_name",
+                "stopped_early", "accuracy", "macro_f1")
+
+
 class RunNotFound(LookupError):
     pass
 
@@ -65,6 +70,25 @@ class Workspace:
     def models_dir(self) -> Path:
         """Models the studio converts once (weights shipped as GGUF in a package, say) and then loads fast."""
         return self.root / "cache" / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Tokenised examples, cached by the datasets library."""
+        return self.root / "cache" / "datasets"
+
+    @property
+    def session_key(self) -> Path:
+        """The key that encrypts the browser sessions of this workspace's studio."""
+        return self.root / "cache" / "ui-session-key"
+
+    @property
+    def spare_worker_log(self) -> Path:
+        return self.root / "cache" / "spare-worker.log"
+
+    @property
+    def recipes_dir(self) -> Path:
+        """Recipes the UI wrote for download."""
+        return self.root / "recipes"
 
     @property
     def uploads_dir(self) -> Path:
@@ -88,17 +112,14 @@ class Workspace:
         return sorted(found, key=lambda p: p.name)
 
     def runs(self) -> list[dict]:
-        """One summary per run folder, oldest first."""
+        """One summary per run folder, oldest first: its status.json (the worker's process left out) with the keys
+        every run has."""
         out = []
         for run_dir in self.run_dirs():
             status = read_json(run_dir / STATUS) or {}
-            out.append({"id": run_dir.name, "path": str(run_dir), "task": status.get("task"),
-                        "model": status.get("model"), "strategy": status.get("strategy"),
-                        "status": status.get("status", "unknown"), "accuracy": status.get("accuracy"),
-                        "macro_f1": status.get("macro_f1"), "created": status.get("created"),
-                        "wall_time_s": status.get("wall_time_s"), "error": status.get("error"),
-                        "world_size": status.get("world_size"), "data_name": status.get("data_name"),
-                        "stopped_early": status.get("stopped_early")})
+            figures = {k: v for k, v in status.items() if k not in ("pid", "pid_started", "run_id")}
+            out.append({**dict.fromkeys(SUMMARY_KEYS), **figures, "id": run_dir.name, "path": str(run_dir),
+                        "status": status.get("status", "unknown")})
         return out
 
     def find_run(self, ref: str) -> Path:

@@ -87,8 +87,8 @@ def commands_run(tmp_path_factory):
     """The one audio run the integration and browser tests share: the offline whisper-tiny-en, feature extraction
     on the bundled spoken commands, in a workspace of its own. Returns (workspace, run folder); the workspace's
     feature cache spares later runs on the same clips the encoder's 30 s windows."""
-    from studio.engine.jobs import JobManager
-    from studio.examples import COMMANDS_DIR
+    from studio.run.jobs import JobManager
+    from studio.assets import COMMANDS_DIR
     from studio.recipe import DataSpec, Recipe
     from studio.workspace import Workspace
     workspace = tmp_path_factory.mktemp("audio-ws")
@@ -112,8 +112,8 @@ def chat_run(tmp_path_factory):
     """One short LoRA run of SmolLM2 on half of the bundled help-desk example (64 training answers, one epoch),
     shared by the integration and browser tests: (workspace, run folder, the example's rows)."""
     import csv
-    from studio.engine.jobs import JobManager
-    from studio.examples import HELPDESK_CHAT
+    from studio.run.jobs import JobManager
+    from studio.assets import HELPDESK_CHAT
     from studio.recipe import DataSpec, Recipe, TrainSpec
     from studio.workspace import Workspace
     workspace = tmp_path_factory.mktemp("chat-workspace")

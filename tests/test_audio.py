@@ -17,9 +17,9 @@ import torch
 from helpers import sound
 from studio import tasks
 from studio.engine.data.audio import MIN_SECONDS, inspect_clip, read_clip
-from studio.engine.export import export
-from studio.engine.inference import Predictor
-from studio.engine.jobs import JobManager
+from studio.run.export import export
+from studio.run.inference import Predictor
+from studio.run.jobs import JobManager
 from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec, validate
 from studio.workspace import Workspace
 
@@ -221,7 +221,7 @@ def test_the_panel_previews_clips_and_plays_mistakes(sounds, tmp_path):
     """The audio panel's views from plain data: lengths by class, a player per picked clip, playable mistakes."""
     import gradio as gr
 
-    from studio.ui.panels.audio_classification import MISTAKE_PLAYERS, PLAYERS, PANEL
+    from studio.ui.panels.audio import MISTAKE_PLAYERS, PLAYERS, PANEL
     data = tasks.get(AUDIO).load_data(DataSpec(path=sounds), 0, tmp_path)
     with gr.Blocks():
         PANEL.build_preview()

@@ -10,9 +10,9 @@ import pytest
 
 from studio import catalog, cli
 from studio.engine.data.audio import read_clip
-from studio.engine.export import export
-from studio.engine.inference import Predictor
-from studio.examples import COMMANDS_DIR, SENTENCE_CLIP
+from studio.run.export import export
+from studio.run.inference import Predictor
+from studio.assets import COMMANDS_DIR, SENTENCE_CLIP
 from studio.families import packages
 
 pytestmark = pytest.mark.integration

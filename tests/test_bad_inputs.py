@@ -16,7 +16,7 @@ import pytest
 from corpus import CASES, BY_ID, CHAT, Case, Input, Models
 from studio import cli, tasks
 from studio import recipe as recipes
-from studio.engine import jobs
+from studio.run import jobs
 from studio.engine.data import DataError
 from studio.families.base import ModelError
 from studio.recipe import DataSpec, Recipe, TrainSpec

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from studio.engine.callbacks import BatchNormStatistics
 from studio.engine.distributed import Distributed, ShardedSampler
-from studio.engine.evaluation import ClassificationMetrics
+from studio.tasks.classification.metrics import ClassificationMetrics
 from studio.engine.loop import Loop, LoopConfig
 from studio.runfolder import NullWriter
 

@@ -39,8 +39,8 @@ def engine_run(workspace, epochs: int, stop: bool):
     """A shapes run started through the job API on the page's workspace (a worker process, as the page's own
     runs), its head trained over the epochs (head_solver: sgd); stopped after its first step when `stop`. Returns
     the run folder."""
-    from studio.engine.jobs import JobManager
-    from studio.examples import SHAPES_DIR
+    from studio.run.jobs import JobManager
+    from studio.assets import SHAPES_DIR
     from studio.recipe import DataSpec, Recipe, TrainSpec
     from studio.workspace import Workspace
     job = JobManager(Workspace(workspace)).start(
@@ -227,7 +227,7 @@ def test_results_per_group_from_a_chosen_group_column(page, url, tmp_path):
     accuracy and the largest gap."""
     import csv
 
-    from studio.examples import HELPDESK_CSV
+    from studio.assets import HELPDESK_CSV
     with open(HELPDESK_CSV, newline="") as f:
         rows = list(csv.DictReader(f))
     table = tmp_path / "tickets-by-region.csv"

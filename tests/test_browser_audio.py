@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.examples import COMMANDS_DIR
+from studio.assets import COMMANDS_DIR
 
 pytestmark = pytest.mark.browser
 

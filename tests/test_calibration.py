@@ -2,7 +2,8 @@
 examples it was not fitted on, and the temperature ends up inside the saved model."""
 import torch
 
-from studio.engine import calibration, evaluation
+from studio.tasks.classification import calibration
+from studio.tasks.classification import metrics as evaluation
 
 
 def overconfident(n=600, factor=3.0, seed=0):

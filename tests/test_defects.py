@@ -10,9 +10,10 @@ from PIL import Image
 
 from helpers import make_recipe
 from studio.engine import export as exports
+from studio.run.export import export
 from studio.engine.data.images import open_rgb
-from studio.engine.inference import Predictor
-from studio.engine.jobs import JobManager
+from studio.run.inference import Predictor
+from studio.run.jobs import JobManager
 from studio.runfolder import RunFolder
 from studio.workspace import Workspace
 
@@ -33,9 +34,9 @@ def test_a_refused_onnx_export_leaves_no_file_and_the_zip_carries_none(manager, 
     run = trained(manager, "text", tiny_bert, text_csv, "feature-extraction", epochs=1)
     monkeypatch.setattr(exports, "ONNX_ATOL", -1.0)  # every difference is too large: the check refuses
     with pytest.raises(exports.ExportError, match="was not kept"):
-        exports.export(run.path, "onnx")
+        export(run.path, "onnx")
     assert not any(p.name.endswith((".onnx", ".tmp")) for p in run.model_dir.iterdir())
-    archive = exports.export(run.path, "zip")
+    archive = export(run.path, "zip")
     assert not any(name.endswith(".onnx") for name in zipfile.ZipFile(archive).namelist())
 
 

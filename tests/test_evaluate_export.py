@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from helpers import WORDS, finished_run, make_recipe
-from studio.engine import evaluation
-from studio.engine.export import ExportError, export
-from studio.engine.inference import Predictor
-from studio.engine.jobs import JobManager
+from studio.tasks.classification import metrics as evaluation
+from studio.engine.export import ExportError
+from studio.run.export import export
+from studio.run.inference import Predictor
+from studio.run.jobs import JobManager
 from studio.engine.loop import Callback
 from studio.workspace import Workspace
 

@@ -13,7 +13,7 @@ import torch
 from helpers import make_recipe
 from studio.cli import main
 from studio.runfolder import RunFolder
-from studio.engine.jobs import JobManager, ResumeError
+from studio.run.jobs import JobManager, ResumeError
 from studio.engine.loop import Callback
 from studio.workspace import Workspace
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.engine import head_solver
+from studio.tasks.classification import head_solver
 
 
 @pytest.fixture(scope="module")

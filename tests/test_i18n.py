@@ -15,7 +15,7 @@ UI = Path(i18n.__file__).resolve().parent
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from studio.engine.jobs import JobManager
+    from studio.run.jobs import JobManager
     from studio.ui.app import build_app
     from studio.workspace import Workspace
     workspace = Workspace(tmp_path_factory.mktemp("ws"))

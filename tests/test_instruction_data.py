@@ -8,8 +8,8 @@ import torch
 from helpers import write_chat_csv
 from studio.engine.data import DataError
 from studio.recipe import DataSpec
-from studio.tasks import instruction_data
-from studio.tasks.instruction_tokens import IGNORE, ChatFormat, Collate, Examples, pack
+from studio.tasks.instruction import data as instruction_data
+from studio.tasks.instruction.tokens import IGNORE, ChatFormat, Collate, Examples, pack
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_long_examples_are_cut_from_the_prompt_side(tokenizer):
 def test_packing_changes_only_speed(tiny_llama, tokenizer):
     """The loss of a packed batch equals the token-weighted mean of the same examples' unpacked losses."""
     from transformers import AutoModelForCausalLM
-    from studio.tasks.instruction_loss import TokenLoss, packing_works
+    from studio.tasks.instruction.loss import TokenLoss, packing_works
     model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
     assert packing_works(model, torch.device("cpu"))
     fmt = ChatFormat(tokenizer, max_length=512)

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_short_lora_run_learns_the_house_style(chat_run):
-    from studio.engine.inference import Predictor
+    from studio.run.inference import Predictor
     workspace, run_dir, rows = chat_run
     report = json.loads((run_dir / "eval.json").read_text())
     print(f"\nvalidation loss {report['loss']:.3f} (base {report['base_loss']:.3f}), token accuracy "

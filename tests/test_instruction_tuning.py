@@ -10,7 +10,7 @@ import pytest
 
 from helpers import write_chat_csv
 from studio import cli
-from studio.engine.jobs import JobManager
+from studio.run.jobs import JobManager
 from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec, from_dict
 from studio.workspace import Workspace
 
@@ -71,7 +71,7 @@ def test_eval_holds_tuned_and_base_figures_and_samples(lora_run):
 def test_adapter_loads_with_peft_and_merged_folder_with_pipeline(lora_run, tiny_llama):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, pipeline
-    from studio.engine.export import export
+    from studio.run.export import export
     job, _ = lora_run
     adapter = export(job.run_dir, "adapter")
     assert adapter == job.run_dir / "model" / "adapter"

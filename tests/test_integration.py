@@ -4,11 +4,12 @@ import json
 import pytest
 
 from helpers import build_backbone
-from studio.engine import strategies
-from studio.engine.classifier import Classifier
-from studio.engine.jobs import JobManager
+from studio.tasks.classification import strategies
+from studio.tasks.classification.model import Classifier
+from studio.run.jobs import JobManager
 from studio.families.efficientnet_lite import EfficientNetLiteBackbone
-from studio.examples import HELPDESK_CSV, make_shapes
+from studio.assets import HELPDESK_CSV
+from studio.examples import make_shapes
 from studio.recipe import DataSpec, Recipe
 from studio.workspace import Workspace
 

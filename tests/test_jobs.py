@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from helpers import make_recipe
-from studio.engine.inference import Predictor
-from studio.engine.jobs import JobManager
+from studio.run.inference import Predictor
+from studio.run.jobs import JobManager
 from studio.engine.loop import Callback
 from studio.families.hf import HFBackbone
 from studio.runfolder import RunFolder

@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from studio.engine import lr_finder
 from studio.engine.distributed import Distributed, ShardedSampler
-from studio.engine.evaluation import ClassificationMetrics
+from studio.tasks.classification.metrics import ClassificationMetrics
 from studio.engine.loop import Loop, LoopConfig
 from studio.runfolder import NullWriter
 

@@ -4,8 +4,8 @@ import torch
 
 from helpers import build_backbone
 from studio import catalog
-from studio.engine import classifier
-from studio.engine.classifier import Classifier
+from studio.tasks.classification import model as classifier
+from studio.tasks.classification.model import Classifier
 from studio.families.base import ModelError
 
 TORCHVISION = [card.name for card in catalog.CATALOG if card.source == "torchvision"]

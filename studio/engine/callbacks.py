@@ -1,22 +1,41 @@
-"""Behaviour around the loop, as callbacks: keep the best weights on disk, checkpoint for resuming (after every
-epoch, and every few minutes inside a long one), stop early when validation stops improving (not before a
-minimum number of epochs), and recompute batch-norm statistics before each evaluation of a network whose batch
-norm trains from scratch."""
+"""Behaviour around the loop, as callbacks: say how training goes (step and epoch events), keep the best weights
+on disk, checkpoint for resuming (after every epoch, and every few minutes inside a long one), stop early when
+validation stops improving (not before a minimum number of epochs), and recompute batch-norm statistics before
+each evaluation of a network whose batch norm trains from scratch. `standard()` gives a task the usual set, in
+the order they must run."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
-
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from studio.engine.device import autocast
 from studio.engine.distributed import load_state
 from studio.engine.loop import Callback, Loop, to_device
+from studio.runfolder import RunFolder, atomic
+
+
+class Progress(Callback):
+    """Step and epoch events for the run folder (the UI's curves, the CLI's progress bar): each optimizer step's
+    loss, learning rate, throughput and ETA; each epoch's line of history and the best epoch so far. Runs after
+    the other callbacks, so an epoch's event names the best epoch as BestWeights decided it."""
+
+    def on_step_end(self, loop: Loop) -> None:
+        now = time.perf_counter()
+        seconds = loop.train_time + now - loop.epoch_start
+        rates = {"tokens_per_s": loop.tokens / seconds} if loop.config.tokens is not None else {}
+        loop.events.emit("step", step=loop.step, total_steps=loop.total_steps, epoch=loop.epoch,
+                         train_loss=loop.loss, lr=loop.scheduler.get_last_lr()[0],
+                         samples_per_s=loop.samples / seconds, **rates, elapsed=now - loop.started,
+                         eta=(loop.total_steps - loop.step) * (now - loop.started) / (loop.step - loop.first_step))
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        loop.events.emit("epoch", total_epochs=loop.config.epochs, best_epoch=(loop.best or {}).get("epoch"),
+                         **loop.record)
 
 
 def lowest_loss(record: dict) -> tuple:
@@ -57,9 +76,8 @@ class BestWeights(Callback):
         state = loop.trained_state()  # collective under FSDP: every rank takes part
         if loop.dist.is_main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-            os.replace(tmp, self.path)
+            with atomic(self.path) as tmp:
+                save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
         loop.dist.barrier()
 
     def restore(self, loop: Loop) -> None:
@@ -69,9 +87,8 @@ class BestWeights(Callback):
 
 def save_state(path: Path, state: dict) -> None:
     """Written beside and renamed: a kill mid-write leaves the previous checkpoint intact."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state_file(path: Path) -> dict:
@@ -154,3 +171,12 @@ class BatchNormStatistics(Callback):
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
         loop.model.eval()
+
+
+def standard(run: RunFolder, patience: int, key: Callable[[dict], tuple] = lowest_loss, min_epochs: int = 0,
+             before: list[Callback] = (), extra: list[Callback] = ()) -> tuple[list[Callback], BestWeights]:
+    """(the usual callbacks of a run, its BestWeights): `before` (e.g. batch-norm statistics), the best weights
+    (kept by `key`), checkpoints, early stopping, `extra` (tests, the benchmark), then the progress events, the
+    order they must run in."""
+    best = BestWeights(run.best_weights, key)
+    return [*before, best, Checkpoint(run.last_state), EarlyStopping(patience, min_epochs), *extra, Progress()], best

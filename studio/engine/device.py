@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import torch
@@ -73,3 +74,27 @@ def peak_memory_mb(device: torch.device) -> float | None:
     except OSError:
         pass
     return None
+
+
+GB = 1024**3
+
+
+def machine_memory() -> tuple[str, float]:
+    """(device, GB) a run would train in here: the first GPU's memory, or the computer's memory."""
+    if torch.cuda.is_available():
+        return "cuda", torch.cuda.get_device_properties(0).total_memory / GB
+    return "cpu", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+
+
+def available_gb(device: torch.device) -> float:
+    """Memory a run can use: the GPU's free memory, or the memory the system says is available."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / GB
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return machine_memory()[1]

@@ -1,10 +1,9 @@
 """Taking a trained model elsewhere: what every task's exports share. The zip of the whole model folder, and the
 ONNX check (onnxruntime against torch on real examples; a file that differs is never left on disk). Each task
-lists its formats (Task.exports); `export()` dispatches to them."""
+lists its formats (Task.exports); the run layer (studio.run.export) offers them."""
 from __future__ import annotations
 
 import logging
-import os
 import zipfile
 from pathlib import Path
 
@@ -13,11 +12,10 @@ import torch
 from torch import nn
 
 from studio.errors import UserError, first_line
-from studio.families.base import ModelInfo
-from studio.runfolder import EXPORT_DIR, RunFolder
+from studio.runfolder import EXPORT_DIR, ModelNotReady, RunFolder, atomic
+from studio.runfolder import model_folder as saved_model
 
 log = logging.getLogger(__name__)
-ONNX_FILE = "model.onnx"
 ONNX_ATOL = 1e-4  # relative to the largest logit: a solved head's logits can be large, and float32 rounding with them
 
 
@@ -26,26 +24,10 @@ class ExportError(UserError):
 
 
 def model_folder(run: RunFolder) -> Path:
-    from studio.engine.inference import ModelNotReady
-    from studio.engine.inference import model_folder as saved_model
     try:
         return saved_model(run.path)
     except ModelNotReady as exc:
         raise ExportError(f"{exc} There is nothing to export yet.") from None
-
-
-def formats(run: RunFolder) -> dict:
-    from studio import tasks
-    return tasks.get(ModelInfo.read(model_folder(run)).task).exports
-
-
-def export(run_dir: Path, fmt: str) -> Path:
-    """Writes one export of a finished run and returns its path."""
-    run = RunFolder(run_dir)
-    available = formats(run)
-    if fmt not in available:
-        raise ExportError(f"Unknown export format '{fmt}' for this model; choose one of: {', '.join(available)}.")
-    return available[fmt](run)
 
 
 def export_zip(run: RunFolder) -> Path:
@@ -53,12 +35,10 @@ def export_zip(run: RunFolder) -> Path:
     folder = model_folder(run)
     out = run.path / EXPORT_DIR / f"{run.id}-model.zip"
     out.parent.mkdir(exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+    with atomic(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 archive.write(path, Path(run.id) / path.relative_to(folder))
-    tmp.replace(out)
     return out
 
 
@@ -69,8 +49,7 @@ def onnx_checked(module: nn.Module, args: tuple, names: list[str], shapes: tuple
     when that is above 1); otherwise ExportError, and
     no ONNX file is left behind. Returns the check's figures."""
     import onnxruntime
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic(path) as tmp:
         try:
             torch.onnx.export(module.eval(), args, str(tmp), input_names=names, output_names=[output],
                               dynamic_shapes=shapes, dynamo=True, external_data=False, verbose=False)
@@ -87,8 +66,5 @@ def onnx_checked(module: nn.Module, args: tuple, names: list[str], shapes: tuple
         if diff > tolerance:
             raise ExportError(f"The ONNX model differs from the trained model by up to {diff:.2g} (more than "
                               f"{tolerance:.2g}), so it was not kept. The other export formats are unaffected.")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"max_abs_diff": diff, "tolerance": tolerance, "examples": len(expected),
             "same_top1": bool((got.argmax(-1) == expected.argmax(-1)).all())}

@@ -1,8 +1,8 @@
 """The training loop, read top to bottom: epochs of optimizer steps (gradients accumulated over
-train.gradient_accumulation_steps batches), an evaluation after each epoch, progress as events. What the loop
-computes comes from the task (a `compute` function giving the loss, and a metrics accumulator); behaviour around
-it is added by callbacks, fastai-style: the best weights, checkpoints for resuming and early stopping are
-callbacks (engine/callbacks.py)."""
+train.gradient_accumulation_steps batches) and an evaluation after each epoch. What the loop computes comes from
+the task (a `compute` function giving the loss, and a metrics accumulator); behaviour around it is added by
+callbacks, fastai-style: the progress events, the best weights, checkpoints for resuming and early stopping are
+callbacks (engine/callbacks.py), which read the loop's state."""
 from __future__ import annotations
 
 import contextlib
@@ -84,6 +84,12 @@ def batch_size(inputs) -> int:
     return len(next(iter(inputs.values())))
 
 
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
 def train_mode(model: nn.Module, keep_statistics: bool = False) -> None:
     """Training mode, except that batch-norm layers keep their running statistics when they are frozen or when
     asked to (keep_statistics: a pretrained network being fine-tuned)."""
@@ -129,6 +135,12 @@ class Loop:
     stop: bool = False  # a callback asks the loop to end after this epoch
     stopped_early: bool = False
     started: float = 0.0
+    first_step: int = 0  # the step this call of run() started from (a resumed run starts mid-way)
+    samples: int = 0  # examples trained on by this call of run(), every rank counted
+    tokens: int = 0  # tokens trained on (language models: LoopConfig.tokens)
+    train_time: float = 0.0  # seconds of finished epochs spent training (evaluation left out)
+    epoch_start: float = 0.0
+    record: dict | None = None  # the latest epoch's line of history
 
     def __post_init__(self):
         self.steps_per_epoch = math.ceil(len(self.train_loader) / self.config.accumulation)
@@ -147,16 +159,14 @@ class Loop:
         try:
             return self._run()
         except Cancelled:
-            for callback in self.callbacks:
-                callback.on_cancel(self)
+            self._call("on_cancel")
             raise
 
     def _run(self) -> dict:
         cfg, model = self.config, self.model
         self.started = time.perf_counter()
-        train_time, samples, tokens, first_step = 0.0, 0, 0, self.step
-        for callback in self.callbacks:
-            callback.on_train_begin(self)
+        self.train_time, self.samples, self.tokens, self.first_step = 0.0, 0, 0, self.step
+        self._call("on_train_begin")
         start_epoch = self.epoch if self.batches_done else self.epoch + 1
         for self.epoch in range(start_epoch, cfg.epochs + 1):
             if not self.batches_done:
@@ -165,7 +175,7 @@ class Loop:
             sampler.set_epoch(self.epoch, skip=self.batches_done * self.train_loader.batch_size)
             batches = len(self.train_loader) + self.batches_done  # this epoch's whole length
             train_mode(model, cfg.keep_batch_norm_statistics)
-            epoch_start = time.perf_counter()
+            self.epoch_start = time.perf_counter()
             step_loss, in_step, step_size = torch.zeros(()), 0, 0
             for inputs, targets in self.train_loader:
                 if in_step == 0:  # a new optimizer step: every rank must agree to stop at the same one
@@ -173,7 +183,7 @@ class Loop:
                         raise Cancelled()
                     step_size = min(cfg.accumulation, batches - self.batches_done)
                 if cfg.tokens is not None:  # counted before the batch moves: no device sync for it
-                    tokens += cfg.tokens(inputs, targets) * self.dist.world_size
+                    self.tokens += cfg.tokens(inputs, targets) * self.dist.world_size
                 inputs, targets = to_device(inputs, cfg.device), to_device(targets, cfg.device)
                 self.batches_done += 1
                 in_step += 1
@@ -184,43 +194,36 @@ class Loop:
                         loss, _ = self.compute(model, inputs, targets)
                     self.scaler.scale(loss / step_size).backward()
                 step_loss += loss.detach().float().cpu()  # one sync per batch: the curve needs the value anyway
-                samples += batch_size(inputs) * self.dist.world_size
+                self.samples += batch_size(inputs) * self.dist.world_size
                 if not sync:
                     continue
                 self._optimizer_step()
                 self.loss = self.dist.sum(step_loss / step_size).item() / self.dist.world_size
                 step_loss, in_step = torch.zeros(()), 0
                 self.epoch_loss += self.loss
-                now = time.perf_counter()
-                seconds = train_time + now - epoch_start
-                rates = {"tokens_per_s": tokens / seconds} if cfg.tokens is not None else {}
-                self.events.emit("step", step=self.step, total_steps=self.total_steps, epoch=self.epoch,
-                                 train_loss=self.loss, lr=self.scheduler.get_last_lr()[0],
-                                 samples_per_s=samples / seconds, **rates,
-                                 elapsed=now - self.started,
-                                 eta=(self.total_steps - self.step) * (now - self.started) / (self.step - first_step))
-                for callback in self.callbacks:
-                    callback.on_step_end(self)
-            train_time += time.perf_counter() - epoch_start
-            for callback in self.callbacks:
-                callback.on_evaluate_begin(self)
+                self._call("on_step_end")
+            self.train_time += time.perf_counter() - self.epoch_start
+            self._call("on_evaluate_begin")
             metrics = self.evaluate()
             steps_this_epoch = math.ceil(batches / cfg.accumulation)
-            record = {"epoch": self.epoch, "step": self.step, "train_loss": self.epoch_loss / max(1, steps_this_epoch),
-                      "val_loss": metrics["loss"], **{k: v for k, v in metrics.items() if k != "loss"},
-                      "elapsed": time.perf_counter() - self.started}
-            self.history.append(record)
+            self.record = {"epoch": self.epoch, "step": self.step,
+                           "train_loss": self.epoch_loss / max(1, steps_this_epoch), "val_loss": metrics["loss"],
+                           **{k: v for k, v in metrics.items() if k != "loss"},
+                           "elapsed": time.perf_counter() - self.started}
+            self.history.append(self.record)
             self.batches_done = 0
-            for callback in self.callbacks:
-                callback.on_epoch_end(self)
-            self.events.emit("epoch", total_epochs=cfg.epochs, best_epoch=(self.best or {}).get("epoch"), **record)
+            self._call("on_epoch_end")
             if self.stop:
                 break
         return {"best_epoch": (self.best or {}).get("epoch", self.epoch), "steps": self.step,
                 "history": self.history, "stopped_early": self.stopped_early,
-                "samples_per_s": samples / max(train_time, 1e-9),
-                **({"tokens_per_s": tokens / max(train_time, 1e-9)} if cfg.tokens is not None else {}),
+                "samples_per_s": self.samples / max(self.train_time, 1e-9),
+                **({"tokens_per_s": self.tokens / max(self.train_time, 1e-9)} if cfg.tokens is not None else {}),
                 "train_seconds": time.perf_counter() - self.started}
+
+    def _call(self, hook: str) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self)
 
     def _optimizer_step(self) -> None:
         self.scaler.unscale_(self.optimizer)

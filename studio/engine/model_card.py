@@ -6,9 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from studio.runfolder import RECIPE, RunFolder
-
-CARD = "README.md"
+from studio.runfolder import CARD, RECIPE, RunFolder, write_text
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -31,5 +29,5 @@ def front_matter(pipeline_tag: str, strategy: str) -> str:
 
 def write(run: RunFolder, text: str) -> Path:
     path = run.model_dir / CARD
-    path.write_text(text, encoding="utf-8")
+    write_text(path, text)
     return path

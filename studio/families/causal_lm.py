@@ -74,32 +74,6 @@ def parameter_count(config, trust_remote_code: bool = False) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def check_fits(ref: str, params: int, strategy: str, device: str, available_gb: float) -> None:
-    """Refuses, with the numbers, a model whose training would not fit the memory it would run in."""
-    need = catalog.training_memory_gb(params / 1e6, strategy, device)
-    if need > available_gb:
-        where = "the GPU's memory" if device == "cuda" else "this computer's memory"
-        smaller = "qlora on a GPU, " if device == "cuda" and strategy != "qlora" else ""
-        raise ModelError(f"'{ref}' has {params / 1e9:.2f} billion parameters: training it with {strategy} needs "
-                         f"about {need:g} GB, but {where} is {available_gb:.1f} GB. Choose a smaller model, "
-                         f"{smaller}or a machine with more memory.")
-
-
-def available_gb(device) -> float:
-    """Memory a run can use: the GPU's free memory, or the memory the system says is available."""
-    import torch
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free / catalog.GB
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024**2
-    except OSError:
-        pass
-    return catalog.machine_memory_gb()[1]
-
-
 def load_tokenizer(ref: str, task: str, trust_remote_code: bool = False):
     """(tokenizer with a chat template and a padding token, a note in words when the template is the studio's)."""
     tokenizer = hf.load_tokenizer(ref, task, trust_remote_code)

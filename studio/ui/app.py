@@ -1,20 +1,29 @@
-"""The studio app: a header with the current choices, seven tabs in wizard order, and the launcher."""
+"""The studio app: a header with the current choices, seven tabs in wizard order, and the launcher.
+
+Every handler returns a {component: update} dict (a component it leaves alone is not in it) and is attached with
+Context.on, which runs a session's events one at a time on its latest copy (ui/session_order.py). Everything a
+tab shows of a task it asks the task (tasks/base.py) or the task's panel (ui/panels), never a task's name."""
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
-from studio.engine.jobs import JobManager
+from studio import tasks
+from studio.assets import ROOT as ASSETS
+from studio.errors import UserError
+from studio.run.jobs import JobManager
 from studio.runfolder import RunFolder
 from studio.settings import env_number
-from studio.examples import ASSETS
+from studio.tasks.base import Task
+from studio.ui import panels
 from studio.ui import session as sessions
 from studio.ui.i18n import LANGUAGES, PageTexts, pick_language
-from studio.ui.session_order import order_sessions
+from studio.ui.session_order import SessionOrder
 from studio.workspace import Workspace, confine_caches
 
 log = logging.getLogger(__name__)
@@ -23,6 +32,7 @@ DEFAULT_UPLOAD_MB = 2048
 TAB_ORDER = ["model", "data", "strategy", "train", "evaluate", "playground", "runs"]
 TAB_NAMES = {"model": "Model", "data": "Data", "strategy": "Strategy", "train": "Train", "evaluate": "Evaluate",
              "playground": "Playground", "runs": "Runs"}
+RELOAD = "() => { setTimeout(() => window.location.reload(), 300); }"
 
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate",
                        font=["Inter", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
@@ -50,16 +60,26 @@ table th, table th span { word-break: normal !important; overflow-wrap: normal !
 
 @dataclass
 class Context:
-    """What every tab needs: the engine's job API, the workspace, the session (kept in the browser, so it
-    survives a reload), the page's texts, and the shared wizard components."""
+    """What every tab needs: the job API, the workspace, the session (kept in the browser, so it survives a
+    reload), the page's texts, the panels of this app, and the shared wizard components."""
     workspace: Workspace
     jobs: JobManager
     session: gr.BrowserState
     summary: gr.Markdown
     tabs: gr.Tabs
     texts: PageTexts
-    shared: dict = field(default_factory=dict)  # components a later tab updates (e.g. the task radio)
-    restores: list = field(default_factory=list)  # (fn, outputs) run when a page loads, in tab order
+    panels: dict = field(default_factory=dict)  # view → its Panel, built for this app
+    shared: dict = field(default_factory=dict)  # components and functions a later tab uses (e.g. the task radio)
+    restores: list = field(default_factory=list)  # (fn, components) run when a page loads
+    order: SessionOrder = field(default_factory=SessionOrder)
+
+    def on(self, trigger, fn, inputs, outputs, **kwargs):
+        """Attaches fn to an event listener (e.g. button.click), in its session's turn when it reads the
+        session. Returns the event, for .then() and .success()."""
+        inputs = inputs if isinstance(inputs, list) else [inputs] if inputs is not None else []
+        if any(c is self.session for c in inputs):
+            fn = self.order.wrap(fn, next(i for i, c in enumerate(inputs) if c is self.session), self.session)
+        return trigger(fn, inputs, outputs, **kwargs)
 
     def nav(self, back: str | None, forward: str | None) -> None:
         """Back / Next buttons to the neighbouring tabs."""
@@ -71,13 +91,29 @@ class Context:
                 gr.Button(f"Next: {TAB_NAMES[forward]} →", variant="primary", size="sm").click(
                     lambda: gr.Tabs(selected=forward), outputs=self.tabs)
 
-    def on_load(self, fn, outputs: list) -> None:
-        """fn(session) → outputs, when a page (re)loads: a tab puts the session's state back on the page."""
-        self.restores.append((fn, outputs))
+    def on_load(self, fn, components: list) -> None:
+        """fn(session) → {component: update} (of these components), when a page (re)loads: a tab puts the
+        session's state back."""
+        self.restores.append((fn, components))
 
     def static(self, block):
         """A Markdown or HTML block whose text never changes: translated when a page loads."""
         return self.texts.static(block)
+
+    def panel_for(self, task_name: str | None):
+        """The panel that shows this task's pages: its view's, else the generic one (a task without a view of
+        its own, or one this studio does not know)."""
+        return self.panels.get(self.task_of({"task": task_name}).view) or self.panels[""]
+
+    def task_of(self, status: dict) -> Task:
+        """A run's task (from its status), or a bare Task for one this studio does not know (a plugin's)."""
+        try:
+            return tasks.get(status.get("task") or "")
+        except UserError:
+            return Task()
+
+    def all_panels(self) -> list:
+        return list(self.panels.values())
 
     def run_dir(self, run_id: str) -> Path:
         return self.workspace.find_run(run_id)
@@ -87,9 +123,6 @@ class Context:
 
     def run_status(self, run_id: str) -> dict:
         return self.run(run_id).status()
-
-    def run_events(self, run_id: str) -> list[dict]:
-        return self.run(run_id).events()
 
     def run_choices(self, state: dict, completed_only: bool = True, with_id: bool = False) -> list[tuple[str, str]]:
         """Dropdown choices, newest first: (readable name, run id); with_id: the id too, where details belong."""
@@ -102,12 +135,19 @@ class Context:
             out.append((f"{name} · {run['id']}" if with_id else name, run["id"]))
         return out
 
-    def run_dropdown(self, state: dict, completed_only: bool = True) -> tuple[gr.Dropdown, str | None]:
-        """The run picker, set to this session's latest run if listed (never another session's), else empty."""
+    def run_dropdown(self, state: dict, completed_only: bool = True) -> tuple[dict, str | None]:
+        """The run picker's update, set to this session's latest run if listed (never another session's), else
+        empty; and that run's id."""
         choices = self.run_choices(state, completed_only)
         ids = [run_id for _, run_id in choices]
         chosen = state["run_id"] if state["run_id"] in ids else None
-        return gr.Dropdown(choices=choices, value=chosen), chosen
+        return gr.update(choices=choices, value=chosen), chosen
+
+    def exists(self, run_id: str | None) -> bool:
+        try:
+            return bool(run_id) and self.run_dir(run_id).exists()
+        except LookupError:
+            return False
 
 
 def upload_limit_mb(value: float | None = None) -> float:
@@ -120,18 +160,17 @@ def upload_limit_mb(value: float | None = None) -> float:
 def session_secret(workspace: Workspace) -> str:
     """The key that encrypts the session kept in the browser: one per workspace, so a session survives a restart
     of the studio (a new key would make every browser's saved session unreadable)."""
-    path = workspace.root / "cache" / "ui-session-key"
+    path = workspace.session_key
     if not path.exists():
-        import secrets
+        from studio.runfolder import write_text
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(16))
+        write_text(path, secrets.token_hex(16))
         path.chmod(0o600)
     return path.read_text().strip()
 
 
 def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None) -> gr.Blocks:
-    from studio.ui import (data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab,
-                           train_tab)
+    from studio.ui import data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab, train_tab
     jobs = jobs or JobManager(workspace, spare=True)
     texts = PageTexts()
     with gr.Blocks(title="Studio — fine-tune a model on your data") as app:
@@ -149,68 +188,51 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
         veil = gr.HTML("<div class='veil'><div class='progress-outer' style='width:30%'><div class='progress-inner' "
                        "style='width:60%'></div></div></div>", elem_id="veil")
         with gr.Tabs(selected="model", elem_id="tabs") as tabs:
-            ctx = Context(workspace, jobs, session, summary, tabs, texts)
+            ctx = Context(workspace, jobs, session, summary, tabs, texts, panels=panels.for_app())
             ctx.shared["max_upload_mb"] = upload_limit_mb(max_upload_mb)
             modules = {"model": model_tab, "data": data_tab, "strategy": strategy_tab, "train": train_tab,
                        "evaluate": evaluate_tab, "playground": playground_tab, "runs": runs_tab}
-            tab_blocks = {}
             for tab_id in TAB_ORDER:
                 with gr.Tab(TAB_NAMES[tab_id], id=tab_id, elem_id=f"tab-{tab_id}") as tab:
                     modules[tab_id].build(ctx, tab)
-                tab_blocks[tab_id] = tab
         texts.collect(app.blocks)
         app.studio_texts = texts  # the page's texts, for the language files' check
-        def on_load(state, request: gr.Request):
-            """A page (re)loads: its session back from the browser (or a new one), in its language."""
-            state = sessions.ensure(state, pick_language(request.headers.get("accept-language")))
-            # A session whose run is training opens on the Train tab, to watch it live.
-            status = ctx.run_status(state["run_id"]) if state.get("run_id") and _exists(ctx, state["run_id"]) else {}
-            # Only then: the page may already be on another tab by the time this answer arrives.
-            selected = gr.Tabs(selected="train") if status.get("status") in ("queued", "running") else gr.skip()
-            updates = dict(zip(texts.components, texts.updates(state["lang"])))
-            updates[language] = gr.update(**updates.get(language, {}), value=state["lang"])  # its label is a text
-            # Every tab's part in one event: a chained event could still read the session as it was before this
-            # one (the browser stores it asynchronously), and a first visit's session has no id before it.
-            for fn, outputs in ctx.restores:
-                values = fn(state)
-                for component, value in zip(outputs, values if isinstance(values, tuple) else (values,)):
-                    updates[component] = merged(updates.get(component), value)
-            return {**updates, session: state, summary: sessions.summary(state), tabs: selected,
-                    veil: gr.HTML(visible=False)}
-
-        restored = [c for _, outputs in ctx.restores for c in outputs]
-        loaded = list(dict.fromkeys([session, summary, tabs, veil, language, *texts.components, *restored]))
-        app.load(on_load, session, loaded, show_progress="hidden")
+        _load(app, ctx, language, veil)
 
         def on_language(lang, state):
-            return {**state, "lang": lang}
+            return {session: {**state, "lang": lang}}
 
         # The page is rebuilt in the new language by reloading it: the session comes back from the browser.
-        language.input(on_language, [language, session], session).then(
-            None, js="() => { setTimeout(() => window.location.reload(), 300); }")
-        start_over.click(lambda state: sessions.new_session(state), session, session).then(
-            None, js="() => { setTimeout(() => window.location.reload(), 300); }")
-    order_sessions(app, session)
+        ctx.on(language.input, on_language, [language, session], [session]).then(None, js=RELOAD)
+        ctx.on(start_over.click, lambda state: {session: sessions.new_session(state)}, [session],
+               [session]).then(None, js=RELOAD)
     return app
 
 
-def merged(texts, value):
-    """A component's translated texts and a tab's update of it, in one update (the later wins where both set)."""
-    if texts is None:
-        return value
-    if isinstance(value, gr.blocks.Block):  # a component returned as an update: the arguments it was given
-        value = gr.update(**value.constructor_args)
-    if isinstance(value, dict):
-        return {**texts, **{k: v for k, v in value.items() if k != "__type__"}, "__type__": "update"}
-    return {**texts, "value": value}
+def _load(app: gr.Blocks, ctx: Context, language, veil) -> None:
+    """A page (re)loads: its session back from the browser (or a new one), every tab's part of it in one event
+    (a chained event could still read the session as it was before this one: the browser stores it
+    asynchronously, and a first visit's session has no id before it), then the page's texts in its language."""
+    session, texts = ctx.session, ctx.texts
 
+    def on_load(state, request: gr.Request):
+        state = sessions.ensure(state, pick_language(request.headers.get("accept-language")))
+        status = ctx.run_status(state["run_id"]) if ctx.exists(state.get("run_id")) else {}
+        updates = {session: state, ctx.summary: sessions.summary(state), language: gr.update(value=state["lang"])}
+        if status.get("status") in ("queued", "running"):  # a session whose run is training: watch it live
+            updates[ctx.tabs] = gr.Tabs(selected="train")
+        for restore, _ in ctx.restores:
+            updates.update(restore(state))
+        return updates
 
-def _exists(ctx: Context, run_id: str) -> bool:
-    try:
-        ctx.run_dir(run_id)
-        return True
-    except LookupError:
-        return False
+    def translate(state, request: gr.Request):
+        lang = (state or {}).get("lang") or pick_language(request.headers.get("accept-language"))
+        return {**texts.updates(lang), veil: gr.HTML(visible=False)}
+
+    restored = [c for _, components in ctx.restores for c in components]
+    loaded = list({id(c): c for c in [session, ctx.summary, ctx.tabs, language, *restored]}.values())
+    ctx.on(app.load, on_load, [session], loaded, show_progress="hidden").then(
+        translate, [session], [*texts.components, veil], show_progress="hidden")
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "workspace",
@@ -225,12 +247,6 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     limit = upload_limit_mb(max_upload_mb)
     app = build_app(space, max_upload_mb=limit)
     app.queue(default_concurrency_limit=8)
-    # Gradio's queue polls every millisecond when idle (and its progress loop every 10 ms): a fifth of a core while
-    # nothing happens (measured on 2 cores), taken from the training worker beside it. Gradio has no public
-    # setting for it (checked with gradio 6.31; pyproject pins gradio below 7): polling every 20 / 50 ms still
-    # feels instant.
-    app._queue.sleep_when_free = 0.02
-    app._queue.progress_update_sleep_when_free = 0.05
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,
                css=CSS, allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
                auth=auth or None, auth_message="Log in with the user name and password you were given for this "

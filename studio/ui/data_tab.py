@@ -6,6 +6,8 @@ import json
 import logging
 import re
 import shutil
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
@@ -15,7 +17,7 @@ from studio.engine.data import DataError
 from studio.engine.data.archive import file_digest
 from studio.engine.data.tables import table_columns
 from studio.recipe import DataSpec
-from studio.ui import charts, panels
+from studio.ui import charts
 from studio.ui import session as sessions
 from studio.ui.i18n import tr
 
@@ -27,7 +29,24 @@ ELEM_IDS = {"text_column": "item-column", "path_column": "item-column-path", "la
             "group_column": "group-column"}
 INFOS = {"group_column": "e.g. region or device: results are also shown per group, so you can see if the model "
                          "serves some groups worse."}
-_checked: dict[str, object] = {}  # the last checks, for pages reloading (oldest first)
+
+
+class Checks:
+    """The last data checks of this app, so a page reloading does not decode every file again."""
+
+    def __init__(self, kept: int = CHECKS_KEPT):
+        self.kept, self._checked, self._lock = kept, OrderedDict(), threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            return self._checked.get(key)
+
+    def put(self, key: str, data) -> None:
+        with self._lock:
+            self._checked[key] = data
+            self._checked.move_to_end(key)
+            while len(self._checked) > self.kept:
+                self._checked.popitem(last=False)
 
 
 def _store_upload(ctx, source: str) -> Path:
@@ -60,6 +79,27 @@ def class_folder(ctx, state) -> Path:
     return ctx.workspace.uploads_dir / "classes" / str(state["id"])
 
 
+def report_lines(task, data, name: str, lang: str) -> tuple[str, str]:
+    """(the data's line in the top bar, the report in words) of checked data."""
+    report = data.report
+    train, val = len(data.train_items), len(data.val_items)
+    total = train + val
+    classes = len(data.classes) if task.classes else 0
+    note = (tr("{name}: {total} examples, {classes} classes", lang, name=name, total=total, classes=classes)
+            if classes else tr("{name}: {total} examples", lang, name=name, total=total))
+    lines = [tr("**Ready:** {total} examples in {classes} classes ({train} for training, {val} held back to "
+                "measure accuracy).", lang, total=total, classes=classes, train=train, val=val) if classes else
+             tr("**Ready:** {total} examples ({train} for training, {val} held back to measure how well the "
+                "model learned).", lang, total=total, train=train, val=val)]
+    lines += [f"- **{tr('Note', lang)}:** {w}" for w in report.warnings]
+    if report.skipped:
+        shown = report.skipped[:8]
+        more = len(report.skipped) - len(shown)
+        lines.append(f"\n{tr('Skipped', lang)}: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
+                     + (f"; {tr('and {n} more', lang, n=more)}" if more else ""))
+    return note, "\n".join(lines)
+
+
 def build(ctx, tab) -> None:
     ctx.static(gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images or sound clips: one folder "
                            "per class (zipped), or add them class by class. Text: a CSV or JSONL table with a text "
@@ -88,11 +128,9 @@ def build(ctx, tab) -> None:
     # One picker per column any task reads (shown for the session's task when its data is a table).
     choices = {c.key: c for name in tasks.names() for c in tasks.get(name).table_columns}
     with gr.Row(visible=False) as columns_row:
-        pickers_by_key = {key: gr.Dropdown(label=choice.words, choices=[], interactive=True, visible=False,
-                                           elem_id=ELEM_IDS.get(key, f"column-{key.replace('_', '-')}"),
-                                           info=INFOS.get(key))
-                          for key, choice in choices.items()}
-    column_pickers = list(pickers_by_key.values())
+        pickers = {key: gr.Dropdown(label=choice.words, choices=[], interactive=True, visible=False,
+                                    elem_id=ELEM_IDS.get(key, f"column-{key.replace('_', '-')}"), info=INFOS.get(key))
+                   for key, choice in choices.items()}
     split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back to test the model",
                       info="These examples are never trained on; they measure accuracy honestly.",
                       elem_id="split")
@@ -100,38 +138,38 @@ def build(ctx, tab) -> None:
     with gr.Row():
         counts = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="counts-plot")
         with gr.Column():
-            all_panels = panels.all_panels()
-            for panel in all_panels:
+            for panel in ctx.all_panels():
                 panel.build_preview()
     ctx.nav("model", "strategy")
-
-    previews = [c for panel in all_panels for c in panel.preview]
+    checks = Checks()
+    previews = [c for panel in ctx.all_panels() for c in panel.preview]
     preview = [status, counts, *previews, ctx.session, ctx.summary]
     task_view, show_task = ctx.shared["task_view"], ctx.shared["show_task"]
-    columns_out = [columns_row, *column_pickers]
+    columns_out = [columns_row, *pickers.values()]
 
-    def nothing(state, message: str | None = None):
+    def hide_previews() -> dict:
+        return {c: u for panel in ctx.all_panels() for c, u in panel.hide_preview().items()}
+
+    def nothing(state, message: str | None = None) -> dict:
         """The preview of no data (or of refused data: `message` says why)."""
         lang = state["lang"]
         text = (f"**{tr('The data cannot be used yet.', lang)}** {message}" if message
                 else tr("No data yet: try an example or upload your own.", lang))
-        return (text, charts.empty_figure(tr("No data to show", lang)), *[gr.update(visible=False)] * len(previews),
-                state, sessions.summary(state))
+        return {status: text, counts: charts.empty_figure(tr("No data to show", lang)), **hide_previews(),
+                ctx.session: state, ctx.summary: sessions.summary(state)}
 
-    def check(state: dict, reuse: bool = False):
-        """Loads the session's data through its task; returns the preview outputs. reuse: a page reloading takes
-        the last check of the same data in this process (checking decodes every file: slow for large data)."""
+    def check(state: dict, reuse: bool = False) -> dict:
+        """Loads the session's data through its task; returns the preview's updates. reuse: a page reloading takes
+        the last check of the same data in this app (checking decodes every file: slow for large data)."""
         lang, draft = state["lang"], state["recipe"]
         if not draft["data"].get("path"):
             return nothing(state)
         task = tasks.get(draft["task"])
         key = json.dumps([draft["task"], draft["data"]], sort_keys=True)
         try:
-            data = _checked.get(key) if reuse else None
+            data = checks.get(key) if reuse else None
             data = data or task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=ctx.workspace.uploads_dir)
-            _checked[key] = data
-            while len(_checked) > CHECKS_KEPT:
-                _checked.pop(next(iter(_checked)))
+            checks.put(key, data)
         except Exception as exc:  # DataError says what to fix; anything else must not take the page down either
             if isinstance(exc, DataError):
                 message = str(exc).replace(str(class_folder(ctx, state)), tr("your files", lang))
@@ -141,31 +179,15 @@ def build(ctx, tab) -> None:
                              kind=type(exc).__name__, hint=task.data_hint)
             state.update(data_kind=None, data_note=tr("needs attention", lang), train_counts={}, data_error=message)
             return nothing(state, message)
-        report = data.report
-        total = len(data.train_items) + len(data.val_items)
         path = Path(draft["data"]["path"])
         name = tr("your files", lang) if path.parent == ctx.workspace.uploads_dir / "classes" else path.name
-        classes = len(data.classes) if len(data.classes) > 1 else 0  # a chat's data has none to speak of
-        note = (tr("{name}: {total} examples, {classes} classes", lang, name=name, total=total, classes=classes)
-                if classes else tr("{name}: {total} examples", lang, name=name, total=total))
-        state.update(data_kind=draft["task"], train_counts=report.train_counts, data_note=note, data_error=None)
-        lines = [tr("**Ready:** {total} examples in {classes} classes ({train} for training, {val} held back to "
-                    "measure accuracy).", lang, total=total, classes=classes, train=len(data.train_items),
-                    val=len(data.val_items)) if classes else
-                 tr("**Ready:** {total} examples ({train} for training, {val} held back to measure how well the "
-                    "model learned).", lang, total=total, train=len(data.train_items), val=len(data.val_items))]
-        lines += [f"- **{tr('Note', lang)}:** {w}" for w in report.warnings]
-        if report.skipped:
-            shown = report.skipped[:8]
-            more = len(report.skipped) - len(shown)
-            lines.append(f"\n{tr('Skipped', lang)}: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
-                         + (f"; {tr('and {n} more', lang, n=more)}" if more else ""))
-        own = panels.get(draft["task"])
-        updates = [u for panel in all_panels
-                   for u in (panel.show_preview(data, draft, ctx.workspace, lang) if panel is own
-                             else [gr.update(visible=False)] * len(panel.preview))]
-        counts = charts.counts_figure(report.to_dict()) if classes else charts.empty_figure("")
-        return "\n".join(lines), counts, *updates, state, sessions.summary(state)
+        note, text = report_lines(task, data, name, lang)
+        state.update(data_kind=draft["task"], train_counts=data.report.train_counts, data_note=note, data_error=None)
+        figure = (charts.counts_figure(data.report.to_dict(), lang) if task.classes and len(data.classes) > 1
+                  else charts.empty_figure(""))
+        return {status: text, counts: figure, **hide_previews(),
+                **ctx.panel_for(draft["task"]).show_preview(data, draft, ctx.workspace, lang),
+                ctx.session: state, ctx.summary: sessions.summary(state)}
 
     def use_path(state, task_name, path, columns: dict | None = None):
         sessions.set_task(state, task_name)
@@ -182,26 +204,25 @@ def build(ctx, tab) -> None:
         except DataError:
             return []  # unreadable: the check says why
 
-    def pickers(state):
+    def show_pickers(state) -> dict:
         """The column pickers for the session's data: its task's, shown for a table, with the columns it has."""
         draft = state["recipe"]
         own = {c.key: c for c in tasks.get(draft["task"]).table_columns}
         columns = table_columns_of(state)
-        data = draft["data"]
-        updates = []
-        for key in pickers_by_key:
+        out = {columns_row: gr.update(visible=bool(columns))}
+        for key, picker in pickers.items():
             if key not in own or not columns:
-                updates.append(gr.Dropdown(visible=False, choices=[], value=None))
+                out[picker] = gr.update(visible=False, choices=[], value=None)
                 continue
             optional = [NO_COLUMN] if not own[key].required else []
-            value = data.get(key) or (NO_COLUMN if optional else None)
-            updates.append(gr.Dropdown(visible=True, choices=[*optional, *columns], value=value,
-                                       label=tr(own[key].words, state["lang"])))
-        return (gr.Row(visible=bool(columns)), *updates)
+            out[picker] = gr.update(visible=True, choices=[*optional, *columns],
+                                    value=draft["data"].get(key) or (NO_COLUMN if optional else None),
+                                    label=tr(own[key].words, state["lang"]))
+        return out
 
-    def use_file(state, task_name, path):
+    def use_file(state, task_name, path) -> dict:
         """Points the recipe at a file or folder; a table's columns are guessed only from their names. Returns
-        the column pickers and the check's outputs."""
+        the column pickers' and the check's updates."""
         task = tasks.get(task_name)
         use_path(state, task_name, path)
         columns = table_columns_of(state)
@@ -214,34 +235,34 @@ def build(ctx, tab) -> None:
                          "Choose them below.", lang, missing=tr(" and ", lang).join(missing),
                          columns=", ".join(columns))
             state.update(data_kind=None, data_error=message, data_note=tr("needs attention", lang))
-            return (*pickers(state), *nothing(state, message))
-        return (*pickers(state), *check(state))
+            return {**show_pickers(state), **nothing(state, message)}
+        return {**show_pickers(state), **check(state)}
 
     def on_example(index, state):
         task_name, example = examples[index]
         checked = use_file(state, task_name, example.path)
-        return *show_task(state), *checked
+        return {**show_task(state), **checked}
 
     def on_upload(file, state):
         if not file:
-            return (gr.skip(),) * (len(task_view) + len(columns_out) + len(preview))
+            return {}
         try:
             stored = _store_upload(ctx, file)
         except OSError as exc:
             log.exception("storing an upload failed")
             gr.Warning(tr("The upload could not be stored in the workspace ({why}).", state["lang"],
                           why=exc.strerror or type(exc).__name__))
-            return (gr.skip(),) * (len(task_view) + len(columns_out) + len(preview))
+            return {}
         checked = use_file(state, task_for(stored, state["recipe"]["task"]), stored)
-        return *show_task(state), *checked
+        return {**show_task(state), **checked}
 
-    def on_clear(state):
+    def cleared(state) -> dict:
         """Removing the file removes what it produced: no data, no pickers, no preview, no old error."""
         state["recipe"]["data"] = {"path": "", "validation_split": state["recipe"]["data"].get("validation_split",
                                                                                               0.2)}
         state.update(data_kind=None, data_note="", data_error=None, train_counts={})
-        return (gr.Row(visible=False), *[gr.Dropdown(choices=[], value=None, visible=False)] * len(column_pickers),
-                *nothing(state))
+        return {columns_row: gr.update(visible=False),
+                **{p: gr.update(choices=[], value=None, visible=False) for p in pickers.values()}, **nothing(state)}
 
     def class_names(state) -> list[str]:
         folder = class_folder(ctx, state)
@@ -249,14 +270,13 @@ def build(ctx, tab) -> None:
 
     def on_add_class(name, files, state):
         lang = state["lang"]
-        skip = (gr.skip(),) * (3 + len(task_view) + len(preview))
         name = (name or "").strip()
         if not re.fullmatch(r"[\w][\w .-]{0,63}", name):
             gr.Warning(tr("Give the class a short name: letters, digits, spaces, '-', '_' or '.'.", lang))
-            return skip
+            return {}
         if not files:
             gr.Warning(tr("Choose some files of this class first.", lang))
-            return skip
+            return {}
         # The task whose files these are: the session's if it reads them, else the first that does.
         suffix = Path(files[0]).suffix.lower()
         readers = [n for n in tasks.names() if tasks.get(n).file_kind and suffix in tasks.get(n).file_kind.extensions]
@@ -278,11 +298,12 @@ def build(ctx, tab) -> None:
             gr.Warning(tr("Not added: {files}.", lang, files="; ".join(refused)))
         if added:
             gr.Info(tr("Added {n} file(s) to '{name}'.", lang, n=added, name=name))
+        done = {class_name: "", class_files: None}
         if not class_names(state):
-            return "", None, *show_task(state), gr.Dropdown(choices=[], value=None), *nothing(state)
+            return {**done, **show_task(state), remove_name: gr.update(choices=[], value=None), **nothing(state)}
         use_path(state, task_name, folder)
-        checked = check(state)
-        return "", None, *show_task(state), gr.Dropdown(choices=class_names(state), value=None), *checked
+        return {**done, **show_task(state), remove_name: gr.update(choices=class_names(state), value=None),
+                **check(state)}
 
     def on_remove_class(name, state):
         folder = class_folder(ctx, state)
@@ -291,35 +312,39 @@ def build(ctx, tab) -> None:
             gr.Info(tr("Removed the class '{name}'.", state["lang"], name=name))
         names = class_names(state)
         if not names:
-            return gr.Dropdown(choices=[], value=None), *on_clear(state)[len(columns_out):]
+            return {remove_name: gr.update(choices=[], value=None), **cleared(state)}
         use_path(state, state["recipe"]["task"], folder)
-        return gr.Dropdown(choices=names, value=None), *check(state)
+        return {remove_name: gr.update(choices=names, value=None), **check(state)}
 
     def on_columns(state, *values):
         own = {c.key for c in tasks.get(state["recipe"]["task"]).table_columns}
         state["recipe"]["data"].update({key: None if value in (None, NO_COLUMN) else value
-                                        for key, value in zip(pickers_by_key, values) if key in own})
+                                        for key, value in zip(pickers, values) if key in own})
         return check(state)
 
     def on_split(value, state):
         state["recipe"]["data"]["validation_split"] = float(value)
         return check(state)
 
-    def restore(state):
-        """A reloaded page: the session's data checked again, with its pickers and class list."""
+    def restore(state) -> dict:
+        """A reloaded page (or a task switched on the Model tab): the session's data checked again, with its
+        pickers and class list."""
         split_value = state["recipe"]["data"].get("validation_split", 0.2)
         note = f"<span class='hint'>{tr('Up to {mb} MB.', state['lang'], mb=f'{limit:g}')}</span>" if limit else ""
-        return (*pickers(state), gr.Slider(value=split_value), gr.Dropdown(choices=class_names(state)), note,
-                *check(state, reuse=True))
+        return {**show_pickers(state), split: gr.update(value=split_value),
+                remove_name: gr.update(choices=class_names(state)), limit_note: note, **check(state, reuse=True)}
 
     for index, button in enumerate(example_buttons):
-        button.click(lambda s, i=index: on_example(i, s), ctx.session, [*task_view, *columns_out, *preview])
-    upload.upload(on_upload, [upload, ctx.session], [*task_view, *columns_out, *preview])
-    upload.clear(on_clear, ctx.session, [*columns_out, *preview])
-    add_class.click(on_add_class, [class_name, class_files, ctx.session],
-                    [class_name, class_files, *task_view, remove_name, *preview])
-    remove_class.click(on_remove_class, [remove_name, ctx.session], [remove_name, *preview])
-    for picker in column_pickers:
-        picker.input(on_columns, [ctx.session, *column_pickers], preview)
-    split.release(on_split, [split, ctx.session], preview)
-    ctx.on_load(restore, [*columns_out, split, remove_name, limit_note, *preview])
+        ctx.on(button.click, lambda s, i=index: on_example(i, s), [ctx.session], [*task_view, *columns_out, *preview])
+    ctx.on(upload.upload, on_upload, [upload, ctx.session], [*task_view, *columns_out, *preview])
+    ctx.on(upload.clear, cleared, [ctx.session], [*columns_out, *preview])
+    ctx.on(add_class.click, on_add_class, [class_name, class_files, ctx.session],
+           [class_name, class_files, *task_view, remove_name, *preview])
+    ctx.on(remove_class.click, on_remove_class, [remove_name, ctx.session], [remove_name, *columns_out, *preview])
+    for picker in pickers.values():
+        ctx.on(picker.input, on_columns, [ctx.session, *pickers.values()], preview)
+    ctx.on(split.release, on_split, [split, ctx.session], preview)
+    restored = [*columns_out, split, remove_name, limit_note, *preview]
+    ctx.on_load(restore, restored)
+    # A task switched on the Model tab leaves no data of the previous task on this tab.
+    ctx.on(task_view[0].input, restore, [ctx.session], restored)

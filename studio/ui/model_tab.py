@@ -29,17 +29,18 @@ def size_words(params_m: float, lang: str) -> str:
 
 
 def memory_words(entry: catalog.CatalogEntry, lang: str) -> tuple[str, str]:
-    """(short, long) words on the memory training needs, for models the catalog estimates it for."""
-    needs = catalog.memory_needs(entry)
+    """(short, long) words on the memory training needs, for models whose task estimates it."""
+    needs = tasks.get(entry.task).memory_needs(entry.params_m) if entry.task in tasks.names() else None
     if needs is None:
         return "", ""
     fits = needs["here"] <= needs["have"]
     short = tr("fits this machine", lang) if fits else tr("too big for this machine", lang)
-    detail = tr("Training memory on a GPU: LoRA ~{lora} GB, QLoRA ~{qlora} GB, full ~{full} GB.", lang,
-                lora=f"{needs['lora']:g}", qlora=f"{needs['qlora']:g}", full=f"{needs['full']:g}")
-    here = (tr("LoRA fits this machine ({here} of {have} GB).", lang, here=f"{needs['here']:g}", have=needs["have"])
-            if fits else tr("Too big for this machine: LoRA needs {here} GB, it has {have} GB.", lang,
-                            here=f"{needs['here']:g}", have=needs["have"]))
+    per = ", ".join(f"{tr(words, lang)} ~{gb:g} GB" for words, gb in needs["gpu"])
+    detail = tr("Training memory on a GPU: {per}.", lang, per=per)
+    here = (tr("The usual strategy fits this machine ({here} of {have} GB).", lang, here=f"{needs['here']:g}",
+               have=needs["have"]) if fits else
+            tr("Too big for this machine: the usual strategy needs {here} GB, it has {have} GB.", lang,
+               here=f"{needs['here']:g}", have=needs["have"]))
     return f" · {short}", f" {detail} {here}"
 
 
@@ -84,55 +85,58 @@ def build(ctx, tab) -> None:
         custom_note = gr.Markdown(elem_id="custom-note")
     ctx.nav(None, "data")
 
-    def show(state):
+    def show(state) -> dict:
         """The session's task and model on the page (also what a reloaded page gets back)."""
         lang, draft = state["lang"], state["recipe"]
         chosen = draft["model"] if catalog.find(draft["model"]) else None
-        return (gr.Radio(value=draft["task"]), gr.Radio(choices=model_choices(draft["task"], lang), value=chosen),
-                details_html(draft["model"], lang))
+        return {task: gr.update(value=draft["task"]),
+                model: gr.update(choices=model_choices(draft["task"], lang), value=chosen),
+                details: details_html(draft["model"], lang)}
 
     def on_task(task_value, state):
         sessions.set_task(state, task_value)
-        return (*show(state)[1:], state, sessions.summary(state))
+        return {**show(state), ctx.session: state, ctx.summary: sessions.summary(state)}
 
     def on_model(name, state):
         if name:
             state["recipe"]["model"] = name
             state["recipe"]["trust_remote_code"] = False  # catalog models never need it
-        return details_html(state["recipe"]["model"], state["lang"]), False, state, sessions.summary(state)
+        return {details: details_html(state["recipe"]["model"], state["lang"]), trust: False, ctx.session: state,
+                ctx.summary: sessions.summary(state)}
 
     def on_custom(text, trusted, state):
         """Checks the model at once (its config only, no weights), so a wrong name is answered here, in words."""
         lang = state["lang"]
         text = (text or "").strip()
         if not text:
-            return (tr("Type a model name such as `org/model-name`, or the path of a folder on this machine.", lang),
-                    gr.skip(), gr.skip(), state, sessions.summary(state))
+            return {custom_note: tr("Type a model name such as `org/model-name`, or the path of a folder on this "
+                                    "machine.", lang)}
         refused = tr("This model cannot be used:", lang)
         try:
             where = tasks.get(state["recipe"]["task"]).check_model(text, trust_remote_code=bool(trusted))
         except ModelError as exc:
-            return f"**{refused}** {html.escape(str(exc))}", gr.skip(), gr.skip(), state, sessions.summary(state)
+            return {custom_note: f"**{refused}** {html.escape(str(exc))}"}
         except Exception as exc:  # never a traceback on the page
             log.exception("checking model %s failed", text)
             why = tr("the studio could not read it ({kind}).", lang, kind=type(exc).__name__)
-            return f"**{refused}** {why}", gr.skip(), gr.skip(), state, sessions.summary(state)
+            return {custom_note: f"**{refused}** {why}"}
         state["recipe"]["model"] = text
         state["recipe"]["trust_remote_code"] = bool(trusted)
         trusted_note = " " + tr("Its own code is trusted and will run.", lang) if trusted else ""
-        return (tr("Using **{name}**: {where}", lang, name=html.escape(text), where=where) + trusted_note,
-                gr.Radio(value=None), details_html(text, lang), state, sessions.summary(state))
+        return {custom_note: tr("Using **{name}**: {where}", lang, name=html.escape(text), where=where) + trusted_note,
+                model: gr.update(value=None), details: details_html(text, lang), ctx.session: state,
+                ctx.summary: sessions.summary(state)}
 
     def on_trust(trusted, state):
         if not trusted:
             state["recipe"]["trust_remote_code"] = False
-        return state
+        return {ctx.session: state}
 
-    task.input(on_task, [task, ctx.session], [model, details, ctx.session, ctx.summary])
-    model.input(on_model, [model, ctx.session], [details, trust, ctx.session, ctx.summary])
-    use_custom.click(on_custom, [custom, trust, ctx.session], [custom_note, model, details, ctx.session,
-                                                               ctx.summary])
-    trust.input(on_trust, [trust, ctx.session], ctx.session)
+    ctx.on(task.input, on_task, [task, ctx.session], [model, details, ctx.session, ctx.summary])
+    ctx.on(model.input, on_model, [model, ctx.session], [details, trust, ctx.session, ctx.summary])
+    ctx.on(use_custom.click, on_custom, [custom, trust, ctx.session],
+           [custom_note, model, details, ctx.session, ctx.summary])
+    ctx.on(trust.input, on_trust, [trust, ctx.session], [ctx.session])
     ctx.on_load(show, [task, model, details])
     # The Data tab switches the task too (an uploaded table is text): it redraws these with show().
     ctx.shared.update(task_view=[task, model, details], show_task=show)

@@ -8,11 +8,11 @@ from collections import OrderedDict
 
 import gradio as gr
 
-from studio.engine.inference import Predictor, model_folder
 from studio.errors import first_line
-from studio.runfolder import EXAMPLES, RunFolder
+from studio.run.inference import Predictor, model_folder
+from studio.runfolder import RunFolder
 from studio.settings import env_number
-from studio.ui import charts, panels
+from studio.ui import charts
 from studio.ui.i18n import tr
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,11 @@ def cached_runs() -> list[str]:
 
 
 def answer_markdown(answer: dict, lang: str) -> str:
-    sure = tr("{score} sure", lang, score=f"{answer['score']:.1%}")
-    return f"### {answer['label']}\n<span class='hint'>{sure}</span>"
+    """A classifier's answer (a label and how sure), or any other task's answer as it came."""
+    if "label" in answer and "score" in answer:
+        sure = tr("{score} sure", lang, score=f"{answer['score']:.1%}")
+        return f"### {answer['label']}\n<span class='hint'>{sure}</span>"
+    return "\n".join(f"**{key}**: {value}" for key, value in answer.items())
 
 
 def build(ctx, tab) -> None:
@@ -66,63 +69,62 @@ def build(ctx, tab) -> None:
     # Created first (the panels' events fill them), placed in the right-hand column below.
     answer = gr.Markdown(elem_id="prediction", render=False)
     bars = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="topk-plot", render=False)
-    shared = [answer, bars]
-    all_panels = panels.all_panels()
+    ctx.shared["answer"] = [answer, bars]
 
-    def run_predict(run_id, value, state):
+    def run_predict(run_id, value, state) -> dict:
         lang = state["lang"]
         if not run_id:
-            return (tr("Finish a run first (Train tab), then choose it above.", lang),
-                    charts.empty_figure(tr("No model yet", lang)))
+            return {answer: tr("Finish a run first (Train tab), then choose it above.", lang),
+                    bars: charts.empty_figure(tr("No model yet", lang))}
         if value is None or (isinstance(value, str) and not value.strip()):
-            return tr("Give the model an input first.", lang), charts.empty_figure(tr("No input yet", lang))
+            return {answer: tr("Give the model an input first.", lang),
+                    bars: charts.empty_figure(tr("No input yet", lang))}
         try:
             result = predictor(ctx.run(run_id)).predict([value], top_k=5)[0]
         except (OSError, ValueError, LookupError) as exc:
-            return f"**{tr('Could not predict:', lang)}** {first_line(exc)}", charts.empty_figure(tr("No answer",
-                                                                                                         lang))
-        return answer_markdown(result, lang), charts.top_k_figure(result, tr("Most likely labels", lang),
-                                                                  tr("probability", lang))
+            return {answer: f"**{tr('Could not predict:', lang)}** {first_line(exc)}",
+                    bars: charts.empty_figure(tr("No answer", lang))}
+        chart = (charts.top_k_figure(result, tr("Most likely labels", lang), tr("probability", lang))
+                 if result.get("top_k") else charts.empty_figure(""))
+        return {answer: answer_markdown(result, lang), bars: chart}
 
     with gr.Row():
         with gr.Column():
-            for panel in all_panels:
-                panel.build_playground(run, shared, run_predict, ctx.session)
+            for panel in ctx.all_panels():
+                panel.build_playground(ctx, run, run_predict)
             predict_button = gr.Button("Predict", variant="primary", elem_id="predict", visible=False)
         with gr.Column():
             answer.render()
             bars.render()
     ctx.nav("evaluate", "runs")
-    parts = [c for panel in all_panels for c in panel.playground]
+    parts = [c for panel in ctx.all_panels() for c in panel.playground]
 
-    def examples(run_id) -> list[str]:
-        """The run's example inputs: texts, or files inside its run folder."""
-        folder = ctx.run(run_id)
-        listed = (folder.read(EXAMPLES) or {}).get("examples", [])
-        return [str(folder.path / e["input"]) if (folder.path / e["input"]).is_file() else e["input"]
-                for e in listed]
-
-    def choose(run_id, state):
+    def choose(run_id, state) -> dict:
         lang = state["lang"]
-        own = panels.get(ctx.run_status(run_id).get("task")) if run_id else None
-        items = examples(run_id) if run_id else []
+        status = ctx.run_status(run_id) if run_id else {}
+        own = ctx.panel_for(status.get("task")) if run_id else None
         shared_visible = own is not None and own.answers_shared
         hint = tr("The answer appears here.", lang) if run_id else tr("Finish a run first (Train tab), then choose "
                                                                          "it above.", lang)
-        return (gr.Button(visible=shared_visible), gr.Markdown(hint, visible=shared_visible or not run_id),
-                gr.Plot(charts.empty_figure(""), visible=shared_visible),
-                *[u for panel in all_panels for u in (panel.show_playground(items, ctx.run_dir(run_id)) if panel is own
-                                                      else [gr.update(visible=False)] * len(panel.playground))])
+        out = {predict_button: gr.update(visible=shared_visible),
+               answer: gr.update(value=hint, visible=shared_visible or not run_id),
+               bars: gr.update(value=charts.empty_figure(""), visible=shared_visible)}
+        for panel in ctx.all_panels():
+            out.update(panel.hide_playground())
+        if own is not None:
+            out.update(own.show_playground(ctx.task_of(status).example_inputs(ctx.run(run_id)), ctx.run_dir(run_id)))
+        return out
 
     def on_predict(run_id, state, *values):
-        own = panels.get(ctx.run_status(run_id).get("task")) if run_id else None
-        value = next((v for panel, v in zip(all_panels, values) if panel is own), None)
+        own = ctx.panel_for(ctx.run_status(run_id).get("task")) if run_id else None
+        value = next((v for panel, v in zip(ctx.all_panels(), values) if panel is own), None)
         return run_predict(run_id, value, state)
 
     def on_open(state):
         dropdown, chosen = ctx.run_dropdown(state)
-        return dropdown, *choose(chosen, state)
+        return {run: dropdown, **choose(chosen, state)}
 
-    tab.select(on_open, ctx.session, [run, predict_button, *shared, *parts])
-    run.input(choose, [run, ctx.session], [predict_button, *shared, *parts])
-    predict_button.click(on_predict, [run, ctx.session, *[panel.input for panel in all_panels]], shared)
+    ctx.on(tab.select, on_open, [ctx.session], [run, predict_button, answer, bars, *parts])
+    ctx.on(run.input, choose, [run, ctx.session], [predict_button, answer, bars, *parts])
+    ctx.on(predict_button.click, on_predict, [run, ctx.session, *[panel.input for panel in ctx.all_panels()]],
+           [answer, bars])

@@ -104,7 +104,7 @@ def build_recipe(session: dict) -> recipes.Recipe:
         raise recipes.RecipeError(tr("No data yet: go to the Data tab and upload a file or try an example.", lang))
     if session["data_kind"] != draft["task"]:
         raise recipes.RecipeError(tr("The data has not been checked for this task yet: open the Data tab.", lang))
-    return recipes.from_dict(draft)
+    return tasks.from_dict(draft)
 
 
 def summary(session: dict) -> str:

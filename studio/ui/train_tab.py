@@ -11,6 +11,7 @@ import time
 import gradio as gr
 
 from studio import recipe as recipes
+from studio.run.summary import headline
 from studio.runfolder import ACTIVE
 from studio.ui import charts
 from studio.ui import session as sessions
@@ -41,10 +42,9 @@ def progress_html(status: dict, events: list[dict], lang: str, stopping: bool = 
         return _bar(0, tr("Waiting in the queue ({where}). One run trains at a time on this device.", lang,
                           where=where))
     if state == "completed":
-        score = (tr(": validation accuracy {accuracy}", lang, accuracy=f"{status['accuracy']:.1%}")
-                 if status.get("accuracy") is not None else
-                 tr(": perplexity {value} (lower is better)", lang, value=f"{status['perplexity']:.2f}")
-                 if status.get("perplexity") is not None else "")
+        metric = headline(status)
+        score = (f": {tr(metric['words'], lang)} {metric['shown']}" if metric and metric["value"] is not None
+                 else "")
         return _bar(1, tr("Finished in {seconds} s{score}. See the Evaluate and Playground tabs.", lang,
                           seconds=f"{status.get('wall_time_s', 0):.0f}", score=score))
     if state == "failed":
@@ -121,11 +121,12 @@ def build(ctx, tab) -> None:
     timer = gr.Timer(TICK_S, active=False)
     view = gr.State({})  # what this page has drawn (not kept in the browser: a reload draws afresh)
 
-    def refresh(state, seen, force=False):
+    def refresh(state, seen, force=False) -> dict:
         lang, run_id = state["lang"], state["run_id"]
         if not run_id:
-            return ("", tr("No run yet: choose data and press Start.", lang), _bar(0, ""),
-                    charts.loss_figure([], lang), charts.accuracy_figure([], lang), "", gr.Timer(active=False), {})
+            return {heading: "", message: tr("No run yet: choose data and press Start.", lang), progress: _bar(0, ""),
+                    loss_plot: charts.loss_figure([], lang), accuracy_plot: charts.metrics_figure([], (), lang),
+                    log: "", timer: gr.Timer(active=False), view: {}}
         run = ctx.run(run_id)
         status, events = run.status(), run.events()
         latest = max((e["step"] for e in events if e["type"] == "step"), default=0)
@@ -140,19 +141,19 @@ def build(ctx, tab) -> None:
         replaying = shown < latest
         stopping = run.cancel_requested() and status.get("status") in ACTIVE
         drawn = (run_id, status.get("status"), status.get("position"), len(events), shown, stopping)
-        timer_update = gr.Timer(REPLAY_TICK_S if replaying else TICK_S,
-                                active=status.get("status") in ACTIVE or replaying)
-        new_seen = {"run": run_id, "shown": shown, "drawn": drawn}
+        out = {timer: gr.Timer(REPLAY_TICK_S if replaying else TICK_S,
+                               active=status.get("status") in ACTIVE or replaying),
+               view: {"run": run_id, "shown": shown, "drawn": drawn}}
         if not force and not fresh and seen.get("drawn") == drawn:
-            return (*[gr.skip()] * 6, timer_update, new_seen)  # nothing new: no redraw for the browser to do
+            return out  # nothing new: no redraw for the browser to do
         visible = revealed(events, shown)
         name = sessions.run_name({**status, "id": run_id}, lang)
-        heading_text = f"**{tr('Run', lang)}:** {name} <span class='hint'>({run_id})</span>"
-        return (heading_text, run_message(status, lang, stopping),
-                progress_html(status, visible if replaying else events, lang, stopping),
-                charts.loss_figure(visible, lang), charts.accuracy_figure(visible, lang), log_text(events, lang),
-                timer_update,
-                new_seen)
+        curves = ctx.task_of(status).curves
+        return {**out, heading: f"**{tr('Run', lang)}:** {name} <span class='hint'>({run_id})</span>",
+                message: run_message(status, lang, stopping),
+                progress: progress_html(status, visible if replaying else events, lang, stopping),
+                loss_plot: charts.loss_figure(visible, lang), accuracy_plot: charts.metrics_figure(visible, curves, lang),
+                log: log_text(events, lang)}
 
     def on_start(state):
         lang = state["lang"]
@@ -160,24 +161,25 @@ def build(ctx, tab) -> None:
             recipe = sessions.build_recipe(state)
             job = ctx.jobs.start(recipe)
         except recipes.RecipeError as exc:
-            return f"**{tr('Cannot start yet.', lang)}** {exc}", state, sessions.summary(state)
+            return {message: f"**{tr('Cannot start yet.', lang)}** {exc}", ctx.session: state,
+                    ctx.summary: sessions.summary(state)}
         sessions.add_run(state, job.run_id)
-        return "", state, sessions.summary(state)
+        return {message: "", ctx.session: state, ctx.summary: sessions.summary(state)}
 
     def on_stop(state):
         run_id = state["run_id"]
         if not run_id or ctx.run_status(run_id).get("status") not in ACTIVE:
-            return tr("Nothing is training right now.", state["lang"])
+            return {message: tr("Nothing is training right now.", state["lang"])}
         ctx.jobs.cancel(run_id)
-        return ""
+        return {message: ""}
 
     outputs = [heading, message, progress, loss_plot, accuracy_plot, log, timer, view]
-    start.click(on_start, ctx.session, [message, ctx.session, ctx.summary]).success(
-        lambda state: refresh(state, {}, force=True), ctx.session, outputs)
-    stop.click(on_stop, ctx.session, message).then(lambda state, seen: refresh(state, seen, True),
-                                                  [ctx.session, view], outputs)
-    timer.tick(refresh, [ctx.session, view], outputs, show_progress="hidden")
-    tab.select(lambda state: refresh(state, {}, force=True), ctx.session, outputs, show_progress="hidden")
+    started = ctx.on(start.click, on_start, [ctx.session], [message, ctx.session, ctx.summary])
+    ctx.on(started.success, lambda state: refresh(state, {}, force=True), [ctx.session], outputs)
+    stopped = ctx.on(stop.click, on_stop, [ctx.session], [message])
+    ctx.on(stopped.then, lambda state, seen: refresh(state, seen, True), [ctx.session, view], outputs)
+    ctx.on(timer.tick, refresh, [ctx.session, view], outputs, show_progress="hidden")
+    ctx.on(tab.select, lambda state: refresh(state, {}, force=True), [ctx.session], outputs, show_progress="hidden")
     ctx.on_load(lambda state: refresh(state, {}, force=True), outputs)
 
 

@@ -5,15 +5,28 @@ from __future__ import annotations
 import os
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from studio.engine.data.archive import extract_zip
 from studio.engine.data.errors import DataError
-from studio.engine.data.labelled import MIN_PER_CLASS, Loaded
 from studio.engine.data.tables import read_table
 from studio.engine.data.words import listing
+
+
+MIN_PER_CLASS = 2  # a class needs at least this many examples to be learnt and measured
+
+
+@dataclass
+class Loaded:
+    """What one data source gave: examples, their class names, what was skipped, and notes for the report."""
+    source: str  # the name the user knows (file or folder name)
+    items: list[str]
+    names: list[str]
+    skipped: list[dict[str, str]]
+    notes: list[str] = field(default_factory=list)
+    groups: list[str] | None = None  # data.group_column's value per example
 
 
 @dataclass(frozen=True)

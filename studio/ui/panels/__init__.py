@@ -1,32 +1,29 @@
-"""Each task's own parts of the page: how its data is previewed (Data tab), how its mistakes are shown (Evaluate
-tab), and how a person tries its model (Playground tab). One module per task; a plugin registers its own."""
+"""The page parts that show a kind of task: how its data is previewed (Data tab), how its results and mistakes are
+shown (Evaluate tab), and how a person tries its model (Playground tab). A task names the view it wants
+(Task.view); a task with none, or one this studio has no panel for (a plugin's), gets the generic panel. A plugin
+can add a view with `register`. Every app builds its own panels."""
 from __future__ import annotations
 
-import importlib
+from studio.ui.panels.audio import AudioPanel
+from studio.ui.panels.base import Panel
+from studio.ui.panels.chat import ChatPanel
+from studio.ui.panels.image import ImagePanel
+from studio.ui.panels.text import TextPanel
 
-PANELS = {"image-classification": "studio.ui.panels.image_classification",
-          "text-classification": "studio.ui.panels.text_classification",
-          "audio-classification": "studio.ui.panels.audio_classification",
-          "instruction-tuning": "studio.ui.panels.instruction_tuning"}
-
-
-def register(task: str, module: str) -> None:
-    PANELS[task] = module
+VIEWS: dict[str, type[Panel]] = {"": Panel, "image-classes": ImagePanel, "text-classes": TextPanel,
+                                 "audio-classes": AudioPanel, "chat": ChatPanel}
 
 
-def get(task: str):
-    """The task's Panel, or the generic one for a task without its own (a plugin's, say)."""
-    from studio.ui.panels.base import Panel
-    module = PANELS.get(task)
-    return importlib.import_module(module).PANEL if module else Panel()
+def register(view: str, panel: type[Panel]) -> None:
+    VIEWS[view] = panel
 
 
-def all_panels() -> list:
-    """One Panel per module (tasks may share one), in registration order."""
-    seen, out = set(), []
-    for module in PANELS.values():
-        panel = importlib.import_module(module).PANEL
-        if id(panel) not in seen:
-            seen.add(id(panel))
-            out.append(panel)
+def for_app() -> dict[str, Panel]:
+    """A panel of each view for one app; panels whose results look alike share one results view."""
+    results: dict[type, object] = {}
+    out = {}
+    for view, cls in VIEWS.items():
+        if cls.results_view not in results:
+            results[cls.results_view] = cls.results_view()
+        out[view] = cls(results[cls.results_view])
     return out

@@ -90,32 +90,31 @@ def per_class_table(report: dict, lang: str) -> pd.DataFrame:
 
 
 class ClassificationResults:
-    """The Evaluate tab's results of any classifier (built once, shared by every classification panel)."""
+    """The Evaluate tab's results of any classifier (built once per app, shared by every classification panel)."""
 
     def build(self) -> None:
-        metrics = gr.Markdown(elem_id="metrics")
+        self.metrics = gr.Markdown(elem_id="metrics")
         with gr.Row():
-            table = gr.Dataframe(label="Per class (precision: how often it is right when it says this class; "
-                                       "recall: how much of the class it finds)", interactive=False,
-                                 elem_id="per-class")
-            confusion = gr.Plot(charts.empty_figure("The confusion matrix appears after a run"),
-                                elem_id="confusion-plot", show_label=False)
-        group_note = gr.Markdown(elem_id="group-note")
-        group_table = gr.Dataframe(label="Per group", interactive=False, visible=False, elem_id="per-group")
-        wrong_note = gr.Markdown(elem_id="mistakes-note")
-        self.components = [metrics, table, confusion, group_note, group_table, wrong_note]
+            self.table = gr.Dataframe(label="Per class (precision: how often it is right when it says this class; "
+                                            "recall: how much of the class it finds)", interactive=False,
+                                      elem_id="per-class")
+            self.confusion = gr.Plot(charts.empty_figure("The confusion matrix appears after a run"),
+                                     elem_id="confusion-plot", show_label=False)
+        self.group_note = gr.Markdown(elem_id="group-note")
+        self.group_table = gr.Dataframe(label="Per group", interactive=False, visible=False, elem_id="per-group")
+        self.wrong_note = gr.Markdown(elem_id="mistakes-note")
+        self.components = [self.metrics, self.table, self.confusion, self.group_note, self.group_table,
+                           self.wrong_note]
 
-    def show(self, report: dict, status: dict, lang: str) -> list:
+    def show(self, report: dict, status: dict, lang: str) -> dict:
         group_text, group_rows = groups_view(report, lang)
-        return [gr.Markdown(metrics_markdown(report, status, lang), visible=True),
-                gr.Dataframe(per_class_table(report, lang), visible=True),
-                gr.Plot(charts.confusion_figure(report), visible=True), gr.Markdown(group_text, visible=True),
-                gr.Dataframe(group_rows, visible=group_rows is not None),
-                gr.Markdown(mistakes_heading(report, lang), visible=True)]
-
-
-RESULTS = ClassificationResults()
+        return {self.metrics: gr.update(value=metrics_markdown(report, status, lang), visible=True),
+                self.table: gr.update(value=per_class_table(report, lang), visible=True),
+                self.confusion: gr.update(value=charts.confusion_figure(report, lang), visible=True),
+                self.group_note: gr.update(value=group_text, visible=True),
+                self.group_table: gr.update(value=group_rows, visible=group_rows is not None),
+                self.wrong_note: gr.update(value=mistakes_heading(report, lang), visible=True)}
 
 
 class ClassificationPanel(Panel):
-    results = RESULTS
+    results_view = ClassificationResults
