@@ -6,7 +6,7 @@ sampler, the callbacks (best weights, checkpoints, early stopping), the run fold
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,14 +16,26 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from studio import tasks
-from studio.engine.callbacks import BestWeights, Checkpoint, EarlyStopping, load_state_file
+from studio.engine.callbacks import load_state_file, standard
 from studio.engine.data import DataError
 from studio.engine.distributed import ShardedSampler
 from studio.engine.loop import Loop, LoopConfig
 from studio.families.base import ModelError, ModelInfo
 from studio.recipe import DataSpec
-from studio.runfolder import EVAL, RunFolder
-from studio.tasks.base import Strategy, Task
+from studio.runfolder import CARD, EVAL, RunFolder, write_text
+from studio.tasks.base import Metric, Strategy, Task
+
+
+@dataclass
+class Report:
+    """What the Data tab reads of any task's data: counts, warnings and skipped rows."""
+    train_counts: dict
+    validation_counts: dict
+    warnings: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -33,6 +45,16 @@ class Table:
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
+    report: Report
+
+    @property
+    def train_items(self) -> list[str]:
+        """Each training row as the playground takes it: its inputs, separated by commas."""
+        return [",".join(f"{v:g}" for v in row.tolist()) for row in self.train_x]
+
+    @property
+    def val_items(self) -> list[str]:
+        return [",".join(f"{v:g}" for v in row.tolist()) for row in self.val_x]
 
 
 class Mse:
@@ -62,6 +84,7 @@ class Regression(Task):
     strategies = {"full": Strategy("full", "Train the whole model", "a small network learns from the numbers.",
                                    {"epochs": 20, "batch_size": 16, "learning_rate": 1e-2})}
     default_strategy = "full"
+    headline = Metric("rmse", "validation RMSE", higher_is_better=False)
 
     def data_keys(self, data: DataSpec):
         return ("label_column",)
@@ -81,7 +104,8 @@ class Regression(Task):
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         cut = max(1, int(len(x) * spec.validation_split))
         val, train = order[:cut], order[cut:]
-        return Table(inputs, x[train], y[train], x[val], y[val])
+        report = Report({"rows": len(train)}, {"rows": len(val)})
+        return Table(inputs, x[train], y[train], x[val], y[val], report)
 
     def train(self, ctx) -> dict:
         recipe, run = ctx.recipe, ctx.run
@@ -101,9 +125,7 @@ class Regression(Task):
         loop = Loop(trained, groups, loader, val,
                     LoopConfig(epochs=t.epochs, device=ctx.device), ctx.events, squared_error, Mse, ctx.cancel,
                     dist=ctx.dist)
-        best = BestWeights(run.best_weights)
-        loop.callbacks = [best, Checkpoint(run.last_state), EarlyStopping(t.early_stopping_patience),
-                          *ctx.callbacks]
+        loop.callbacks, best = standard(run, t.early_stopping_patience, extra=ctx.callbacks)
         if ctx.resume and run.last_state.exists():
             loop.restore(load_state_file(run.last_state))
         result = loop.run()
@@ -117,15 +139,17 @@ class Regression(Task):
                       str(run.model_dir / "mlp.safetensors"))
             ModelInfo(model="mlp", family="", arch="", task=self.name, labels=[],
                       preprocessing={"columns": data.columns}).save(run.model_dir)
-            (run.model_dir / "README.md").write_text(self.model_card(run))
+            write_text(run.model_dir / CARD, model_card(run))
         return {"rmse": final["rmse"], "val_loss": final["loss"]}
 
     def predictor(self, folder: Path):
         return Predictor(folder)
 
-    def model_card(self, run: RunFolder) -> str:
-        report = run.read(EVAL) or {}
-        return f"# {run.id}\n\nA small network predicting a number; validation RMSE {report.get('rmse', 0):.3f}.\n"
+
+
+def model_card(run: RunFolder) -> str:
+    report = run.read(EVAL) or {}
+    return f"# {run.id}\n\nA small network predicting a number; validation RMSE {report.get('rmse', 0):.3f}.\n"
 
 
 class Predictor:

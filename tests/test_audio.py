@@ -20,7 +20,8 @@ from studio.engine.data.audio import MIN_SECONDS, inspect_clip, read_clip
 from studio.run.export import export
 from studio.run.inference import Predictor
 from studio.run.jobs import JobManager
-from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec, validate
+from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec
+from studio.tasks import checked
 from studio.workspace import Workspace
 
 AUDIO = "audio-classification"
@@ -77,14 +78,14 @@ def test_a_table_of_clips_with_paths_relative_to_it(sounds, tmp_path):
             writer.writerow([path.relative_to(sounds), path.parent.name])
         writer.writerow(["low/missing.wav", "low"])
     spec = DataSpec(path=str(table), path_column="file", label_column="sound", max_seconds=1.0)
-    validate(Recipe(task=AUDIO, model="whisper-tiny-en", data=spec))
+    checked(Recipe(task=AUDIO, model="whisper-tiny-en", data=spec))
     data = tasks.get(AUDIO).load_data(spec, 0, tmp_path)
     assert data.classes == ["high", "low", "noise"] and len(data.train_items) + len(data.val_items) == 15
     assert data.report.skipped == [{"item": "row 17", "reason": "file not found: low/missing.wav"}]
     with pytest.raises(RecipeError, match="data.path_column' is missing: a table of clips"):
-        validate(Recipe(task=AUDIO, model="whisper-tiny-en", data=DataSpec(path=str(table))))
+        checked(Recipe(task=AUDIO, model="whisper-tiny-en", data=DataSpec(path=str(table))))
     with pytest.raises(RecipeError, match="data.max_seconds' is not used by image-classification"):
-        validate(Recipe(data=DataSpec(path=sounds, max_seconds=2.0)))
+        checked(Recipe(data=DataSpec(path=sounds, max_seconds=2.0)))
 
 
 # -- the converter, on a tiny Whisper written in CTranslate2's format ----------------------------------------------

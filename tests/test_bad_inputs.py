@@ -12,6 +12,7 @@ from functools import partialmethod
 from pathlib import Path
 
 import pytest
+import torch
 
 from corpus import CASES, BY_ID, CHAT, Case, Input, Models
 from studio import cli, tasks
@@ -20,6 +21,7 @@ from studio.run import jobs
 from studio.engine.data import DataError
 from studio.families.base import ModelError
 from studio.recipe import DataSpec, Recipe, TrainSpec
+from studio.tasks.instruction import pipeline as chat_pipeline
 from studio.workspace import CACHE_VARIABLES, Workspace
 
 STUDIO = str(Path(sys.executable).with_name("studio"))
@@ -80,13 +82,16 @@ def check_words(message: str, case: Case) -> None:
 def engine_answer(box: Sandbox) -> tuple[str, Exception | None]:
     """What the engine API says about the case: the error, or the data report's warnings and skipped items."""
     try:
-        recipe = recipes.load(box.recipe)
+        recipe = tasks.resolved(recipes.load(box.recipe))
         task = tasks.get(recipe.task)
-        if hasattr(task, "dry_run"):  # a task that checks a recipe as far as a run would before training
-            return "\n".join(task.dry_run(recipe.resolved(), Workspace(box.ws))), None
-        data = task.load_data(recipe.data, seed=0, uploads_dir=Workspace(box.ws).uploads_dir)
+        if recipe.task == "instruction-tuning":  # checked as far as a run goes before its first step
+            prepared = chat_pipeline.prepare(task, recipe, Workspace(box.ws), torch.device("cpu"), lambda m: None)
+            task.strategies[recipe.strategy].prepare(prepared.model, recipe)
+            data = prepared.data
+        else:
+            data = task.load_data(recipe.data, seed=0, uploads_dir=Workspace(box.ws).uploads_dir)
         if box.case.layer == "model":
-            task.build_backbone(recipe.resolved())
+            task.build_backbone(recipe)
     except (recipes.RecipeError, DataError, ModelError) as exc:
         return str(exc), exc
     report = data.report

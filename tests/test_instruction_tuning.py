@@ -11,7 +11,9 @@ import pytest
 from helpers import write_chat_csv
 from studio import cli
 from studio.run.jobs import JobManager
-from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec, from_dict
+from studio import tasks
+from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec
+from studio.tasks import from_dict
 from studio.workspace import Workspace
 
 STUDIO = str(Path(sys.executable).with_name("studio"))
@@ -109,8 +111,8 @@ def test_every_strategy_trains(strategy, tmp_path, tiny_llama, data):
 
 
 def test_recipe_defaults_and_refusals(tiny_llama, data):
-    resolved = chat_recipe(tiny_llama, data).resolved()
-    assert Recipe(task="instruction-tuning", data=DataSpec(path=data)).resolved().data.max_length == 1024
+    resolved = tasks.resolved(chat_recipe(tiny_llama, data))
+    assert tasks.resolved(Recipe(task="instruction-tuning", data=DataSpec(path=data))).data.max_length == 1024
     assert resolved.strategy_options["target_modules"] == "all-linear"
     with pytest.raises(RecipeError, match="qlora.*CUDA GPU.*Use 'lora'"):
         from_dict({"task": "instruction-tuning", "model": tiny_llama, "data": {"path": data}, "strategy": "qlora",

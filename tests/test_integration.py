@@ -4,7 +4,8 @@ import json
 import pytest
 
 from helpers import build_backbone
-from studio.tasks.classification import strategies
+from studio import tasks
+from studio.tasks.classification.strategies import STRATEGIES
 from studio.tasks.classification.model import Classifier
 from studio.run.jobs import JobManager
 from studio.families.efficientnet_lite import EfficientNetLiteBackbone
@@ -54,12 +55,12 @@ def test_minilm_feature_extraction_on_helpdesk(manager):
 
 
 def test_minilm_lora_trains_only_adapters_and_head(manager):
-    recipe = Recipe(task="text-classification", model="all-minilm-l6-v2", data=DataSpec(path=str(HELPDESK_CSV)),
-                    strategy="lora").resolved()
+    recipe = tasks.resolved(Recipe(task="text-classification", model="all-minilm-l6-v2",
+                                   data=DataSpec(path=str(HELPDESK_CSV)), strategy="lora"))
     recipe.train.epochs = 3
     backbone, _ = build_backbone(recipe.model, recipe.task, pretrained=True)
     model = Classifier(backbone, 5)
-    strategies.prepare(model, recipe)
+    STRATEGIES["lora"].prepare(model, recipe)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trained == {n for n in trained if "lora_" in n or n.startswith("head.")}
     assert {n.split(".")[-4] for n in trained if "lora_" in n} == {"query", "value"}

@@ -22,12 +22,12 @@ def test_yaml_round_trip_keeps_every_value():
 
 
 def test_resolved_fills_strategy_defaults_but_keeps_user_values():
-    resolved = recipes.from_yaml(GOOD).resolved()
+    resolved = tasks.resolved(recipes.from_yaml(GOOD))
     assert resolved.train.epochs == 2 and resolved.train.learning_rate == 0.001
     strategies = tasks.get("text-classification").strategies
     assert resolved.train.batch_size == strategies["lora"].defaults["batch_size"]
     assert resolved.strategy_options == {"lora_r": 4, "lora_alpha": 16.0, "lora_dropout": 0.05, "lr_finder": "auto"}
-    fe = recipes.from_dict({"data": {"path": "x"}}).resolved()  # no strategy: the task's default
+    fe = tasks.resolved(recipes.from_dict({"data": {"path": "x"}}))  # no strategy: the task's default
     assert fe.strategy == "feature-extraction"
     assert fe.train.epochs == strategies["feature-extraction"].defaults["epochs"]
 
@@ -45,7 +45,7 @@ def test_resolved_fills_strategy_defaults_but_keeps_user_values():
 ])
 def test_new_train_keys_and_keys_a_task_does_not_read_are_refused_by_name(text, key):
     with pytest.raises(RecipeError, match=key):
-        recipes.from_yaml(text)
+        tasks.checked(recipes.from_yaml(text))
 
 
 def test_devices_take_a_number_or_all():
@@ -76,7 +76,7 @@ def test_devices_take_a_number_or_all():
 ])
 def test_bad_recipes_name_the_key(text, key):
     with pytest.raises(RecipeError) as info:
-        recipes.from_yaml(text)
+        tasks.checked(recipes.from_yaml(text))
     assert key in str(info.value)
 
 
@@ -98,5 +98,5 @@ def test_bundled_example_recipes_are_valid_and_point_at_bundled_data():
     found = sorted((root / "assets" / "recipes").glob("*.yaml"))
     assert found
     for path in found:
-        recipe = recipes.load(path)
+        recipe = tasks.load(path)
         assert (root / recipe.data.path).exists(), path.name

@@ -3,16 +3,17 @@ import pytest
 import torch
 
 from helpers import build_backbone, make_recipe
-from studio.tasks.classification import strategies
+from studio import tasks
 from studio.tasks.classification.model import Classifier
+from studio.tasks.classification.strategies import STRATEGIES
 
 
 def build(family_model, strategy, options=None, lr=1e-3):
     task, model = family_model
-    recipe = make_recipe(task, model, "unused", strategy, options, learning_rate=lr).resolved()
-    backbone, _ = build_backbone(model, recipe.task, pretrained=strategy != "scratch")
+    recipe = tasks.resolved(make_recipe(task, model, "unused", strategy, options, learning_rate=lr))
+    backbone, _ = build_backbone(model, recipe.task, pretrained=STRATEGIES[strategy].pretrained)
     classifier = Classifier(backbone, 3)
-    groups = strategies.prepare(classifier, recipe)
+    groups = STRATEGIES[strategy].prepare(classifier, recipe)
     return classifier, groups, recipe
 
 
@@ -95,7 +96,7 @@ def test_lora_trains_only_adapters_and_the_head(family):
     assert {n for g in groups for n, p in model.named_parameters() if any(p is q for q in g["params"])} == names
 
 
-def test_lora_adapters_change_the_output_once_trained(tiny_bert):
+def test_lora_adapters_change_the_output_once_trained(tiny_bert, tmp_path):
     model, groups, _ = build(("text", tiny_bert), "lora")
     batch = {"input_ids": torch.randint(0, 1000, (2, 8)), "attention_mask": torch.ones(2, 8, dtype=torch.long)}
     model.eval()
@@ -105,6 +106,7 @@ def test_lora_adapters_change_the_output_once_trained(tiny_bert):
             torch.nn.init.normal_(p)
     adapted = model.backbone(batch).detach()
     assert not torch.allclose(before, adapted)
-    strategies.finalize(model)  # merged: the same outputs from a plain network
+    STRATEGIES["lora"].finish(model, tmp_path)  # merged: the same outputs from a plain network
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()  # the adapter alone, kept beside
     assert not any("lora" in n for n, _ in model.named_parameters())
     assert torch.allclose(adapted, model.backbone(batch), atol=1e-5)

@@ -231,8 +231,8 @@ def _load(app: gr.Blocks, ctx: Context, language, veil) -> None:
 
     restored = [c for _, components in ctx.restores for c in components]
     loaded = list({id(c): c for c in [session, ctx.summary, ctx.tabs, language, *restored]}.values())
-    ctx.on(app.load, on_load, [session], loaded, show_progress="hidden").then(
-        translate, [session], [*texts.components, veil], show_progress="hidden")
+    loading = ctx.on(app.load, on_load, [session], loaded, show_progress="hidden")
+    ctx.on(loading.then, translate, [session], [*texts.components, veil], show_progress="hidden")
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "workspace",

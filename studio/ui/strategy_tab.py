@@ -197,20 +197,9 @@ def build(ctx, tab) -> None:
         return [b for b in boxes if b.kind == "train" or (b.kind == "option" and b.key in spec.options)
                 or (b.kind == "field" and b.name in fields)]
 
-    def boxes_update(values: dict, before: dict, extra: dict = {}) -> dict:  # noqa: B006 (never changed)
-        """Each box shown or hidden; its value written only where it differs from what the page shows (a slow
-        answer would otherwise undo a number typed meanwhile)."""
-        out = {}
-        for box in boxes:
-            changes = {"visible": box.name in values, **extra.get(box.component, {})}
-            if box.name in values and before.get(box.name) != values[box.name]:
-                changes["value"] = values[box.name]
-            out[box.component] = gr.update(**changes)
-        return out
-
-    def show_strategy(state, name, before, keep_settings=False, extra: dict = {}) -> dict:  # noqa: B006
+    def show_strategy(state, name, before, keep_settings=False, extra: dict | None = None) -> dict:
         values = settings(state, name, keep_settings)
-        return {**boxes_update(values, before, extra), ctx.session: state, ctx.summary: sessions.summary(state),
+        return {**box_updates(boxes, values, before, extra), ctx.session: state, ctx.summary: sessions.summary(state),
                 shown: values}
 
     def apply(state, name, *entered) -> tuple[dict, list[str], dict]:
@@ -290,6 +279,19 @@ def build(ctx, tab) -> None:
     ctx.on(show.click, on_show, [ctx.session, strategy, *components],
            [fix_note, recipe_view, download, ctx.session, ctx.summary, shown])
     ctx.on(tab.select, on_open, [ctx.session, shown], [advice_md, strategy, *written])
+
+
+def box_updates(boxes: list[Box], values: dict, before: dict, extra: dict | None = None) -> dict:
+    """Each box shown (values holds it) or hidden; its value written only where it differs from what the page
+    shows (`before`): a slow answer would otherwise undo a number typed meanwhile. extra: more properties per
+    component."""
+    out = {}
+    for box in boxes:
+        changes = {"visible": box.name in values, **(extra or {}).get(box.component, {})}
+        if box.name in values and before.get(box.name) != values[box.name]:
+            changes["value"] = values[box.name]
+        out[box.component] = gr.update(**changes)
+    return out
 
 
 def _words(box: Box) -> str:

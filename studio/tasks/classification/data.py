@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from studio.engine.data.archive import file_digest
-from studio.engine.data.errors import DataError
+from studio.engine.data.errors import DataError, existing
 from studio.engine.data.folders import MIN_PER_CLASS, Loaded
 from studio.engine.data.tables import MISSING_VALUES, cell, missing_column, read_table
 from studio.engine.data.words import listing
@@ -58,14 +58,6 @@ class LabelledData:
                 digest.update(file_digest(item).encode() if self.items_are_files else item.encode("utf-8"))
         digest.update(json.dumps([self.train_labels, self.val_labels]).encode())
         return digest.hexdigest()[:24]
-
-
-def existing(spec_path: str) -> Path:
-    path = Path(spec_path).expanduser()
-    if not path.exists():
-        raise DataError(f"Data not found: {spec_path}. Check data.path (relative paths start from the folder "
-                        "you run the studio in).")
-    return path
 
 
 # An item reader for tables: (the cell's value, the row's name) → (example, why it is skipped, conversion note).

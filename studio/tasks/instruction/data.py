@@ -14,8 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from studio.engine.data.errors import DataError
-from studio.tasks.classification.data import existing
+from studio.engine.data.errors import DataError, existing
 from studio.engine.data.tables import cell, missing_column, read_table
 from studio.engine.data.words import listing
 from studio.recipe import DataSpec

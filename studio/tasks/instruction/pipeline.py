@@ -43,7 +43,7 @@ def train(task, ctx) -> dict:
     recipe, run, events, dist = ctx.recipe, ctx.run, ctx.events, ctx.dist
     strategy = task.strategies[recipe.strategy]
     log = lambda message: events.emit("log", message=message)  # noqa: E731
-    p = prepare(task, ctx, strategy, log)
+    p = prepare(task, recipe, ctx.workspace, ctx.device, log)
     data = p.data
     events.emit("data", classes=[], train=len(data.train_items), validation=len(data.val_items),
                 skipped=len(data.report.skipped), warnings=data.report.warnings)
@@ -83,10 +83,11 @@ def train(task, ctx) -> dict:
             "trainable_parameters": params["trainable"], "tokens_per_s": result.get("tokens_per_s")}
 
 
-def prepare(task, ctx, strategy: ChatStrategy, log) -> Prepared:
-    """The data, the model's files (checked from its config alone: it can chat, training it fits), tokens and
-    the model on the device. Errors in words."""
-    recipe, workspace, device = ctx.recipe, ctx.workspace, ctx.device
+def prepare(task, recipe, workspace, device, log) -> Prepared:
+    """Everything a run of this (resolved) recipe checks and builds before the strategy changes the model: the
+    data, the model's files (checked from its config alone: it can chat, training it fits), tokens and the model on
+    the device. Errors in words."""
+    strategy = task.strategies[recipe.strategy]
     data = task.load_data(recipe.data, recipe.train.seed, workspace.uploads_dir)
     source = causal_lm.resolve(recipe.model, task.name, workspace.models_dir, log)
     config = causal_lm.load_config(source.path, task.name, recipe.trust_remote_code)
