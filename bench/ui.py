@@ -1,5 +1,5 @@
-"""The UI numbers, measured as a user meets them: the real app started with launch.py in its own process (its
-trainer thread and gradio's server share that process, as they do for a user), driven through gradio_client.
+"""The UI numbers, measured as a user meets them: the real app started with launch.py in its own process, its runs
+training in worker processes beside it as they do for a user, driven through gradio_client.
 
 Endpoints are found by what triggers them (the elem_id and event in the app's /config), not by their generated
 api names, so the bench survives new handlers. Session A plays the user's browser tab: it clicks through the wizard

@@ -1,4 +1,4 @@
-"""Studio: a no-code fine-tuning studio for image and text classifiers."""
+"""Studio: a no-code fine-tuning studio: adapt pretrained image, text, audio and chat models to your own data."""
 import ctypes
 import os
 import sys
@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # One malloc arena for the whole process (as MALLOC_ARENA_MAX=1). glibc gives each new thread its own arena and
-# hands its freed memory back to the system, so the trainer thread faulted its activations in again at every step:
+# hands its freed memory back to the system, so a training thread faulted its activations in again at every step:
 # full fine-tuning ran at 0.84-0.87 of a plain loop's speed, 1.02 with this (bench/run.py, 2 CPU cores).
 # Set before other threads allocate.
 if sys.platform.startswith("linux"):

@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=cmd_runs)
     predict = sub.add_parser("predict", parents=[common], help="predict with a finished run: image files or texts")
     predict.add_argument("run", help="run id (see `studio runs`) or run folder")
-    predict.add_argument("inputs", nargs="+", help="image files for an image model, texts for a text model")
+    predict.add_argument("inputs", nargs="+", help="what the run's task reads: image or audio files, texts, or "
+                         "messages for a chat model")
     predict.add_argument("--top-k", type=int, default=3)
     predict.set_defaults(func=cmd_predict)
     chat = sub.add_parser("chat", parents=[common], help="chat with a tuned chat model (answers streamed)")

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from studio import tasks
+from studio import catalog, tasks
 from studio.engine.callbacks import load_state_file, standard
 from studio.engine.data import DataError
 from studio.engine.distributed import ShardedSampler
@@ -88,6 +88,9 @@ class Regression(Task):
 
     def data_keys(self, data: DataSpec):
         return ("label_column",)
+
+    def accepts(self, path: Path) -> bool:
+        return path.suffix.lower() == ".csv"
 
     def check_model(self, model, trust_remote_code=False):
         if model != "mlp":
@@ -165,3 +168,5 @@ class Predictor:
 
 
 tasks.register(Regression())
+catalog.add(catalog.CatalogEntry("mlp", Regression.name, "mlp", "package", "mlp", "A small network", 0.001,
+                                 "instant", "numbers in a table"))

@@ -222,20 +222,24 @@ def test_the_panel_previews_clips_and_plays_mistakes(sounds, tmp_path):
     """The audio panel's views from plain data: lengths by class, a player per picked clip, playable mistakes."""
     import gradio as gr
 
-    from studio.ui.panels.audio import MISTAKE_PLAYERS, PLAYERS, PANEL
+    from studio.ui.panels import for_app
+    from studio.ui.panels.audio import MISTAKE_PLAYERS, PLAYERS
+    panel = for_app()["audio-classes"]
     data = tasks.get(AUDIO).load_data(DataSpec(path=sounds), 0, tmp_path)
     with gr.Blocks():
-        PANEL.build_preview()
-        PANEL.build_mistakes()
-    summary, lengths, *players = PANEL.show_preview(data, {}, None)
-    assert summary.value.startswith("**18 clips, ") and len(players) == PLAYERS
-    assert [p.label.split(" · ")[0] for p in players if p.visible] == ["high"] * 2 + ["low"] * 2 + ["noise"] * 2
-    assert [trace["name"] for trace in json.loads(lengths.value["plot"])["data"]] == ["high", "low", "noise"]
+        panel.build_preview()
+        panel.build_mistakes()
+    shown = panel.show_preview(data, {}, None)
+    assert shown[panel.summary]["value"].startswith("**18 clips, ") and len(panel.players) == PLAYERS
+    labels = [shown[p]["label"].split(" · ")[0] for p in panel.players if shown[p]["visible"]]
+    assert labels == ["high"] * 2 + ["low"] * 2 + ["noise"] * 2
+    assert [trace.name for trace in shown[panel.lengths]["value"].data] == ["high", "low", "noise"]
     clip = Path(sorted(Path(sounds).rglob("*.flac"))[0])
     (tmp_path / "misclassified").mkdir()
     (tmp_path / "misclassified" / "000.flac").write_bytes(clip.read_bytes())
     report = {"misclassified": [{"input": str(clip), "true": "low", "predicted": "high", "confidence": 0.9,
-                                 "thumbnail": "misclassified/000.flac"}]}
-    *mistakes, table = PANEL.show_mistakes(report, tmp_path, "en")
-    assert len(mistakes) == MISTAKE_PLAYERS and mistakes[0].visible and not mistakes[1].visible
-    assert mistakes[0].label == "is low, taken for high (90% sure)" and table.visible
+                                 "copy": "misclassified/000.flac"}]}
+    mistakes = panel.show_mistakes(report, tmp_path, "en")
+    players = [mistakes[p] for p in panel.mistake_players]
+    assert len(players) == MISTAKE_PLAYERS and players[0]["visible"] and not players[1]["visible"]
+    assert players[0]["label"] == "is low, taken for high (90% sure)" and mistakes[panel.mistakes_table]["visible"]

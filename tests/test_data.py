@@ -84,7 +84,7 @@ def test_split_is_stratified_and_repeatable(tmp_path):
 def test_text_csv_and_jsonl(tmp_path):
     csv_path = write_text_csv(tmp_path / "t.csv", per_class=5)
     data = load(tmp_path / "t.csv", task="text-classification")
-    assert data.classes == ["food", "sports", "tech"] and data.report.kind == "text"
+    assert data.classes == ["food", "sports", "tech"] and data.report.modality == "text"
     jsonl = tmp_path / "t.jsonl"
     jsonl.write_text("\n".join(json.dumps({"body": f"text {i}", "tag": "ab"[i % 2]}) for i in range(8)))
     data = load(jsonl, task="text-classification", text_column="body", label_column="tag")

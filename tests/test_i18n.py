@@ -34,16 +34,22 @@ def literal_calls() -> set[str]:
 
 
 def table_texts() -> set[str]:
-    """Texts the UI passes to tr() from tables: the catalog, the tasks, words for fields, statuses, columns."""
+    """Texts the UI passes to tr() from tables: the catalog, what the tasks describe (titles, columns,
+    strategies and their options, metrics, settings, exports), words for fields, statuses, columns."""
     from studio.ui import runs_tab, strategy_tab
     out = {e.speed for e in catalog.CATALOG} | {e.good_for for e in catalog.CATALOG}
     for name in tasks.names():
         task = tasks.get(name)
         out |= {task.title} | {c.words for c in task.table_columns} | {s.words for s in task.strategies.values()}
-        out |= {s.explain for s in task.strategies.values()}
+        out |= {s.explain for s in task.strategies.values()} | {e.words for e in task.exports}
+        out |= {m.words for m in (task.headline, *task.curves)} | {f.words for f in task.fields}
+        out |= {f.info for f in task.fields if f.info}
         out |= {task.file_kind.unreadable} if task.file_kind else set()
-    out |= set(strategy_tab.OPTION_WORDS.values()) | set(strategy_tab.FIELD_WORDS.values())
-    out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS) | set(runs_tab.EXPORT_WORDS.values())
+    for option in strategy_tab.all_options().values():
+        out |= {option.words} | ({option.info} if option.info else set())
+    out |= set(strategy_tab.FIELD_WORDS.values())
+    out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS)
+    out |= {f"best {m.words}" for name in tasks.names() for m in tasks.get(name).curves}
     return out | set(ACTIVE) | set(FINISHED) | {"small", "medium", "large", "whole number", "number"}
 
 

@@ -25,7 +25,7 @@ def write_jsonl(path, rows):
 
 def test_prompt_response_csv_is_detected_and_split(tmp_path):
     data = instruction_data.load(DataSpec(path=write_chat_csv(tmp_path / "qa.csv", 20)), seed=0)
-    assert data.kind == "chat" and len(data.train_items) == 16 and len(data.val_items) == 4
+    assert data.form == "chat" and len(data.train_items) == 16 and len(data.val_items) == 4
     assert data.report.columns == {"prompt_column": "prompt", "response_column": "response"}
     assert data.train_items[0][-1]["role"] == "assistant"
     assert any("Columns detected" in w for w in data.report.warnings)
@@ -64,7 +64,7 @@ def test_plain_text_is_continued_pretraining(tmp_path):
     path = tmp_path / "notes.csv"
     path.write_text("text\n" + "".join(f"note number {i} about tea\n" for i in range(10)))
     data = instruction_data.load(DataSpec(path=str(path)), seed=0)
-    assert data.kind == "text" and isinstance(data.train_items[0], str)
+    assert data.form == "text" and isinstance(data.train_items[0], str)
 
 
 def test_only_answers_are_learnt_and_each_ends_with_the_end_of_turn_token(tokenizer):

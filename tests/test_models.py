@@ -4,7 +4,7 @@ import torch
 
 from helpers import build_backbone
 from studio import catalog
-from studio.tasks.classification import model as classifier
+from studio.tasks.classification.model import load_classifier, save_classifier
 from studio.tasks.classification.model import Classifier
 from studio.families.base import ModelError
 
@@ -67,10 +67,10 @@ def test_saved_model_reloads_with_identical_outputs(built, tmp_path):
     model.eval()
     with torch.no_grad():
         expected = model(batch)
-    classifier.save(model, info, tmp_path / "model")
+    save_classifier(model, info, tmp_path / "model")
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp_path / "model")
-    loaded, loaded_info = classifier.load(tmp_path / "model", "text" if tokenizer is not None else "image")
+    loaded, loaded_info = load_classifier(tmp_path / "model", "text" if tokenizer is not None else "image")
     with torch.no_grad():
         assert torch.allclose(loaded(batch), expected, atol=1e-5)
     assert loaded_info.labels == ["a", "b", "c"] and loaded_info.family == info.family

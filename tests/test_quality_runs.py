@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from helpers import WORDS, finished_run, make_recipe
 from studio import tasks
-from studio.tasks.classification import model as classifier
+from studio.tasks.classification.model import load_classifier, save_classifier
 from studio.engine.callbacks import BestWeights, EarlyStopping, most_accurate
 from studio.engine.distributed import Distributed
 from studio.run.jobs import JobManager
@@ -53,7 +53,7 @@ def validation_logits(run_dir, recipe):
     """The saved model's logits on the run's validation split, and the labels."""
     task = tasks.get(recipe.task)
     data = task.load_data(recipe.data, recipe.train.seed, run_dir)
-    model, info = classifier.load(run_dir / "model", task.modality)
+    model, info = load_classifier(run_dir / "model", task.modality)
     batch = task.encoder(info, str(run_dir / "model"), augment=False).batch(data.val_items)
     with torch.no_grad():
         return model(batch), torch.tensor(data.val_labels)
@@ -146,6 +146,8 @@ def test_per_group_results_for_images_listed_in_a_table(manager, tiny_vit, shape
 def test_the_evaluate_tab_says_how_reliable_and_takes_the_suggested_rate(manager, tiny_bert, tmp_path):
     """A real run with the LR range test on: the Evaluate tab's words give the interval and the calibration, and
     its button puts the suggested rate into the session's next recipe."""
+    import gradio as gr
+
     from studio.ui.app import build_app
     from studio.ui.panels.classification import metrics_markdown
     from studio.ui.session import new_session
@@ -159,7 +161,8 @@ def test_the_evaluate_tab_says_how_reliable_and_takes_the_suggested_rate(manager
     fns = {f.name: f.fn for f in app.fns.values()}
     state = new_session()
     state["recipe"].update(task="text-classification", strategy="feature-extraction")
-    state, _ = fns["take_lr"](run_dir.name, state)
+    answer = fns["take_lr"](run_dir.name, state)  # {component: update}: the session among them
+    state = next(value for component, value in answer.items() if isinstance(component, gr.BrowserState))
     assert state["recipe"]["strategy"] == "full"
     assert state["recipe"]["train"]["learning_rate"] == float(f"{report['lr_finder']['suggestion']:.2g}")
 

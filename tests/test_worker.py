@@ -77,7 +77,7 @@ def test_a_worker_never_imports_gradio(tmp_path, tiny_bert, text_csv, monkeypatc
     wait_for(lambda: any(probes.iterdir()), 30, "the worker's probe")
     worker = [json.loads(p.read_text()) for p in probes.iterdir()]
     assert [w["gradio"] for w in worker] == [[]]
-    assert worker[0]["argv"][0].endswith(os.path.join("engine", "worker.py"))  # it was the worker that reported
+    assert worker[0]["argv"][0].endswith(os.path.join("run", "worker.py"))  # it was the worker that reported
 
 
 def long_recipe(tiny_bert, text_csv):

@@ -1,5 +1,6 @@
-"""The engine: data, models, strategies, the training loop, jobs. It never imports gradio."""
+"""The engine, task-neutral: the training loop and its callbacks, several processes, devices, the data readers,
+the learning-rate range test, what exports and model cards share. It never imports gradio."""
 import os
 
-# Tokenisers must not spawn threads of their own beside the trainer thread and data-loader processes.
+# Tokenisers must not spawn threads of their own beside training and its data-loader processes.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -111,6 +111,8 @@ def build(ctx, tab) -> None:
                            for name, s in offers.items()}
         resume = gr.Button("Resume this run", variant="primary", visible=False, elem_id="resume")
     compare_hint = gr.Markdown(elem_id="compare-hint")
+    ctx.static(gr.Markdown("<span class='hint'>The comparison queues the same data, model, number of passes and "
+                           "batch size with the other strategy (and that strategy's own learning rate).</span>"))
     with gr.Row():
         loss_plot = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="runs-loss-plot")
         accuracy_plot = gr.Plot(charts.empty_figure(""), show_label=False)
