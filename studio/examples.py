@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from studio.assets import COMMANDS_DIR, SENTENCE, SENTENCE_CLIP, SHAPES_DIR
@@ -49,9 +50,8 @@ def make_shapes(dest: Path, per_class: int = 60, size: int = 96, seed: int = 0) 
     return Path(dest)
 
 
-def speak(text: str, voice: str, words_per_minute: int, pitch: int) -> "np.ndarray":
+def speak(text: str, voice: str, words_per_minute: int, pitch: int) -> np.ndarray:
     """espeak-ng's voice saying `text`, trimmed to the speech (30 ms before, 80 ms after), as float32 at 16 kHz."""
-    import numpy as np
     import soundfile
     with tempfile.NamedTemporaryFile(suffix=".wav") as wav:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), "-w", wav.name,

@@ -14,7 +14,6 @@ from studio.run.export import export
 from studio.engine.data.images import open_rgb
 from studio.run.inference import Predictor
 from studio.run.jobs import JobManager
-from studio.runfolder import RunFolder
 from studio.workspace import Workspace
 
 

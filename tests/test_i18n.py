@@ -1,7 +1,6 @@
 """The page in five languages: every text the page shows is in the English catalog (studio/ui/locales/en.json)
 and translated in every other language file; texts handlers write go through tr() with a catalog entry."""
 import ast
-import json
 from pathlib import Path
 
 import pytest

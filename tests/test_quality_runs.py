@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from helpers import WORDS, finished_run, make_recipe
 from studio import tasks
-from studio.tasks.classification.model import load_classifier, save_classifier
+from studio.tasks.classification.model import load_classifier
 from studio.engine.callbacks import BestWeights, EarlyStopping, most_accurate
 from studio.engine.distributed import Distributed
 from studio.run.jobs import JobManager

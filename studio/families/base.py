@@ -9,9 +9,8 @@ from pathlib import Path
 from torch import nn
 
 from studio.errors import UserError
+from studio.runfolder import MODEL_INFO, write_text
 
-MODEL_INFO = "studio_model.json"
-WEIGHTS = "model.safetensors"
 OLD_FAMILY_NAMES = {"hf-text": "hf", "hf-image": "hf"}  # model folders saved before families were modules
 
 
@@ -33,7 +32,7 @@ class ModelInfo:
     bypassed: list[str] = field(default_factory=list)  # HF: newly initialised head layers the features skip
 
     def save(self, folder: Path) -> None:
-        (folder / MODEL_INFO).write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        write_text(folder / MODEL_INFO, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def read(cls, folder: Path) -> "ModelInfo":

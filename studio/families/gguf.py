@@ -5,12 +5,11 @@ cache, which later runs load in under a second."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 from pathlib import Path
 
 from studio.catalog import CatalogEntry
 from studio.families.base import ModelError
+from studio.runfolder import atomic
 
 DONE = ".converted"  # written last: a folder without it is a conversion that did not finish
 
@@ -47,15 +46,9 @@ def converted(entry: CatalogEntry, models_dir: Path, log=lambda message: None) -
     model.hf_quantizer, model.is_quantized = None, False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / DONE).write_text(source.name, encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process converted it meanwhile: theirs is as good
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic(folder) as tmp:  # a folder another process converted meanwhile is as good
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / DONE).write_text(source.name, encoding="utf-8")
     return folder

@@ -6,12 +6,12 @@ import importlib
 import importlib.util
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
 from studio.catalog import CatalogEntry
 from studio.families.base import ModelError
+from studio.runfolder import atomic
 
 CONVERTERS = {"whisper-ct2": "studio.families.whisper_ct2"}
 MARKER = "converted_from.json"  # what the folder was converted from: converted again when that changes
@@ -67,21 +67,13 @@ def convert(entry: CatalogEntry, progress: Callable[[float], None] = lambda f: N
         return folder
     converter = importlib.import_module(CONVERTERS[entry.convert])
     parts, settings = converter.model_files(package_folders(entry))
-    tmp = folder.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        converter.convert(parts, settings, tmp, progress)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, converter.ConversionError):
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with atomic(folder) as tmp:  # an older conversion is replaced; one another process finished first is as good
+        try:
+            converter.convert(parts, settings, tmp, progress)
+        except converter.ConversionError as exc:
             raise ModelError(f"The weights in {entry.package} could not be converted: {exc}.") from None
-        raise
-    (tmp / MARKER).write_text(json.dumps(_source_id(entry)), encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)  # an older conversion
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process finished the same conversion first: its folder is as good
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / MARKER).write_text(json.dumps(_source_id(entry)), encoding="utf-8")
     return folder
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from studio.runfolder import alive, identity
+from studio.runfolder import alive, identity, write_json
 
 STARTING_GRACE_S = 60  # a ticket whose worker has not started after this long is stale
 POLL_S = 0.3
@@ -44,9 +44,7 @@ def find_ticket(run_id: str) -> Path | None:
 
 def _claim(ticket: Path) -> None:
     """The worker writes its identity into its ticket, so others can tell when it dies."""
-    tmp = ticket.with_name(ticket.name + ".tmp")
-    tmp.write_text(json.dumps({**json.loads(ticket.read_text()), **identity()}))
-    os.replace(tmp, ticket)
+    write_json(ticket, {**json.loads(ticket.read_text()), **identity()})
 
 
 def _live(ticket: Path) -> bool:
@@ -63,7 +61,7 @@ def waiting(clear: bool = True) -> list[Path]:
     """Live tickets, oldest first (dead ones are removed on the way)."""
     out = []
     for ticket in sorted((lock_dir() / "queue").iterdir()):
-        if ticket.name.endswith(".tmp"):
+        if ticket.name.startswith("."):  # a ticket being rewritten (runfolder.atomic)
             continue
         if _live(ticket):
             out.append(ticket)

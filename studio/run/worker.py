@@ -193,8 +193,6 @@ def main_spare() -> int:
     import torchvision  # noqa: F401
     import transformers  # noqa: F401
     from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: F401
-    from studio import tasks
-    from studio.engine import runner  # noqa: F401
     for name in tasks.names():
         tasks.get(name)
     line = sys.stdin.readline()

@@ -15,14 +15,13 @@ import gradio as gr
 from studio import tasks
 from studio.engine.data import DataError
 from studio.engine.data.archive import file_digest
-from studio.engine.data.tables import table_columns
+from studio.engine.data.tables import TABLE_SUFFIXES, table_columns
 from studio.recipe import DataSpec
 from studio.ui import charts
 from studio.ui import session as sessions
 from studio.ui.i18n import tr
 
 log = logging.getLogger(__name__)
-TABLE_SUFFIXES = (".csv", ".jsonl")
 NO_COLUMN = "(none)"
 CHECKS_KEPT = 16
 ELEM_IDS = {"text_column": "item-column", "path_column": "item-column-path", "label_column": "label-column",

@@ -3,7 +3,6 @@ devices to train on among them), and the recipe. The boxes come from the tasks: 
 offers (Option) and every setting any task reads besides (Field); each is shown for the tasks that use it."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import gradio as gr

@@ -17,7 +17,7 @@ import pandas as pd
 from studio.engine.data.errors import DataError
 from studio.errors import first_line
 
-TABLE_EXTENSIONS = {".csv", ".jsonl"}
+TABLE_SUFFIXES = (".csv", ".jsonl")  # the tables the studio reads
 MISSING_VALUES = {"", "nan", "na", "n/a", "#n/a", "null", "none"}  # what spreadsheets write for "no value"
 
 
@@ -120,7 +120,7 @@ def _read_jsonl(text: str, name: str) -> tuple[pd.DataFrame, list[dict[str, str]
 def read_table(path: Path) -> tuple[pd.DataFrame, list[dict[str, str]], list[str]]:
     """(table with one row per example, lines skipped while reading, notes for the report)."""
     suffix = path.suffix.lower()
-    if suffix not in TABLE_EXTENSIONS:
+    if suffix not in TABLE_SUFFIXES:
         raise DataError(f"{path.name} is not a .csv or .jsonl file. Save your table as CSV (UTF-8) or JSON Lines.")
     raw = path.read_bytes()
     if not raw.strip():

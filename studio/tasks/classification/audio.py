@@ -20,7 +20,8 @@ from studio.engine.data.words import listing
 from studio.assets import COMMANDS_DIR
 from studio.recipe import DataSpec, Recipe
 from studio.tasks.base import Example
-from studio.tasks.classification.task import TABLE_SUFFIXES, ClassificationTask, Encoder
+from studio.tasks.classification.task import ClassificationTask, Encoder
+from studio.engine.data.tables import TABLE_SUFFIXES
 
 FILE_KIND = folders.FileKind(
     noun="clip", extensions=frozenset(AUDIO_EXTENSIONS), inspect=inspect_clip,

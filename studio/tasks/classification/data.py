@@ -15,7 +15,7 @@ import pandas as pd
 from studio.engine.data.archive import file_digest
 from studio.engine.data.errors import DataError, existing
 from studio.engine.data.folders import MIN_PER_CLASS, Loaded
-from studio.engine.data.tables import MISSING_VALUES, cell, missing_column, read_table
+from studio.engine.data.tables import MISSING_VALUES, TABLE_SUFFIXES, cell, missing_column, read_table
 from studio.engine.data.words import listing
 from studio.recipe import DataSpec
 
@@ -167,7 +167,7 @@ def assemble(spec: DataSpec, modality: str, seed: int, read: SourceReader, items
             raise DataError(f"The studio may not read {path.name} (permission denied).") from None
 
     loaded = read_source(spec.path)
-    from_table = Path(spec.path).suffix.lower() in (".csv", ".jsonl")
+    from_table = Path(spec.path).suffix.lower() in TABLE_SUFFIXES
     counts = _check_classes(loaded, spec, from_table)
     items, names, skipped, notes = loaded.items, loaded.names, list(loaded.skipped), list(loaded.notes)
     classes = sorted(counts.index)

@@ -16,7 +16,8 @@ from studio.tasks.classification.data import load_table
 from studio.assets import SHAPES_DIR
 from studio.recipe import DataSpec
 from studio.tasks.base import Example
-from studio.tasks.classification.task import TABLE_SUFFIXES, ClassificationTask, Encoder
+from studio.tasks.classification.task import ClassificationTask, Encoder
+from studio.engine.data.tables import TABLE_SUFFIXES
 
 FILE_KIND = folders.FileKind(
     noun="image", extensions=frozenset(IMAGE_EXTENSIONS), inspect=inspect_image,

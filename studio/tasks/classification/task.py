@@ -21,8 +21,8 @@ from studio.tasks.classification import export, metrics, pipeline
 from studio.tasks.classification.data import LabelledData, assemble
 from studio.tasks.classification.model import load_classifier
 from studio.tasks.classification.strategies import STRATEGIES
+from studio.engine.data.tables import TABLE_SUFFIXES
 
-TABLE_SUFFIXES = (".csv", ".jsonl")
 MANY_PER_CLASS = 100  # below this, a frozen backbone generalises best
 LABEL_GUESSES = ("label", "labels", "class", "category", "intent", "target")
 

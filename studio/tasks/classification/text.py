@@ -14,7 +14,8 @@ from studio.assets import HELPDESK_CSV
 from studio.families import hf
 from studio.recipe import DataSpec
 from studio.tasks.base import TOKENS_KEPT, Example
-from studio.tasks.classification.task import TABLE_SUFFIXES, ClassificationTask, Encoder
+from studio.tasks.classification.task import ClassificationTask, Encoder
+from studio.engine.data.tables import TABLE_SUFFIXES
 
 MAX_TEXT_CHARS = 20_000  # longer texts are cut: the model reads at most data.max_length tokens anyway
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from studio.engine.data.errors import DataError, existing
-from studio.engine.data.tables import cell, missing_column, read_table
+from studio.engine.data.tables import TABLE_SUFFIXES, cell, missing_column, read_table
 from studio.engine.data.words import listing
 from studio.recipe import DataSpec
 
@@ -25,7 +25,6 @@ PROMPT_GUESSES = ("prompt", "instruction", "question", "input", "query", "user")
 RESPONSE_GUESSES = ("response", "output", "answer", "completion", "assistant", "reply")
 SYSTEM_GUESSES = ("system", "system_prompt")
 MESSAGES_GUESSES = ("messages", "conversations", "conversation", "chat")
-SUFFIXES = (".csv", ".jsonl")
 
 
 @dataclass
@@ -111,7 +110,7 @@ def _messages(value, row: str) -> tuple[list[dict] | None, str | None]:
 
 def _read(path: Path, spec: DataSpec, form_columns: tuple[str, dict] | None = None):
     """(form, columns, items, skipped, notes) of one file."""
-    if path.suffix.lower() not in SUFFIXES:
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise DataError(f"{path.name} is not a .csv or .jsonl file. For instruction tuning give a table with "
                         "prompt and response columns, or JSON Lines with a 'messages' list per line.")
     frame, skipped, notes = read_table(path)

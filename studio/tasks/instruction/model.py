@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from studio import catalog
 from studio.engine.device import pick_device
 from studio.families.base import ModelError, ModelInfo

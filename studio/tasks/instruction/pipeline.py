@@ -20,7 +20,7 @@ from studio.tasks.instruction import evaluation, model
 from studio.tasks.instruction.card import write_card
 from studio.tasks.instruction.chat import Chat
 from studio.tasks.instruction.loss import TokenLoss, TokenMetrics, packing_works
-from studio.tasks.instruction.strategies import ChatStrategy, gradient_checkpointing
+from studio.tasks.instruction.strategies import gradient_checkpointing
 from studio.tasks.instruction.tokens import ChatFormat, Collate, Examples, learnt_tokens, tokenize
 
 EXAMPLE_PROMPTS = 6  # held-out prompts the Playground offers

@@ -19,6 +19,7 @@ from studio.tasks.instruction import export, model, pipeline
 from studio.tasks.instruction.strategies import STRATEGIES
 from studio.tasks.instruction.tokens import ChatFormat
 from studio.tasks.instruction.tokens import preview as tokens_preview
+from studio.engine.data.tables import TABLE_SUFFIXES
 
 
 class InstructionTuning(Task):
@@ -105,7 +106,7 @@ class InstructionTuning(Task):
 
     # -- data -----------------------------------------------------------------------------------------------------
     def accepts(self, path: Path) -> bool:
-        return path.suffix.lower() in chat_data.SUFFIXES
+        return path.suffix.lower() in TABLE_SUFFIXES
 
     def load_data(self, spec: DataSpec, seed: int, uploads_dir: Path) -> chat_data.ChatData:
         return chat_data.load(spec, seed)
