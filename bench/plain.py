@@ -227,13 +227,24 @@ def naive_feature_training(model: str, train: tuple, val: tuple, num_labels: int
 
 class Trainer:
     """A minimal training loop, advanced one step at a time: forward, loss, backward, AdamW step; nothing else
-    (no clipping, no schedule, no logging, no per-step sync with the device)."""
+    (no clipping, no schedule, no logging, no per-step sync with the device). pretrained_bn_stats: batch-norm
+    layers normalise with their pretrained running statistics while the rest trains (the usual choice when
+    fine-tuning a pretrained network on small batches; the studio makes it)."""
 
-    def __init__(self, model, optimizer, loader, device, amp, to_device):
+    def __init__(self, model, optimizer, loader, device, amp, to_device, pretrained_bn_stats: bool = False):
         self.model, self.optimizer, self.loader = model, optimizer, loader
         self.device, self.amp, self.to_device = device, amp, to_device
+        self.pretrained_bn_stats = pretrained_bn_stats
         self.batches = iter(())
         self.sizes: list[int] = []
+        self.train_mode()
+
+    def train_mode(self) -> None:
+        self.model.train()
+        if self.pretrained_bn_stats:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def step(self) -> None:
         try:
@@ -262,7 +273,7 @@ class Trainer:
 
     def window(self, warmup: int, measure: int) -> dict:
         """samples/s over `measure` steps after `warmup`, the device synchronised only at the window's ends."""
-        self.model.train()
+        self.train_mode()
         for _ in range(warmup):
             self.step()
         sync(self.device)
@@ -276,13 +287,19 @@ class Trainer:
 
 
 def full_trainer(model: str, paths: list[str], labels: list[int], num_labels: int, batch_size: int, lr: float,
-                 num_workers: int, device, amp, augment: bool = True) -> Trainer:
-    """Full fine-tuning of an image model: every weight trains, AdamW, the same augmentation as the studio's."""
+                 num_workers: int, device, amp, augment: bool = True, channels_last: bool = True,
+                 pretrained_bn_stats: bool = True) -> Trainer:
+    """Full fine-tuning of an image model: every weight trains, AdamW, the same augmentation as the studio's. As
+    the studio does (and as a practitioner tuning a convolutional network would): activations in channels_last
+    memory order, and batch norm on its pretrained statistics; each can be turned off to measure what it buys."""
     backbone, prep = image_backbone(model)
-    clf = Classifier(backbone, num_labels).to(device).train()
+    clf = Classifier(backbone, num_labels).to(device)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    clf.to(memory_format=memory)
     optimizer = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=0.01)
     loader = image_loader(paths, labels, prep, batch_size, augment, True, num_workers, device)
-    return Trainer(clf, optimizer, loader, device, amp, lambda x: x.to(device, non_blocking=True))
+    return Trainer(clf, optimizer, loader, device, amp,
+                   lambda x: x.to(device, non_blocking=True, memory_format=memory), pretrained_bn_stats)
 
 
 class MeanPooled(nn.Module):

@@ -91,10 +91,11 @@ class PageTexts:
                 out.update(str(label) for label, _ in value) if prop == "choices" else out.add(value)
         return out
 
-    def updates(self, lang: str) -> list:
-        out = []
-        for _, texts in self.entries:
+    def updates(self, lang: str) -> dict:
+        """{component: update} of every static text in the language."""
+        out = {}
+        for block, texts in self.entries:
             changes = {prop: ([(tr(str(label), lang), key) for label, key in value] if prop == "choices"
                               else tr(value, lang)) for prop, value in texts.items()}
-            out.append(gr.update(**changes))
+            out[block] = gr.update(**changes)
         return out
