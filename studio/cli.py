@@ -1,6 +1,10 @@
 """`studio` on the command line: train a recipe headless, list runs, stop one, predict or chat with a finished run,
 export it, serve the browser UI. What a command shows of a run (its headline figure, whether it chats) comes from
-the run's task."""
+the run's task.
+
+Each command imports what it uses inside its own function, on purpose: `main` first points the libraries' caches
+into the workspace (confine_caches), which only takes effect before huggingface_hub, torch.hub and gradio are
+imported, and `studio --help` answers without loading torch."""
 from __future__ import annotations
 
 import argparse

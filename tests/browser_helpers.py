@@ -1,4 +1,10 @@
-"""What the browser tests do on the page: open a tab, wait for words, choose an example, set the epochs."""
+"""What the browser tests do on the page: open a tab, wait for words, choose an example, set the epochs, take a
+screenshot; and leave no run going behind them."""
+import time
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SHOTS = ARTIFACTS / "screenshots"
 
 
 def tab(page, name):
@@ -36,3 +42,24 @@ def set_epochs(page, epochs, patience=None):
     wait_text(page, "#recipe-yaml", f"epochs: {epochs}", timeout=60)
     if patience is not None:
         wait_text(page, "#recipe-yaml", f"early_stopping_patience: {patience}", timeout=60)
+
+
+SHOT_SECONDS = []  # time spent taking screenshots, left out of the demo's clock
+
+
+def shot(page, name):
+    start = time.perf_counter()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    SHOT_SECONDS.append(time.perf_counter() - start)
+
+
+def stop_active_runs(workspace):
+    from studio.runfolder import ACTIVE, RunFolder
+    active = [RunFolder(p.parent) for p in workspace.glob("runs/*/status.json")]
+    active = [run for run in active if run.status().get("status") in ACTIVE]
+    for run in active:
+        run.request_cancel()
+    deadline = time.time() + 120
+    while any(run.status().get("status") in ACTIVE for run in active) and time.time() < deadline:
+        time.sleep(0.2)

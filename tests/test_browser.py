@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import choose_example, set_epochs, tab, wait_text
+from browser_helpers import ARTIFACTS, SHOT_SECONDS, choose_example, set_epochs, shot, stop_active_runs, tab, wait_text
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-SHOTS = ARTIFACTS / "screenshots"
 # How far the first curve of a chart reaches (its last x: the step); it grows while a run trains (a long curve is
 # thinned to a few hundred points, so the number of points alone stops growing).
 POINTS_JS = """id => { const p = document.querySelector(`#${id} .js-plotly-plot`);
@@ -25,17 +23,6 @@ def nothing_left_running(workspace):
     """Each test starts with an idle device and leaves one: runs it left queued or running are stopped."""
     yield
     stop_active_runs(workspace)
-
-
-def stop_active_runs(workspace):
-    from studio.runfolder import ACTIVE, RunFolder
-    active = [RunFolder(p.parent) for p in workspace.glob("runs/*/status.json")]
-    active = [run for run in active if run.status().get("status") in ACTIVE]
-    for run in active:
-        run.request_cancel()
-    deadline = time.time() + 120
-    while any(run.status().get("status") in ACTIVE for run in active) and time.time() < deadline:
-        time.sleep(0.2)
 
 
 def engine_run(workspace, epochs: int, stop: bool):
@@ -57,16 +44,6 @@ def engine_run(workspace, epochs: int, stop: bool):
     assert job.wait(300)
     assert job.status["status"] == ("cancelled" if stop else "completed"), job.status
     return job.run_dir
-
-
-SHOT_SECONDS = []  # time spent taking screenshots, left out of the demo's clock
-
-
-def shot(page, name):
-    start = time.perf_counter()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    SHOT_SECONDS.append(time.perf_counter() - start)
 
 
 def train_and_watch_curve(page):

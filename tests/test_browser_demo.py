@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import choose_example, set_epochs, tab, wait_text
+from browser_helpers import SHOTS, choose_example, set_epochs, tab, wait_text
 from studio.ui import i18n
 
 pytestmark = pytest.mark.browser
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 TABS = ["Model", "Data", "Strategy", "Train", "Evaluate", "Playground", "Runs"]
 
 
@@ -162,10 +161,15 @@ def test_the_page_speaks_german_from_the_browser_with_no_english_left(browser, u
     english_only = {text for text, translated in german.items() if translated != text and "{" not in text
                     and len(text) > 3}
     left = []
-    for name in ("Model", "Data", "Strategy"):
+    for name, heading in (("Model", "### 1. Choose what the model will learn"), ("Data", "### 2. Give it labelled"),
+                          ("Strategy", "### 3. Choose how to adapt the model")):
         page.get_by_role("tab", name=german.get(name, name), exact=True).click()
-        page.wait_for_timeout(500)
-        left += [text for text in labels_on(page) if text in english_only]
+        # the tab is open once its own heading shows, in German: only then are its labels read
+        shown = next(v for k, v in german.items() if k.startswith(heading)).split("\n")[0].lstrip("# ")[:20]
+        wait_text(page, "#tabs", re.escape(shown), timeout=30)
+        labels = labels_on(page)
+        assert len(labels) > 10, labels  # the page is there, not an empty one
+        left += [text for text in labels if text in english_only]
     assert not left, left
     context.close()
 
@@ -179,14 +183,13 @@ def test_screenshots_of_every_tab_in_every_language_and_start_over(page, url):
     for code in i18n.LANGUAGES:
         page.locator("#language input").click()
         page.get_by_role("option", name=i18n.LANGUAGES[code], exact=True).click()
-        page.wait_for_timeout(1500)  # the page reloads in the new language
-        page.wait_for_selector("#tab-model")
+        # the page reloads in the new language: its tabs are named in it once it has
+        page.get_by_role("tab", name=i18n.tr("Playground", code), exact=True).wait_for(timeout=30_000)
         for name in TABS:
             page.get_by_role("tab", name=i18n.tr(name, code), exact=True).click()
-            page.wait_for_timeout(700)
+            page.locator(f"#tab-{name.lower()}").wait_for(state="visible")
             page.screenshot(path=str(SHOTS / f"lang-{code}-{TABS.index(name) + 1}-{name.lower()}.png"),
                             full_page=True)
     page.locator("#start-over").click()
-    page.wait_for_timeout(1500)
     wait_text(page, "#summary", i18n.tr("none yet", "zh"), timeout=30)  # cleared, language kept
     assert "shapes" not in page.locator("#summary").inner_text()

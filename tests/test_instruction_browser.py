@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from test_browser import SHOTS, shot, stop_active_runs, tab, wait_text
+from browser_helpers import SHOTS, shot, stop_active_runs, tab, wait_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # 3 minutes on 2 CPU cores: it tunes SmolLM2
 LENGTH_JS = "id => (document.querySelector(`#${id}`)?.innerText || '').length"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import wait_text
+from browser_helpers import tab, wait_text
 from helpers import free_port, start_server
+from studio.ui.i18n import tr
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,7 @@ def test_the_installed_studio_starts_in_german_and_tries_an_example(installed, t
         context = page.context.browser.new_context(locale="de-DE", viewport={"width": 1280, "height": 900})
         german = context.new_page()
         german.goto(f"http://127.0.0.1:{port}")
+        tab(german, tr("Data", "de"))
         wait_text(german, "#example-shapes", "Beispiel ausprobieren", timeout=60)
         german.locator("#example-shapes").click()
         wait_text(german, "#data-status", "Bereit", timeout=120)

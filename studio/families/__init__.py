@@ -11,6 +11,7 @@ from types import ModuleType
 
 from studio import catalog
 from studio.families.base import ModelError
+from studio.families.packages import locate
 
 FAMILIES = {"efficientnet-lite": "studio.families.efficientnet_lite", "torchvision": "studio.families.torchvision",
             "hf": "studio.families.hf"}
@@ -35,6 +36,5 @@ def resolve(model: str, task: str) -> tuple[str, str]:
         raise ModelError(f"'{model}' is made for {entry.task}, but the recipe's task is {task}. "
                          f"Pick one of: {', '.join(e.name for e in catalog.for_task(task))}.")
     if entry.source == "package" and entry.family == "hf":
-        from studio.families.packages import locate
         return entry.family, locate(entry)
     return entry.family, entry.ref

@@ -9,6 +9,7 @@ from pathlib import Path
 from studio import catalog
 from studio.families import hf
 from studio.families.base import ModelError
+from studio.families.gguf import converted
 
 # Models that read text but cannot write it: encoders made for classification and search.
 ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet",
@@ -41,7 +42,6 @@ def resolve(model: str, task: str, models_dir: Path, log=lambda message: None) -
         raise ModelError(f"'{model}' is made for {entry.task}, but the recipe's task is {task}. "
                          f"Pick one of: {', '.join(e.name for e in catalog.for_task(task))}.")
     if entry is not None and entry.family == "gguf":
-        from studio.families.gguf import converted
         return Source(model, str(converted(entry, models_dir, log)), True)
     return Source(model, entry.ref if entry is not None else model, False)
 

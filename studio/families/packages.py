@@ -12,6 +12,7 @@ from typing import Callable
 from studio.catalog import CatalogEntry
 from studio.families.base import ModelError
 from studio.runfolder import atomic
+from studio.workspace import Workspace, default_root
 
 CONVERTERS = {"whisper-ct2": "studio.families.whisper_ct2"}
 MARKER = "converted_from.json"  # what the folder was converted from: converted again when that changes
@@ -36,7 +37,6 @@ def converted_cache() -> Path:
     """<workspace>/cache/models (beside the chat models converted from GGUF): named by STUDIO_CONVERTED_CACHE,
     which every studio process sets for its workspace (workspace.confine_caches); a script that never named a
     workspace uses the default one's."""
-    from studio.workspace import Workspace, default_root
     named = os.environ.get("STUDIO_CONVERTED_CACHE")
     return Path(named) if named else Workspace(default_root()).models_dir
 

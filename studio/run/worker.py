@@ -32,7 +32,7 @@ from studio.errors import UserError
 from studio.run import device_locks
 from studio.run.runner import execute, explain, out_of_memory, with_retries
 from studio.runfolder import CANCEL, ERROR_LOG, RECIPE, WORKER_LOG, EventWriter, NullWriter, RunFolder, identity
-from studio.workspace import Workspace
+from studio.workspace import Workspace, confine_caches
 
 CANCEL_POLL_S = 0.2
 NICENESS = 10  # training yields the CPU to the UI and the browser when they need it; it still takes all the rest
@@ -156,9 +156,8 @@ def launch_ranks(run: RunFolder, kind: str, count: int, first: int, resume: bool
 def worker_environment() -> dict[str, str]:
     """The environment a worker process gets: this one, with the folder that holds this studio first on the path
     (so the worker runs the same code, installed or not)."""
-    import studio
     env = dict(os.environ)
-    root = str(Path(studio.__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding the studio package
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
@@ -263,7 +262,6 @@ def main(argv: list[str] | None = None) -> int:
         pass
     if args.spare:
         return main_spare()
-    from studio.workspace import confine_caches
     confine_caches(workspace_of(RunFolder(args.run_dir)).root)  # kept when the starter already set them
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging

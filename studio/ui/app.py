@@ -25,6 +25,8 @@ from studio.ui import session as sessions
 from studio.ui.i18n import LANGUAGES, PageTexts, pick_language
 from studio.ui.session_order import SessionOrder
 from studio.workspace import Workspace, confine_caches
+from studio.runfolder import write_text
+from studio.ui import data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab, train_tab
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,6 @@ def session_secret(workspace: Workspace) -> str:
     of the studio (a new key would make every browser's saved session unreadable)."""
     path = workspace.session_key
     if not path.exists():
-        from studio.runfolder import write_text
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, secrets.token_hex(16))
         path.chmod(0o600)
@@ -170,7 +171,6 @@ def session_secret(workspace: Workspace) -> str:
 
 
 def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None) -> gr.Blocks:
-    from studio.ui import data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab, train_tab
     jobs = jobs or JobManager(workspace, spare=True)
     texts = PageTexts()
     with gr.Blocks(title="Studio — fine-tune a model on your data") as app:

@@ -22,6 +22,7 @@ from studio.recipe import DataSpec, Recipe
 from studio.tasks.base import Example
 from studio.tasks.classification.task import ClassificationTask, Encoder
 from studio.engine.data.tables import TABLE_SUFFIXES
+from studio.families import hf, packages
 
 FILE_KIND = folders.FileKind(
     noun="clip", extensions=frozenset(AUDIO_EXTENSIONS), inspect=inspect_clip,
@@ -94,8 +95,6 @@ class AudioEncoder(Encoder):
 
 def feature_extractor(source: str, task: str, trust_remote_code: bool = False):
     from transformers import AutoFeatureExtractor
-
-    from studio.families import hf
     try:
         return AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises many types; each one is explained in words
@@ -121,7 +120,6 @@ class AudioClassification(ClassificationTask):
     def check_model(self, model: str, trust_remote_code: bool = False) -> str:
         entry = catalog.find(model)
         if entry is not None and entry.convert and entry.task == self.name:
-            from studio.families import packages
             packages.package_folders(entry)  # installed? (converting waits for the first run)
             return f"{entry.title}, from the {entry.package} package (converted once, on first use)."
         return super().check_model(model, trust_remote_code)
@@ -157,7 +155,6 @@ class AudioClassification(ClassificationTask):
     def _convert(entry, events) -> None:
         """The packaged model converted to the transformers format before the pipeline loads it (once per
         workspace), with its progress in the log."""
-        from studio.families import packages
         if packages.is_converted(entry):
             return
         events.emit("log", message=f"Converting {entry.title} from the {entry.package} package to the "

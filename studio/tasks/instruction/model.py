@@ -11,6 +11,7 @@ from studio.families.base import ModelError, ModelInfo
 from studio.tasks.instruction.chat import Chat
 from studio.tasks.instruction.strategies import STRATEGIES, ChatStrategy
 from studio.tasks.instruction.tokens import ChatFormat
+from studio.families.gguf import converted
 
 FAMILY = "causal-lm"
 
@@ -28,7 +29,6 @@ def base_path(info: ModelInfo) -> str:
     path = info.preprocessing["base"]
     entry = catalog.find(info.model)
     if entry is not None and entry.family == "gguf" and not Path(path).exists():
-        from studio.families.gguf import converted
         return str(converted(entry, Path(path).parent))
     return path
 

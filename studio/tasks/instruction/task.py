@@ -20,6 +20,7 @@ from studio.tasks.instruction.strategies import STRATEGIES
 from studio.tasks.instruction.tokens import ChatFormat
 from studio.tasks.instruction.tokens import preview as tokens_preview
 from studio.engine.data.tables import TABLE_SUFFIXES
+from studio.families.gguf import package_file
 
 
 class InstructionTuning(Task):
@@ -73,7 +74,6 @@ class InstructionTuning(Task):
     def check_model(self, model: str, trust_remote_code: bool = False) -> str:
         entry = catalog.find(model)
         if entry is not None and entry.family == "gguf":
-            from studio.families.gguf import package_file
             package_file(entry)
             return f"{entry.title} from the {entry.package} package (works offline)."
         source = causal_lm.resolve(model, self.name, Path("."))

@@ -1,0 +1,24 @@
+"""Predictions from a finished run's saved model, whatever its task: Predictor(run folder or model folder)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio import tasks
+from studio.families.base import ModelInfo
+from studio.runfolder import ModelNotReady, model_folder
+
+__all__ = ["ModelNotReady", "Predictor", "model_folder"]
+
+
+class Predictor:
+    """The task's predictor for a saved model: predict(inputs, top_k) gives one answer (a dict) per input."""
+
+    def __init__(self, path: Path | str):
+        self.folder = model_folder(path)
+        self.info = ModelInfo.read(self.folder)
+        self.task = tasks.get(self.info.task)
+        self.impl = self.task.predictor(self.folder)
+        self.labels = self.info.labels
+
+    def predict(self, inputs: list, top_k: int = 3) -> list[dict]:
+        return self.impl.predict(inputs, top_k=top_k)

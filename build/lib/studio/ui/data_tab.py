@@ -1,0 +1,349 @@
+"""Data: try a bundled example, upload a .zip of class folders or a table (CSV/JSONL), or add files class by class.
+The data is checked at once by its task and the report is shown in plain words; the task's panel previews it."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import gradio as gr
+
+from studio import tasks
+from studio.engine.data import DataError
+from studio.engine.data.archive import file_digest
+from studio.engine.data.tables import TABLE_SUFFIXES, table_columns
+from studio.recipe import DataSpec
+from studio.ui import charts
+from studio.ui import session as sessions
+from studio.ui.i18n import tr
+
+log = logging.getLogger(__name__)
+NO_COLUMN = "(none)"
+CHECKS_KEPT = 16
+ELEM_IDS = {"text_column": "item-column", "path_column": "item-column-path", "label_column": "label-column",
+            "group_column": "group-column"}
+INFOS = {"group_column": "e.g. region or device: results are also shown per group, so you can see if the model "
+                         "serves some groups worse."}
+
+
+class Checks:
+    """The last data checks of this app, so a page reloading does not decode every file again."""
+
+    def __init__(self, kept: int = CHECKS_KEPT):
+        self.kept, self._checked, self._lock = kept, OrderedDict(), threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            return self._checked.get(key)
+
+    def put(self, key: str, data) -> None:
+        with self._lock:
+            self._checked[key] = data
+            self._checked.move_to_end(key)
+            while len(self._checked) > self.kept:
+                self._checked.popitem(last=False)
+
+
+def _store_upload(ctx, source: str) -> Path:
+    """Copies an upload into the workspace (gradio's temp files do not last), named by its content."""
+    folder = ctx.workspace.uploads_dir / "files" / file_digest(source)[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(source).name)
+    shutil.copyfile(source, target)
+    return target
+
+
+def _guess(columns: list[str], names: tuple[str, ...]) -> str | None:
+    """The column whose name says what it holds; None when no name does (never a random column)."""
+    lower = {c.lower().strip(): c for c in columns}
+    return next((lower[k] for k in names if k in lower), None)
+
+
+def task_for(path: Path, current: str) -> str:
+    """The session's task if it can read this data, else the first task that can."""
+    if tasks.get(current).accepts(path):
+        return current
+    return next((name for name in tasks.names() if tasks.get(name).accepts(path)), current)
+
+
+def all_examples() -> list:
+    return [(name, example) for name in tasks.names() for example in tasks.get(name).examples]
+
+
+def class_folder(ctx, state) -> Path:
+    return ctx.workspace.uploads_dir / "classes" / str(state["id"])
+
+
+def report_lines(task, data, name: str, lang: str) -> tuple[str, str]:
+    """(the data's line in the top bar, the report in words) of checked data."""
+    report = data.report
+    train, val = len(data.train_items), len(data.val_items)
+    total = train + val
+    classes = len(data.classes) if task.classes else 0
+    note = (tr("{name}: {total} examples, {classes} classes", lang, name=name, total=total, classes=classes)
+            if classes else tr("{name}: {total} examples", lang, name=name, total=total))
+    lines = [tr("**Ready:** {total} examples in {classes} classes ({train} for training, {val} held back to "
+                "measure accuracy).", lang, total=total, classes=classes, train=train, val=val) if classes else
+             tr("**Ready:** {total} examples ({train} for training, {val} held back to measure how well the "
+                "model learned).", lang, total=total, train=train, val=val)]
+    lines += [f"- **{tr('Note', lang)}:** {w}" for w in report.warnings]
+    if report.skipped:
+        shown = report.skipped[:8]
+        more = len(report.skipped) - len(shown)
+        lines.append(f"\n{tr('Skipped', lang)}: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
+                     + (f"; {tr('and {n} more', lang, n=more)}" if more else ""))
+    return note, "\n".join(lines)
+
+
+def build(ctx, tab) -> None:
+    ctx.static(gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images or sound clips: one folder "
+                           "per class (zipped), or add them class by class. Text: a CSV or JSONL table with a text "
+                           "column and a label column. Chat: a table of prompts and answers.</span>"))
+    examples = all_examples()
+    with gr.Row():
+        example_buttons = [gr.Button(f"Try an example: {example.words}", elem_id=f"example-{example.id}")
+                           for _, example in examples]
+    with gr.Row():
+        with gr.Column():
+            limit = ctx.shared.get("max_upload_mb")
+            upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl table",
+                             file_types=[".zip", *TABLE_SUFFIXES], elem_id="data-upload")
+            limit_note = gr.Markdown(elem_id="upload-limit")
+        with gr.Column():
+            with gr.Accordion("Or add files class by class (images or sound clips)", open=False):
+                class_name = gr.Textbox(label="Class name", placeholder="e.g. cats", elem_id="class-name")
+                kinds = [t.file_kind for t in map(tasks.get, tasks.names()) if t.file_kind]
+                class_files = gr.File(label="Files of this class", file_count="multiple",
+                                      file_types=sorted({e for kind in kinds for e in kind.extensions}),
+                                      elem_id="class-images")
+                add_class = gr.Button("Add these files to the class", size="sm", elem_id="add-class")
+                with gr.Row():
+                    remove_name = gr.Dropdown(label="Classes added so far", choices=[], elem_id="class-list")
+                    remove_class = gr.Button("Remove this class", size="sm", elem_id="remove-class")
+    # One picker per column any task reads (shown for the session's task when its data is a table).
+    choices = {c.key: c for name in tasks.names() for c in tasks.get(name).table_columns}
+    with gr.Row(visible=False) as columns_row:
+        pickers = {key: gr.Dropdown(label=choice.words, choices=[], interactive=True, visible=False,
+                                    elem_id=ELEM_IDS.get(key, f"column-{key.replace('_', '-')}"), info=INFOS.get(key))
+                   for key, choice in choices.items()}
+    split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back to test the model",
+                      info="These examples are never trained on; they measure accuracy honestly.",
+                      elem_id="split")
+    status = gr.Markdown(elem_id="data-status")
+    with gr.Row():
+        counts = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="counts-plot")
+        with gr.Column():
+            for panel in ctx.all_panels():
+                panel.build_preview()
+    ctx.nav("model", "strategy")
+    checks = Checks()
+    previews = [c for panel in ctx.all_panels() for c in panel.preview]
+    preview = [status, counts, *previews, ctx.session, ctx.summary]
+    task_view, show_task = ctx.shared["task_view"], ctx.shared["show_task"]
+    columns_out = [columns_row, *pickers.values()]
+
+    def hide_previews() -> dict:
+        return {c: u for panel in ctx.all_panels() for c, u in panel.hide_preview().items()}
+
+    def nothing(state, message: str | None = None) -> dict:
+        """The preview of no data (or of refused data: `message` says why)."""
+        lang = state["lang"]
+        text = (f"**{tr('The data cannot be used yet.', lang)}** {message}" if message
+                else tr("No data yet: try an example or upload your own.", lang))
+        return {status: text, counts: charts.empty_figure(tr("No data to show", lang)), **hide_previews(),
+                ctx.session: state, ctx.summary: sessions.summary(state)}
+
+    def check(state: dict, reuse: bool = False) -> dict:
+        """Loads the session's data through its task; returns the preview's updates. reuse: a page reloading takes
+        the last check of the same data in this app (checking decodes every file: slow for large data)."""
+        lang, draft = state["lang"], state["recipe"]
+        if not draft["data"].get("path"):
+            return nothing(state)
+        task = tasks.get(draft["task"])
+        key = json.dumps([draft["task"], draft["data"]], sort_keys=True)
+        try:
+            data = checks.get(key) if reuse else None
+            data = data or task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=ctx.workspace.uploads_dir)
+            checks.put(key, data)
+        except Exception as exc:  # DataError says what to fix; anything else must not take the page down either
+            if isinstance(exc, DataError):
+                message = str(exc).replace(str(class_folder(ctx, state)), tr("your files", lang))
+            else:
+                log.exception("checking the data failed")
+                message = tr("The studio could not read it ({kind}). Check that it is {hint}, and try again.", lang,
+                             kind=type(exc).__name__, hint=task.data_hint)
+            state.update(data_kind=None, data_note=tr("needs attention", lang), train_counts={}, data_error=message)
+            return nothing(state, message)
+        path = Path(draft["data"]["path"])
+        name = tr("your files", lang) if path.parent == ctx.workspace.uploads_dir / "classes" else path.name
+        note, text = report_lines(task, data, name, lang)
+        state.update(data_kind=draft["task"], train_counts=data.report.train_counts, data_note=note, data_error=None)
+        figure = (charts.counts_figure(data.report.to_dict(), lang) if task.classes and len(data.classes) > 1
+                  else charts.empty_figure(""))
+        return {status: text, counts: figure, **hide_previews(),
+                **ctx.panel_for(draft["task"]).show_preview(data, draft, ctx.workspace, lang),
+                ctx.session: state, ctx.summary: sessions.summary(state)}
+
+    def use_path(state, task_name, path, columns: dict | None = None):
+        sessions.set_task(state, task_name)
+        state["recipe"]["data"] = {"path": str(path), **(columns or {}),
+                                   "validation_split": state["recipe"]["data"].get("validation_split", 0.2)}
+
+    def table_columns_of(state) -> list[str]:
+        draft = state["recipe"]
+        path = draft["data"].get("path", "")
+        if Path(path).suffix.lower() not in TABLE_SUFFIXES or not tasks.get(draft["task"]).table_columns:
+            return []
+        try:
+            return table_columns(path)
+        except DataError:
+            return []  # unreadable: the check says why
+
+    def show_pickers(state) -> dict:
+        """The column pickers for the session's data: its task's, shown for a table, with the columns it has."""
+        draft = state["recipe"]
+        own = {c.key: c for c in tasks.get(draft["task"]).table_columns}
+        columns = table_columns_of(state)
+        out = {columns_row: gr.update(visible=bool(columns))}
+        for key, picker in pickers.items():
+            if key not in own or not columns:
+                out[picker] = gr.update(visible=False, choices=[], value=None)
+                continue
+            optional = [NO_COLUMN] if not own[key].required else []
+            out[picker] = gr.update(visible=True, choices=[*optional, *columns],
+                                    value=draft["data"].get(key) or (NO_COLUMN if optional else None),
+                                    label=tr(own[key].words, state["lang"]))
+        return out
+
+    def use_file(state, task_name, path) -> dict:
+        """Points the recipe at a file or folder; a table's columns are guessed only from their names. Returns
+        the column pickers' and the check's updates."""
+        task = tasks.get(task_name)
+        use_path(state, task_name, path)
+        columns = table_columns_of(state)
+        chosen = {c.key: _guess(columns, c.guesses) for c in task.table_columns} if columns else {}
+        state["recipe"]["data"].update({k: v for k, v in chosen.items() if v})
+        missing = [tr(c.words, state["lang"]) for c in task.table_columns if c.required and not chosen.get(c.key)]
+        if columns and missing:  # say which column is missing, with the columns found: no wild guess
+            lang = state["lang"]
+            message = tr("No column of this table looks like one of these: {missing}. Its columns are: {columns}. "
+                         "Choose them below.", lang, missing=tr(" and ", lang).join(missing),
+                         columns=", ".join(columns))
+            state.update(data_kind=None, data_error=message, data_note=tr("needs attention", lang))
+            return {**show_pickers(state), **nothing(state, message)}
+        return {**show_pickers(state), **check(state)}
+
+    def on_example(index, state):
+        task_name, example = examples[index]
+        checked = use_file(state, task_name, example.path)
+        return {**show_task(state), **checked}
+
+    def on_upload(file, state):
+        if not file:
+            return {}
+        try:
+            stored = _store_upload(ctx, file)
+        except OSError as exc:
+            log.exception("storing an upload failed")
+            gr.Warning(tr("The upload could not be stored in the workspace ({why}).", state["lang"],
+                          why=exc.strerror or type(exc).__name__))
+            return {}
+        checked = use_file(state, task_for(stored, state["recipe"]["task"]), stored)
+        return {**show_task(state), **checked}
+
+    def cleared(state) -> dict:
+        """Removing the file removes what it produced: no data, no pickers, no preview, no old error."""
+        state["recipe"]["data"] = {"path": "", "validation_split": state["recipe"]["data"].get("validation_split",
+                                                                                              0.2)}
+        state.update(data_kind=None, data_note="", data_error=None, train_counts={})
+        return {columns_row: gr.update(visible=False),
+                **{p: gr.update(choices=[], value=None, visible=False) for p in pickers.values()}, **nothing(state)}
+
+    def class_names(state) -> list[str]:
+        folder = class_folder(ctx, state)
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def on_add_class(name, files, state):
+        lang = state["lang"]
+        name = (name or "").strip()
+        if not re.fullmatch(r"[\w][\w .-]{0,63}", name):
+            gr.Warning(tr("Give the class a short name: letters, digits, spaces, '-', '_' or '.'.", lang))
+            return {}
+        if not files:
+            gr.Warning(tr("Choose some files of this class first.", lang))
+            return {}
+        # The task whose files these are: the session's if it reads them, else the first that does.
+        suffix = Path(files[0]).suffix.lower()
+        readers = [n for n in tasks.names() if tasks.get(n).file_kind and suffix in tasks.get(n).file_kind.extensions]
+        current = state["recipe"]["task"]
+        task_name = current if current in readers else (readers or [n for n in tasks.names()
+                                                                    if tasks.get(n).file_kind])[0]
+        kind = tasks.get(task_name).file_kind
+        folder = class_folder(ctx, state)
+        refused, added = [], 0
+        for file in files:  # each file checked as the data report would, before it joins the class
+            path = Path(file)
+            if path.suffix.lower() not in kind.extensions or kind.inspect(path)[0]:
+                refused.append(f"{path.name} ({tr(kind.unreadable, lang)})")
+                continue
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(file, folder / name / re.sub(r"[^A-Za-z0-9_.-]+", "_", path.name))
+            added += 1
+        if refused:
+            gr.Warning(tr("Not added: {files}.", lang, files="; ".join(refused)))
+        if added:
+            gr.Info(tr("Added {n} file(s) to '{name}'.", lang, n=added, name=name))
+        done = {class_name: "", class_files: None}
+        if not class_names(state):
+            return {**done, **show_task(state), remove_name: gr.update(choices=[], value=None), **nothing(state)}
+        use_path(state, task_name, folder)
+        return {**done, **show_task(state), remove_name: gr.update(choices=class_names(state), value=None),
+                **check(state)}
+
+    def on_remove_class(name, state):
+        folder = class_folder(ctx, state)
+        if name and (folder / name).is_dir():
+            shutil.rmtree(folder / name)
+            gr.Info(tr("Removed the class '{name}'.", state["lang"], name=name))
+        names = class_names(state)
+        if not names:
+            return {remove_name: gr.update(choices=[], value=None), **cleared(state)}
+        use_path(state, state["recipe"]["task"], folder)
+        return {remove_name: gr.update(choices=names, value=None), **check(state)}
+
+    def on_columns(state, *values):
+        own = {c.key for c in tasks.get(state["recipe"]["task"]).table_columns}
+        state["recipe"]["data"].update({key: None if value in (None, NO_COLUMN) else value
+                                        for key, value in zip(pickers, values) if key in own})
+        return check(state)
+
+    def on_split(value, state):
+        state["recipe"]["data"]["validation_split"] = float(value)
+        return check(state)
+
+    def restore(state) -> dict:
+        """A reloaded page (or a task switched on the Model tab): the session's data checked again, with its
+        pickers and class list."""
+        split_value = state["recipe"]["data"].get("validation_split", 0.2)
+        note = f"<span class='hint'>{tr('Up to {mb} MB.', state['lang'], mb=f'{limit:g}')}</span>" if limit else ""
+        return {**show_pickers(state), split: gr.update(value=split_value),
+                remove_name: gr.update(choices=class_names(state)), limit_note: note, **check(state, reuse=True)}
+
+    for index, button in enumerate(example_buttons):
+        ctx.on(button.click, lambda s, i=index: on_example(i, s), [ctx.session], [*task_view, *columns_out, *preview])
+    ctx.on(upload.upload, on_upload, [upload, ctx.session], [*task_view, *columns_out, *preview])
+    ctx.on(upload.clear, cleared, [ctx.session], [*columns_out, *preview])
+    ctx.on(add_class.click, on_add_class, [class_name, class_files, ctx.session],
+           [class_name, class_files, *task_view, remove_name, *preview])
+    ctx.on(remove_class.click, on_remove_class, [remove_name, ctx.session], [remove_name, *columns_out, *preview])
+    for picker in pickers.values():
+        ctx.on(picker.input, on_columns, [ctx.session, *pickers.values()], preview)
+    ctx.on(split.release, on_split, [split, ctx.session], preview)
+    restored = [*columns_out, split, remove_name, limit_note, *preview]
+    ctx.on_load(restore, restored)
+    # A task switched on the Model tab leaves no data of the previous task on this tab.
+    ctx.on(task_view[0].input, restore, [ctx.session], restored)
