@@ -19,10 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """(the folder the wheel was installed into, the wheel)."""
+    """(the folder the wheel was installed into, the wheel). Built from a copy of the checkout's sources, so the
+    build's own folders stay out of the checkout."""
+    import shutil
+    source = tmp_path_factory.mktemp("source")
+    for name in ("studio", "assets"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(source)], check=True, capture_output=True, timeout=300)
     wheel = next(dist.glob("studio-*.whl"))
     target = tmp_path_factory.mktemp("target")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
