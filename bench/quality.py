@@ -97,7 +97,7 @@ def section_expert(ctx, results: dict) -> None:
         fe = studio_run(ctx, data, "feature-extraction")
         # the one data set this workspace has seen: the features the studio's head was solved on
         features = load_file(str(next(fe["workspace"].cache_dir.glob("*.safetensors"))))
-        rec = fe["recipe"].resolved()
+        rec = tasks.resolved(fe["recipe"])
         split = tasks.get(rec.task).load_data(rec.data, rec.train.seed, fe["workspace"].uploads_dir)
         expert = logistic_regression(features["train"].numpy(), np.array(split.train_labels),
                                      features["val"].numpy(), np.array(split.val_labels))

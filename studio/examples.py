@@ -1,5 +1,6 @@
-"""The generator of the example data the project makes itself: coloured shapes on noisy backgrounds (images), a hand-written CSV
-of help-desk messages (text) and spoken command words (audio, made with Debian's espeak-ng), in assets/examples/."""
+"""The generator of the example data the project makes itself: coloured shapes on noisy backgrounds (images) and
+spoken command words (audio, made with Debian's espeak-ng), in assets/examples/ beside the hand-written CSVs of
+help-desk messages."""
 from __future__ import annotations
 
 import random

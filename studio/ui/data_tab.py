@@ -99,101 +99,132 @@ def report_lines(task, data, name: str, lang: str) -> tuple[str, str]:
     return note, "\n".join(lines)
 
 
-def build(ctx, tab) -> None:
-    ctx.static(gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images or sound clips: one folder "
-                           "per class (zipped), or add them class by class. Text: a CSV or JSONL table with a text "
-                           "column and a label column. Chat: a table of prompts and answers.</span>"))
-    examples = all_examples()
-    with gr.Row():
-        example_buttons = [gr.Button(f"Try an example: {example.words}", elem_id=f"example-{example.id}")
-                           for _, example in examples]
-    with gr.Row():
-        with gr.Column():
-            limit = ctx.shared.get("max_upload_mb")
-            upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl table",
-                             file_types=[".zip", *TABLE_SUFFIXES], elem_id="data-upload")
-            limit_note = gr.Markdown(elem_id="upload-limit")
-        with gr.Column():
-            with gr.Accordion("Or add files class by class (images or sound clips)", open=False):
-                class_name = gr.Textbox(label="Class name", placeholder="e.g. cats", elem_id="class-name")
-                kinds = [t.file_kind for t in map(tasks.get, tasks.names()) if t.file_kind]
-                class_files = gr.File(label="Files of this class", file_count="multiple",
-                                      file_types=sorted({e for kind in kinds for e in kind.extensions}),
-                                      elem_id="class-images")
-                add_class = gr.Button("Add these files to the class", size="sm", elem_id="add-class")
-                with gr.Row():
-                    remove_name = gr.Dropdown(label="Classes added so far", choices=[], elem_id="class-list")
-                    remove_class = gr.Button("Remove this class", size="sm", elem_id="remove-class")
-    # One picker per column any task reads (shown for the session's task when its data is a table).
-    choices = {c.key: c for name in tasks.names() for c in tasks.get(name).table_columns}
-    with gr.Row(visible=False) as columns_row:
-        pickers = {key: gr.Dropdown(label=choice.words, choices=[], interactive=True, visible=False,
-                                    elem_id=ELEM_IDS.get(key, f"column-{key.replace('_', '-')}"), info=INFOS.get(key))
-                   for key, choice in choices.items()}
-    split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back to test the model",
-                      info="These examples are never trained on; they measure accuracy honestly.",
-                      elem_id="split")
-    status = gr.Markdown(elem_id="data-status")
-    with gr.Row():
-        counts = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="counts-plot")
-        with gr.Column():
-            for panel in ctx.all_panels():
-                panel.build_preview()
-    ctx.nav("model", "strategy")
-    checks = Checks()
-    previews = [c for panel in ctx.all_panels() for c in panel.preview]
-    preview = [status, counts, *previews, ctx.session, ctx.summary]
-    task_view, show_task = ctx.shared["task_view"], ctx.shared["show_task"]
-    columns_out = [columns_row, *pickers.values()]
+class DataTab:
+    """The Data tab's components, and its handlers as methods."""
 
-    def hide_previews() -> dict:
-        return {c: u for panel in ctx.all_panels() for c, u in panel.hide_preview().items()}
+    def __init__(self, ctx):
+        self.ctx, self.checks = ctx, Checks()
+        self.examples = all_examples()
+        self.limit = ctx.shared.get("max_upload_mb")
+        ctx.static(gr.Markdown("### 2. Give it labelled examples\n<span class='hint'>Images or sound clips: one "
+                               "folder per class (zipped), or add them class by class. Text: a CSV or JSONL table "
+                               "with a text column and a label column. Chat: a table of prompts and answers.</span>"))
+        with gr.Row():
+            self.example_buttons = [gr.Button(f"Try an example: {example.words}", elem_id=f"example-{example.id}")
+                                    for _, example in self.examples]
+        with gr.Row():
+            with gr.Column():
+                self.upload = gr.File(label="Upload a .zip of class folders, or a .csv / .jsonl table",
+                                      file_types=[".zip", *TABLE_SUFFIXES], elem_id="data-upload")
+                self.limit_note = gr.Markdown(elem_id="upload-limit")
+            with gr.Column():
+                self._class_by_class()
+        self._pickers()
+        self.split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back to test the model",
+                               info="These examples are never trained on; they measure accuracy honestly.",
+                               elem_id="split")
+        self.status = gr.Markdown(elem_id="data-status")
+        with gr.Row():
+            self.counts = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="counts-plot")
+            with gr.Column():
+                for panel in ctx.all_panels():
+                    panel.build_preview()
+        ctx.nav("model", "strategy")
+        self.task_view, self.show_task = ctx.shared["task_view"], ctx.shared["show_task"]
+        self.preview = [self.status, self.counts, *(c for p in ctx.all_panels() for c in p.preview), ctx.session,
+                        ctx.summary]
+        self.columns_out = [self.columns_row, *self.pickers.values()]
+        self._wire()
 
-    def nothing(state, message: str | None = None) -> dict:
+    def _class_by_class(self) -> None:
+        with gr.Accordion("Or add files class by class (images or sound clips)", open=False):
+            self.class_name = gr.Textbox(label="Class name", placeholder="e.g. cats", elem_id="class-name")
+            kinds = [t.file_kind for t in map(tasks.get, tasks.names()) if t.file_kind]
+            self.class_files = gr.File(label="Files of this class", file_count="multiple",
+                                       file_types=sorted({e for kind in kinds for e in kind.extensions}),
+                                       elem_id="class-images")
+            self.add_class = gr.Button("Add these files to the class", size="sm", elem_id="add-class")
+            with gr.Row():
+                self.remove_name = gr.Dropdown(label="Classes added so far", choices=[], elem_id="class-list")
+                self.remove_class = gr.Button("Remove this class", size="sm", elem_id="remove-class")
+
+    def _pickers(self) -> None:
+        """One picker per column any task reads (shown for the session's task when its data is a table)."""
+        choices = {c.key: c for name in tasks.names() for c in tasks.get(name).table_columns}
+        with gr.Row(visible=False) as self.columns_row:
+            self.pickers = {key: gr.Dropdown(label=choice.words, choices=[], interactive=True, visible=False,
+                                             elem_id=ELEM_IDS.get(key, f"column-{key.replace('_', '-')}"),
+                                             info=INFOS.get(key))
+                            for key, choice in choices.items()}
+
+    def _wire(self) -> None:
+        ctx, session = self.ctx, self.ctx.session
+        everything = [*self.task_view, *self.columns_out, *self.preview]
+        for index, button in enumerate(self.example_buttons):
+            ctx.on(button.click, lambda state, i=index: self.on_example(i, state), [session], everything)
+        ctx.on(self.upload.upload, self.on_upload, [self.upload, session], everything)
+        ctx.on(self.upload.clear, self.cleared, [session], [*self.columns_out, *self.preview])
+        ctx.on(self.add_class.click, self.on_add_class, [self.class_name, self.class_files, session],
+               [self.class_name, self.class_files, *self.task_view, self.remove_name, *self.preview])
+        ctx.on(self.remove_class.click, self.on_remove_class, [self.remove_name, session],
+               [self.remove_name, *self.columns_out, *self.preview])
+        for picker in self.pickers.values():
+            ctx.on(picker.input, self.on_columns, [session, *self.pickers.values()], self.preview)
+        ctx.on(self.split.release, self.on_split, [self.split, session], self.preview)
+        restored = [*self.columns_out, self.split, self.remove_name, self.limit_note, *self.preview]
+        ctx.on_load(self.restore, restored)
+        # A task switched on the Model tab leaves no data of the previous task on this tab.
+        ctx.on(self.task_view[0].input, self.restore, [session], restored)
+
+    def hide_previews(self) -> dict:
+        return {c: u for panel in self.ctx.all_panels() for c, u in panel.hide_preview().items()}
+
+    def nothing(self, state, message: str | None = None) -> dict:
         """The preview of no data (or of refused data: `message` says why)."""
         lang = state["lang"]
         text = (f"**{tr('The data cannot be used yet.', lang)}** {message}" if message
                 else tr("No data yet: try an example or upload your own.", lang))
-        return {status: text, counts: charts.empty_figure(tr("No data to show", lang)), **hide_previews(),
-                ctx.session: state, ctx.summary: sessions.summary(state)}
+        return {self.status: text, self.counts: charts.empty_figure(tr("No data to show", lang)),
+                **self.hide_previews(),
+                self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
-    def check(state: dict, reuse: bool = False) -> dict:
+    def check(self, state: dict, reuse: bool = False) -> dict:
         """Loads the session's data through its task; returns the preview's updates. reuse: a page reloading takes
         the last check of the same data in this app (checking decodes every file: slow for large data)."""
         lang, draft = state["lang"], state["recipe"]
         if not draft["data"].get("path"):
-            return nothing(state)
+            return self.nothing(state)
         task = tasks.get(draft["task"])
         key = json.dumps([draft["task"], draft["data"]], sort_keys=True)
         try:
-            data = checks.get(key) if reuse else None
-            data = data or task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=ctx.workspace.uploads_dir)
-            checks.put(key, data)
+            data = self.checks.get(key) if reuse else None
+            data = data or task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=self.ctx.workspace.uploads_dir)
+            self.checks.put(key, data)
         except Exception as exc:  # DataError says what to fix; anything else must not take the page down either
             if isinstance(exc, DataError):
-                message = str(exc).replace(str(class_folder(ctx, state)), tr("your files", lang))
+                message = str(exc).replace(str(class_folder(self.ctx, state)), tr("your files", lang))
             else:
                 log.exception("checking the data failed")
                 message = tr("The studio could not read it ({kind}). Check that it is {hint}, and try again.", lang,
                              kind=type(exc).__name__, hint=task.data_hint)
             state.update(data_kind=None, data_note=tr("needs attention", lang), train_counts={}, data_error=message)
-            return nothing(state, message)
+            return self.nothing(state, message)
         path = Path(draft["data"]["path"])
-        name = tr("your files", lang) if path.parent == ctx.workspace.uploads_dir / "classes" else path.name
+        name = tr("your files", lang) if path.parent == self.ctx.workspace.uploads_dir / "classes" else path.name
         note, text = report_lines(task, data, name, lang)
         state.update(data_kind=draft["task"], train_counts=data.report.train_counts, data_note=note, data_error=None)
         figure = (charts.counts_figure(data.report.to_dict(), lang) if task.classes and len(data.classes) > 1
                   else charts.empty_figure(""))
-        return {status: text, counts: figure, **hide_previews(),
-                **ctx.panel_for(draft["task"]).show_preview(data, draft, ctx.workspace, lang),
-                ctx.session: state, ctx.summary: sessions.summary(state)}
+        return {self.status: text, self.counts: figure, **self.hide_previews(),
+                **self.ctx.panel_for(draft["task"]).show_preview(data, draft, self.ctx.workspace, lang),
+                self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
-    def use_path(state, task_name, path, columns: dict | None = None):
+    def use_path(self, state, task_name, path, columns: dict | None = None):
         sessions.set_task(state, task_name)
         state["recipe"]["data"] = {"path": str(path), **(columns or {}),
                                    "validation_split": state["recipe"]["data"].get("validation_split", 0.2)}
 
-    def table_columns_of(state) -> list[str]:
+    def table_columns_of(self, state) -> list[str]:
         draft = state["recipe"]
         path = draft["data"].get("path", "")
         if Path(path).suffix.lower() not in TABLE_SUFFIXES or not tasks.get(draft["task"]).table_columns:
@@ -203,13 +234,13 @@ def build(ctx, tab) -> None:
         except DataError:
             return []  # unreadable: the check says why
 
-    def show_pickers(state) -> dict:
+    def show_pickers(self, state) -> dict:
         """The column pickers for the session's data: its task's, shown for a table, with the columns it has."""
         draft = state["recipe"]
         own = {c.key: c for c in tasks.get(draft["task"]).table_columns}
-        columns = table_columns_of(state)
-        out = {columns_row: gr.update(visible=bool(columns))}
-        for key, picker in pickers.items():
+        columns = self.table_columns_of(state)
+        out = {self.columns_row: gr.update(visible=bool(columns))}
+        for key, picker in self.pickers.items():
             if key not in own or not columns:
                 out[picker] = gr.update(visible=False, choices=[], value=None)
                 continue
@@ -219,12 +250,12 @@ def build(ctx, tab) -> None:
                                     label=tr(own[key].words, state["lang"]))
         return out
 
-    def use_file(state, task_name, path) -> dict:
+    def use_file(self, state, task_name, path) -> dict:
         """Points the recipe at a file or folder; a table's columns are guessed only from their names. Returns
         the column pickers' and the check's updates."""
         task = tasks.get(task_name)
-        use_path(state, task_name, path)
-        columns = table_columns_of(state)
+        self.use_path(state, task_name, path)
+        columns = self.table_columns_of(state)
         chosen = {c.key: _guess(columns, c.guesses) for c in task.table_columns} if columns else {}
         state["recipe"]["data"].update({k: v for k, v in chosen.items() if v})
         missing = [tr(c.words, state["lang"]) for c in task.table_columns if c.required and not chosen.get(c.key)]
@@ -234,40 +265,41 @@ def build(ctx, tab) -> None:
                          "Choose them below.", lang, missing=tr(" and ", lang).join(missing),
                          columns=", ".join(columns))
             state.update(data_kind=None, data_error=message, data_note=tr("needs attention", lang))
-            return {**show_pickers(state), **nothing(state, message)}
-        return {**show_pickers(state), **check(state)}
+            return {**self.show_pickers(state), **self.nothing(state, message)}
+        return {**self.show_pickers(state), **self.check(state)}
 
-    def on_example(index, state):
-        task_name, example = examples[index]
-        checked = use_file(state, task_name, example.path)
-        return {**show_task(state), **checked}
+    def on_example(self, index, state):
+        task_name, example = self.examples[index]
+        checked = self.use_file(state, task_name, example.path)
+        return {**self.show_task(state), **checked}
 
-    def on_upload(file, state):
+    def on_upload(self, file, state):
         if not file:
             return {}
         try:
-            stored = _store_upload(ctx, file)
+            stored = _store_upload(self.ctx, file)
         except OSError as exc:
             log.exception("storing an upload failed")
             gr.Warning(tr("The upload could not be stored in the workspace ({why}).", state["lang"],
                           why=exc.strerror or type(exc).__name__))
             return {}
-        checked = use_file(state, task_for(stored, state["recipe"]["task"]), stored)
-        return {**show_task(state), **checked}
+        checked = self.use_file(state, task_for(stored, state["recipe"]["task"]), stored)
+        return {**self.show_task(state), **checked}
 
-    def cleared(state) -> dict:
+    def cleared(self, state) -> dict:
         """Removing the file removes what it produced: no data, no pickers, no preview, no old error."""
         state["recipe"]["data"] = {"path": "", "validation_split": state["recipe"]["data"].get("validation_split",
                                                                                               0.2)}
         state.update(data_kind=None, data_note="", data_error=None, train_counts={})
-        return {columns_row: gr.update(visible=False),
-                **{p: gr.update(choices=[], value=None, visible=False) for p in pickers.values()}, **nothing(state)}
+        return {self.columns_row: gr.update(visible=False),
+                **{p: gr.update(choices=[], value=None, visible=False) for p in self.pickers.values()},
+                **self.nothing(state)}
 
-    def class_names(state) -> list[str]:
-        folder = class_folder(ctx, state)
+    def class_names(self, state) -> list[str]:
+        folder = class_folder(self.ctx, state)
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
-    def on_add_class(name, files, state):
+    def on_add_class(self, name, files, state):
         lang = state["lang"]
         name = (name or "").strip()
         if not re.fullmatch(r"[\w][\w .-]{0,63}", name):
@@ -283,7 +315,7 @@ def build(ctx, tab) -> None:
         task_name = current if current in readers else (readers or [n for n in tasks.names()
                                                                     if tasks.get(n).file_kind])[0]
         kind = tasks.get(task_name).file_kind
-        folder = class_folder(ctx, state)
+        folder = class_folder(self.ctx, state)
         refused, added = [], 0
         for file in files:  # each file checked as the data report would, before it joins the class
             path = Path(file)
@@ -297,53 +329,46 @@ def build(ctx, tab) -> None:
             gr.Warning(tr("Not added: {files}.", lang, files="; ".join(refused)))
         if added:
             gr.Info(tr("Added {n} file(s) to '{name}'.", lang, n=added, name=name))
-        done = {class_name: "", class_files: None}
-        if not class_names(state):
-            return {**done, **show_task(state), remove_name: gr.update(choices=[], value=None), **nothing(state)}
-        use_path(state, task_name, folder)
-        return {**done, **show_task(state), remove_name: gr.update(choices=class_names(state), value=None),
-                **check(state)}
+        done = {self.class_name: "", self.class_files: None}
+        if not self.class_names(state):
+            return {**done, **self.show_task(state), self.remove_name: gr.update(choices=[], value=None),
+                    **self.nothing(state)}
+        self.use_path(state, task_name, folder)
+        return {**done, **self.show_task(state),
+                self.remove_name: gr.update(choices=self.class_names(state), value=None),
+                **self.check(state)}
 
-    def on_remove_class(name, state):
-        folder = class_folder(ctx, state)
+    def on_remove_class(self, name, state):
+        folder = class_folder(self.ctx, state)
         if name and (folder / name).is_dir():
             shutil.rmtree(folder / name)
             gr.Info(tr("Removed the class '{name}'.", state["lang"], name=name))
-        names = class_names(state)
+        names = self.class_names(state)
         if not names:
-            return {remove_name: gr.update(choices=[], value=None), **cleared(state)}
-        use_path(state, state["recipe"]["task"], folder)
-        return {remove_name: gr.update(choices=names, value=None), **check(state)}
+            return {self.remove_name: gr.update(choices=[], value=None), **self.cleared(state)}
+        self.use_path(state, state["recipe"]["task"], folder)
+        return {self.remove_name: gr.update(choices=names, value=None), **self.check(state)}
 
-    def on_columns(state, *values):
+    def on_columns(self, state, *values):
         own = {c.key for c in tasks.get(state["recipe"]["task"]).table_columns}
         state["recipe"]["data"].update({key: None if value in (None, NO_COLUMN) else value
-                                        for key, value in zip(pickers, values) if key in own})
-        return check(state)
+                                        for key, value in zip(self.pickers, values) if key in own})
+        return self.check(state)
 
-    def on_split(value, state):
+    def on_split(self, value, state):
         state["recipe"]["data"]["validation_split"] = float(value)
-        return check(state)
+        return self.check(state)
 
-    def restore(state) -> dict:
+    def restore(self, state) -> dict:
         """A reloaded page (or a task switched on the Model tab): the session's data checked again, with its
         pickers and class list."""
         split_value = state["recipe"]["data"].get("validation_split", 0.2)
-        note = f"<span class='hint'>{tr('Up to {mb} MB.', state['lang'], mb=f'{limit:g}')}</span>" if limit else ""
-        return {**show_pickers(state), split: gr.update(value=split_value),
-                remove_name: gr.update(choices=class_names(state)), limit_note: note, **check(state, reuse=True)}
+        words = tr("Up to {mb} MB.", state["lang"], mb=f"{self.limit:g}") if self.limit else ""
+        note = f"<span class='hint'>{words}</span>" if words else ""
+        return {**self.show_pickers(state), self.split: gr.update(value=split_value),
+                self.remove_name: gr.update(choices=self.class_names(state)), self.limit_note: note,
+                **self.check(state, reuse=True)}
 
-    for index, button in enumerate(example_buttons):
-        ctx.on(button.click, lambda s, i=index: on_example(i, s), [ctx.session], [*task_view, *columns_out, *preview])
-    ctx.on(upload.upload, on_upload, [upload, ctx.session], [*task_view, *columns_out, *preview])
-    ctx.on(upload.clear, cleared, [ctx.session], [*columns_out, *preview])
-    ctx.on(add_class.click, on_add_class, [class_name, class_files, ctx.session],
-           [class_name, class_files, *task_view, remove_name, *preview])
-    ctx.on(remove_class.click, on_remove_class, [remove_name, ctx.session], [remove_name, *columns_out, *preview])
-    for picker in pickers.values():
-        ctx.on(picker.input, on_columns, [ctx.session, *pickers.values()], preview)
-    ctx.on(split.release, on_split, [split, ctx.session], preview)
-    restored = [*columns_out, split, remove_name, limit_note, *preview]
-    ctx.on_load(restore, restored)
-    # A task switched on the Model tab leaves no data of the previous task on this tab.
-    ctx.on(task_view[0].input, restore, [ctx.session], restored)
+
+def build(ctx, tab) -> None:
+    DataTab(ctx)

@@ -83,103 +83,138 @@ def data_of(run_dir) -> str:
         return ""
 
 
-def build(ctx, tab) -> None:
-    ctx.static(gr.Markdown("### 7. Runs: compare, resume, export\n<span class='hint'>Everything here is read from "
-                           "the workspace folder on disk, so it survives a restart.</span>"))
-    refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh")
-    table = gr.Dataframe(pd.DataFrame(columns=COLUMNS), interactive=False, elem_id="runs-table", wrap=True)
+class RunsTab:
+    """The Runs tab's components, and its handlers as methods."""
 
-    ctx.static(gr.Markdown("#### Compare runs\n<span class='hint'>Pick two or more runs on the same data. Runs "
-                           "still training update as they go.</span>"))
-    picked = gr.Dropdown(label="Runs to compare", choices=[], multiselect=True, elem_id="compare-runs")
-    with gr.Row():
-        compare_accuracy = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="compare-accuracy-plot")
-        compare_loss = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="compare-loss-plot")
-    compare_note = gr.Markdown(elem_id="compare-note")
-    compare_table = gr.Dataframe(pd.DataFrame(columns=COMPARE_COLUMNS), interactive=False, elem_id="compare-table",
-                                 wrap=True)
-    timer = gr.Timer(2.0, active=False)
-
-    ctx.static(gr.Markdown("#### One run"))
-    run = gr.Dropdown(label="Run", choices=[], elem_id="runs-run")
-    note = gr.Markdown(elem_id="runs-note")
-    offers = {name: strategy for task in map(tasks.get, tasks.names()) for name in task.comparisons
-              for strategy in [task.strategies.get(name)] if strategy}
-    with gr.Row():
-        open_run = gr.Button("Watch it on the Train tab", elem_id="open-run")
-        compare_buttons = {name: gr.Button(f"Compare with: {s.words}", visible=False, elem_id=f"compare-{name}")
-                           for name, s in offers.items()}
-        resume = gr.Button("Resume this run", variant="primary", visible=False, elem_id="resume")
-    compare_hint = gr.Markdown(elem_id="compare-hint")
-    ctx.static(gr.Markdown("<span class='hint'>The comparison queues the same data, model, number of passes and "
-                           "batch size with the other strategy (and that strategy's own learning rate).</span>"))
-    with gr.Row():
-        loss_plot = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="runs-loss-plot")
-        accuracy_plot = gr.Plot(charts.empty_figure(""), show_label=False)
-    with gr.Accordion("Export the model", open=False):
-        ctx.static(gr.Markdown("<span class='hint'>The .zip holds the weights, the labels and a model card "
-                               "(README.md) that says how to load it. The transformers folder loads with "
-                               "`transformers.pipeline(...)`. ONNX runs without Python ML libraries; it is checked "
-                               "against the trained model before you get it.</span>"))
+    def __init__(self, ctx, tab):
+        self.ctx = ctx
+        ctx.static(gr.Markdown("### 7. Runs: compare, resume, export\n<span class='hint'>Everything here is read from "
+                               "the workspace folder on disk, so it survives a restart.</span>"))
+        self.refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh")
+        self.table = gr.Dataframe(pd.DataFrame(columns=COLUMNS), interactive=False, elem_id="runs-table", wrap=True)
+        self._comparison()
+        ctx.static(gr.Markdown("#### One run"))
+        self.run = gr.Dropdown(label="Run", choices=[], elem_id="runs-run")
+        self.note = gr.Markdown(elem_id="runs-note")
+        offers = {name: strategy for task in map(tasks.get, tasks.names()) for name in task.comparisons
+                  for strategy in [task.strategies.get(name)] if strategy}
         with gr.Row():
-            export_format = ctx.texts.keep_choices(gr.Radio([], label="Format", elem_id="export-format"))
-            export_button = gr.Button("Export", elem_id="export")
-        export_refused = gr.Markdown(elem_id="export-refused")
-        export_note = gr.Markdown(elem_id="export-note")
-        export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
-    recipe_view = gr.Code(language="yaml", label="Recipe", elem_id="runs-recipe", max_lines=None)
-    ctx.nav("playground", None)
+            self.open_run = gr.Button("Watch it on the Train tab", elem_id="open-run")
+            self.compare_buttons = {name: gr.Button(f"Compare with: {s.words}", visible=False,
+                                                    elem_id=f"compare-{name}") for name, s in offers.items()}
+            self.resume = gr.Button("Resume this run", variant="primary", visible=False, elem_id="resume")
+        self.compare_hint = gr.Markdown(elem_id="compare-hint")
+        ctx.static(gr.Markdown("<span class='hint'>The comparison queues the same data, model, number of passes and "
+                               "batch size with the other strategy (and that strategy's own learning rate).</span>"))
+        with gr.Row():
+            self.loss_plot = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="runs-loss-plot")
+            self.accuracy_plot = gr.Plot(charts.empty_figure(""), show_label=False)
+        self._export()
+        self.recipe_view = gr.Code(language="yaml", label="Recipe", elem_id="runs-recipe", max_lines=None)
+        ctx.nav("playground", None)
+        self._wire(tab)
 
-    def comparison(run_ids, state) -> dict:
+    def _comparison(self) -> None:
+        self.ctx.static(gr.Markdown("#### Compare runs\n<span class='hint'>Pick two or more runs on the same data. "
+                                    "Runs still training update as they go.</span>"))
+        self.picked = gr.Dropdown(label="Runs to compare", choices=[], multiselect=True, elem_id="compare-runs")
+        with gr.Row():
+            self.compare_accuracy = gr.Plot(charts.empty_figure(""), show_label=False,
+                                            elem_id="compare-accuracy-plot")
+            self.compare_loss = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="compare-loss-plot")
+        self.compare_note = gr.Markdown(elem_id="compare-note")
+        self.compare_table = gr.Dataframe(pd.DataFrame(columns=COMPARE_COLUMNS), interactive=False,
+                                          elem_id="compare-table", wrap=True)
+        self.timer = gr.Timer(2.0, active=False)
+
+    def _export(self) -> None:
+        with gr.Accordion("Export the model", open=False):
+            self.ctx.static(gr.Markdown("<span class='hint'>The .zip holds the weights, the labels and a model card "
+                                        "(README.md) that says how to load it. The transformers folder loads with "
+                                        "`transformers.pipeline(...)`. ONNX runs without Python ML libraries; it is "
+                                        "checked against the trained model before you get it.</span>"))
+            with gr.Row():
+                self.export_format = self.ctx.texts.keep_choices(gr.Radio([], label="Format",
+                                                                          elem_id="export-format"))
+                self.export_button = gr.Button("Export", elem_id="export")
+            self.export_refused = gr.Markdown(elem_id="export-refused")
+            self.export_note = gr.Markdown(elem_id="export-note")
+            self.export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+
+    def _wire(self, tab) -> None:
+        ctx, session = self.ctx, self.ctx.session
+        self.compare_outputs = [self.compare_note, self.compare_accuracy, self.compare_loss, self.compare_table,
+                                self.timer]
+        self.show_outputs = [self.note, self.loss_plot, self.accuracy_plot, self.recipe_view, self.resume,
+                             self.compare_hint, *self.compare_buttons.values(), self.export_format,
+                             self.export_refused]
+        refreshed = [self.table, self.picked, *self.compare_outputs, self.run, *self.show_outputs]
+        ctx.on(tab.select, self.on_open, [session], refreshed)
+        ctx.on(self.refresh.click, self.on_open, [session], refreshed)
+        ctx.on(self.picked.input, self.on_pick, [self.picked, session], [*self.compare_outputs, session])
+        ctx.on(self.timer.tick, self.comparison, [self.picked, session], self.compare_outputs, show_progress="hidden")
+        ctx.on(self.run.input, self.show, [self.run, session], self.show_outputs)
+        for name, button in self.compare_buttons.items():
+            ctx.on(button.click, self.queue_with(name), [self.run, session], [session, ctx.summary, *refreshed])
+        ctx.on(self.open_run.click, self.on_open_run, [self.run, session], [session, ctx.summary, ctx.tabs])
+        ctx.on(self.resume.click, self.on_resume, [self.run, session], [self.note, session, self.resume, ctx.summary])
+        ctx.on(self.export_button.click, self.on_export, [self.run, self.export_format, session],
+               [self.export_note, self.export_file])
+
+    def comparison(self, run_ids, state) -> dict:
         lang = state["lang"]
-        runs = [(run_id, ctx.run_status(run_id), ctx.run(run_id).events()) for run_id in run_ids or []]
+        runs = [(run_id, self.ctx.run_status(run_id), self.ctx.run(run_id).events()) for run_id in run_ids or []]
         if not runs:
             figure, loss = charts.compare_figures([], None, lang)
-            return {compare_note: "", compare_accuracy: figure, compare_loss: loss,
-                    compare_table: pd.DataFrame(columns=_columns(COMPARE_COLUMNS, lang)),
-                    timer: gr.Timer(active=False)}
-        datasets = {data_of(ctx.run_dir(run_id)) for run_id, _, _ in runs}
+            return {self.compare_note: "", self.compare_accuracy: figure, self.compare_loss: loss,
+                    self.compare_table: pd.DataFrame(columns=_columns(COMPARE_COLUMNS, lang)),
+                    self.timer: gr.Timer(active=False)}
+        datasets = {data_of(self.ctx.run_dir(run_id)) for run_id, _, _ in runs}
         text = (tr("⚠️ These runs were trained on different data (or a different split), so their scores are not "
                    "directly comparable.", lang) if len(datasets) > 1 else "")
         named = [(sessions.run_name({**status, "status": ""}, lang) or run_id, events)
                  for run_id, status, events in runs]
-        run_tasks = [ctx.task_of(status) for _, status, _ in runs]
+        run_tasks = [self.ctx.task_of(status) for _, status, _ in runs]
         same = len({t.name for t in run_tasks}) == 1 and run_tasks[0].curves
         common = run_tasks[0].curves[0] if same else None
         figure, loss = charts.compare_figures(named, common, lang)
-        rows = [compare_row(run_id, task, status, events, ctx.run(run_id).read(EVAL), lang)
+        rows = [compare_row(run_id, task, status, events, self.ctx.run(run_id).read(EVAL), lang)
                 for (run_id, status, events), task in zip(runs, run_tasks)]
         active = any(status.get("status") not in FINISHED for _, status, _ in runs)
-        return {compare_note: text, compare_accuracy: figure, compare_loss: loss,
-                compare_table: pd.DataFrame(rows), timer: gr.Timer(active=active)}
+        return {self.compare_note: text, self.compare_accuracy: figure, self.compare_loss: loss,
+                self.compare_table: pd.DataFrame(rows), self.timer: gr.Timer(active=active)}
 
-    def show(run_id, state) -> dict:
+    def on_pick(self, run_ids, state) -> dict:
+        return {**self.comparison(run_ids, state), self.ctx.session: {**state, "compare": run_ids}}
+
+    def show(self, run_id, state) -> dict:
         lang = state["lang"]
-        hidden_buttons = {b: gr.update(visible=False) for b in compare_buttons.values()}
+        hidden_buttons = {b: gr.update(visible=False) for b in self.compare_buttons.values()}
         if not run_id:
-            return {note: "", loss_plot: charts.loss_figure([], lang), accuracy_plot: charts.metrics_figure([], (), lang),
-                    recipe_view: "", resume: gr.update(visible=False), compare_hint: "", **hidden_buttons,
-                    **export_choices(None, lang)}
-        run_folder = ctx.run(run_id)
+            return {self.note: "", self.loss_plot: charts.loss_figure([], lang),
+                    self.accuracy_plot: charts.metrics_figure([], (), lang), self.recipe_view: "",
+                    self.resume: gr.update(visible=False), self.compare_hint: "", **hidden_buttons,
+                    **self.export_choices(None, lang)}
+        run_folder = self.ctx.run(run_id)
         events, status = run_folder.events(), run_folder.status()
         current = status.get("status")
         text = {"failed": tr("**This run failed:** {error}", lang, error=status.get("error", "")),
                 "interrupted": tr("**Interrupted.** {message}", lang, message=status.get("message", "")),
                 "cancelled": tr("**Stopped by the user.** Resume continues from the step where it stopped.", lang)
                 }.get(current, "")
-        task = ctx.task_of(status)
-        offered_here = [n for n in task.comparisons if n != status.get("strategy") and n in compare_buttons]
-        buttons = {**hidden_buttons, **{compare_buttons[n]: gr.update(
+        task = self.ctx.task_of(status)
+        offered_here = [n for n in task.comparisons if n != status.get("strategy") and n in self.compare_buttons]
+        buttons = {**hidden_buttons, **{self.compare_buttons[n]: gr.update(
             visible=True, value=tr("Compare with: {strategy}", lang, strategy=tr(task.strategies[n].words, lang)))
             for n in offered_here}}
         hint = "" if task.comparisons else tr("Runs of this task are not compared with another strategy in one "
                                                "click; start one from the Strategy tab to compare it here.", lang)
-        return {note: text, loss_plot: charts.loss_figure(events, lang),
-                accuracy_plot: charts.metrics_figure(events, task.curves, lang),
-                recipe_view: run_folder.recipe_text(), resume: gr.update(visible=current in RESUMABLE),
-                compare_hint: hint, **buttons, **export_choices(run_folder, lang)}
+        return {self.note: text, self.loss_plot: charts.loss_figure(events, lang),
+                self.accuracy_plot: charts.metrics_figure(events, task.curves, lang),
+                self.recipe_view: run_folder.recipe_text(), self.resume: gr.update(visible=current in RESUMABLE),
+                self.compare_hint: hint, **buttons, **self.export_choices(run_folder, lang)}
 
-    def export_choices(run_folder, lang: str) -> dict:
+    def export_choices(self, run_folder, lang: str) -> dict:
         """The formats this run can be exported as, and why any other of its task's formats cannot be made."""
         try:
             formats = offered(run_folder) if run_folder is not None else []
@@ -187,84 +222,76 @@ def build(ctx, tab) -> None:
             formats = []  # no model yet
         usable = [(tr(e.words, lang), e.name) for e, why in formats if not why]
         refused = "".join(f"\n- **{tr(e.words, lang)}**: {why}" for e, why in formats if why)
-        return {export_format: gr.update(choices=usable, value=usable[0][1] if usable else None),
-                export_refused: (f"<span class='hint'>{tr('Not offered for this run:', lang)}</span>{refused}"
+        return {self.export_format: gr.update(choices=usable, value=usable[0][1] if usable else None),
+                self.export_refused: (f"<span class='hint'>{tr('Not offered for this run:', lang)}</span>{refused}"
                                  if refused else "")}
 
-    def on_open(state) -> dict:
-        choices = ctx.run_choices(state, completed_only=False, with_id=True)
+    def on_open(self, state) -> dict:
+        choices = self.ctx.run_choices(state, completed_only=False, with_id=True)
         ids = {run_id for _, run_id in choices}
         compare = [r for r in state.get("compare", []) if r in ids]
         chosen = state["run_id"] if state["run_id"] in ids else None
-        return {table: runs_table(ctx.workspace.runs(), state["lang"]), picked: gr.update(choices=choices,
-                                                                                           value=compare),
-                **comparison(compare, state), run: gr.update(choices=choices, value=chosen), **show(chosen, state)}
+        return {self.table: runs_table(self.ctx.workspace.runs(), state["lang"]),
+                self.picked: gr.update(choices=choices, value=compare), **self.comparison(compare, state),
+                self.run: gr.update(choices=choices, value=chosen), **self.show(chosen, state)}
 
-    def queue_with(strategy: str):
+    def queue_with(self, strategy: str):
         def start(run_id, state):
             lang = state["lang"]
             if not run_id:
-                return {note: tr("Pick a run first.", lang)}
+                return {self.note: tr("Pick a run first.", lang)}
             try:
-                recipe = tasks.with_strategy(recipes.load(ctx.run_dir(run_id) / RECIPE), strategy)
-                job = ctx.jobs.start(recipe)
+                recipe = tasks.with_strategy(recipes.load(self.ctx.run_dir(run_id) / RECIPE), strategy)
+                job = self.ctx.jobs.start(recipe)
             except recipes.RecipeError as exc:
-                return {note: f"**{tr('Cannot start the comparison.', lang)}** {exc}"}
+                return {self.note: f"**{tr('Cannot start the comparison.', lang)}** {exc}"}
             sessions.add_run(state, job.run_id)
             state["compare"] = [run_id, job.run_id]
             words = sessions.strategy_words(recipe.task, strategy, lang).lower()
             message = tr("Queued a run ({words}) with the same data and budget; both runs are compared above.", lang,
                          words=words)
-            return {**on_open(state), note: message, ctx.session: state, ctx.summary: sessions.summary(state)}
+            return {**self.on_open(state), self.note: message, self.ctx.session: state,
+                    self.ctx.summary: sessions.summary(state)}
         return start
 
-    def on_resume(run_id, state):
+    def on_resume(self, run_id, state):
         lang = state["lang"]
         try:
-            job = ctx.jobs.resume(run_id)
+            job = self.ctx.jobs.resume(run_id)
         except (ResumeError, recipes.RecipeError, RunNotFound) as exc:
-            return {note: f"**{tr('Cannot resume.', lang)}** {exc}"}
+            return {self.note: f"**{tr('Cannot resume.', lang)}** {exc}"}
         sessions.add_run(state, job.run_id)
-        return {note: tr("Run queued again: it continues from its last checkpoint. Follow it on the Train tab.", lang),
-                ctx.session: state, resume: gr.update(visible=False), ctx.summary: sessions.summary(state)}
+        return {self.note: tr("Run queued again: it continues from its last checkpoint. Follow it on the Train tab.",
+                              lang),
+                self.ctx.session: state, self.resume: gr.update(visible=False),
+                self.ctx.summary: sessions.summary(state)}
 
-    def on_open_run(run_id, state):
+    def on_open_run(self, run_id, state):
         if not run_id:
             return {}
         state["run_id"] = run_id  # the Train tab shows this run, wherever it was started
-        return {ctx.session: state, ctx.summary: sessions.summary(state), ctx.tabs: gr.Tabs(selected="train")}
+        return {self.ctx.session: state, self.ctx.summary: sessions.summary(state),
+                self.ctx.tabs: gr.Tabs(selected="train")}
 
-    def on_export(run_id, fmt, state):
+    def on_export(self, run_id, fmt, state):
         lang = state["lang"]
         if not run_id or not fmt:
-            return {export_note: tr("Pick a run first.", lang), export_file: None}
-        folder = ctx.run_dir(run_id)
+            return {self.export_note: tr("Pick a run first.", lang), self.export_file: None}
+        folder = self.ctx.run_dir(run_id)
         try:
             path = export(folder, fmt)
             if fmt != "zip" and path.is_dir():
                 path = export(folder, "zip")  # a folder export travels inside the zip
         except ExportError as exc:
-            return {export_note: f"**{tr('Cannot export.', lang)}** {exc}", export_file: None}
+            return {self.export_note: f"**{tr('Cannot export.', lang)}** {exc}", self.export_file: None}
         extra = ""
         if fmt == "onnx":
             check = read_json(path.parent / ONNX_CHECK) or {}
             extra = " " + tr("Checked with onnxruntime against the trained model on {n} examples: largest "
                              "difference {diff}.", lang, n=check.get("examples"),
                              diff=f"{check.get('max_abs_diff', 0):.1e}")
-        return {export_note: tr("Exported `{name}`.", lang, name=path.name) + extra, export_file: str(path)}
+        return {self.export_note: tr("Exported `{name}`.", lang, name=path.name) + extra, self.export_file: str(path)}
 
-    compare_outputs = [compare_note, compare_accuracy, compare_loss, compare_table, timer]
-    show_outputs = [note, loss_plot, accuracy_plot, recipe_view, resume, compare_hint, *compare_buttons.values(),
-                    export_format, export_refused]
-    refreshed = [table, picked, *compare_outputs, run, *show_outputs]
-    ctx.on(tab.select, on_open, [ctx.session], refreshed)
-    ctx.on(refresh.click, on_open, [ctx.session], refreshed)
-    ctx.on(picked.input, lambda ids, state: {**comparison(ids, state), ctx.session: {**state, "compare": ids}},
-           [picked, ctx.session], [*compare_outputs, ctx.session])
-    ctx.on(timer.tick, comparison, [picked, ctx.session], compare_outputs, show_progress="hidden")
-    ctx.on(run.input, show, [run, ctx.session], show_outputs)
-    for name, button in compare_buttons.items():
-        ctx.on(button.click, queue_with(name), [run, ctx.session], [ctx.session, ctx.summary, *refreshed])
-    ctx.on(open_run.click, on_open_run, [run, ctx.session], [ctx.session, ctx.summary, ctx.tabs])
-    ctx.on(resume.click, on_resume, [run, ctx.session], [note, ctx.session, resume, ctx.summary])
-    ctx.on(export_button.click, on_export, [run, export_format, ctx.session], [export_note, export_file])
+
+def build(ctx, tab) -> None:
+    RunsTab(ctx, tab)

@@ -41,7 +41,8 @@ class Box:
 
 
 def strategy_choices(task_name: str, lang: str = "en") -> list[tuple[str, str]]:
-    return [(f"{tr(s.words, lang)} — {tr(s.explain, lang)}", s.name) for s in tasks.get(task_name).strategies.values()]
+    return [(f"{tr(s.words, lang)} — {tr(s.explain, lang)}", s.name)
+            for s in tasks.get(task_name).strategies.values()]
 
 
 def all_options() -> dict[str, Option]:
@@ -85,7 +86,8 @@ def corrected(words: str, value, kind: type, low: float, high: float, default, l
 
 def option_box(name: str, option: Option):
     """A strategy option's box: its choices where it has a few, else a text or a number."""
-    words = dict(label=option.words or name, info=option.info, visible=False, elem_id=f"option-{name.replace('_', '-')}")
+    words = dict(label=option.words or name, info=option.info, visible=False,
+                 elem_id=f"option-{name.replace('_', '-')}")
     if option.type is str and option.choices:
         return gr.Radio(list(option.choices), value=option.default, **words)
     return gr.Textbox(option.default, **words) if option.type is str else gr.Number(option.default, **words)
@@ -141,34 +143,53 @@ def _train_boxes() -> list[Box]:
             Box("train", "train", "gradient_checkpointing", checkpointing, bool)]
 
 
-def build(ctx, tab) -> None:
-    ctx.static(gr.Markdown("### 3. Choose how to adapt the model"))
-    advice_md = gr.Markdown(elem_id="recommendation")
-    first = sessions.new_session()["recipe"]
-    strategy = ctx.texts.keep_choices(gr.Radio(strategy_choices(first["task"]), value=first["strategy"],
-                                               label="Strategy", elem_id="strategy"))  # set in the page's language
-    with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        boxes = _train_boxes()
-        with gr.Row():
-            boxes += [Box("option", "strategy_options", name, option_box(name, o), o.type, o.low, o.high)
-                      for name, o in all_options().items()]
-        with gr.Row():  # what some tasks read besides (chat models: tokens kept, packing, answers only)
-            for f in all_fields().values():
-                section, key = f.key.split(".")
-                low, high = recipes.DATA_RANGES.get(key, (None, None)) if section == "data" else (None, None)
-                boxes.append(Box("field", section, key, field_box(f), f.type, low, high))
-    with gr.Row():
-        show = gr.Button("Show recipe", size="sm", elem_id="show-recipe")
-        download = gr.DownloadButton("Download recipe", size="sm", visible=False)
-    fix_note = gr.Markdown(elem_id="strategy-note")
-    recipe_view = gr.Code(language="yaml", label="The recipe this run will use", visible=False,
-                          elem_id="recipe-yaml", max_lines=None)
-    shown = gr.State({})  # what the boxes show on this page, by Box.name
-    ctx.nav("data", "train")
-    components = [b.component for b in boxes]
-    devices_box = next(b for b in boxes if b.key == "devices").component
+class StrategyTab:
+    """The Strategy tab's components, and its handlers as methods."""
 
-    def settings(state, name: str, keep_settings: bool) -> dict:
+    def __init__(self, ctx, tab):
+        self.ctx = ctx
+        ctx.static(gr.Markdown("### 3. Choose how to adapt the model"))
+        self.advice_md = gr.Markdown(elem_id="recommendation")
+        first = sessions.new_session()["recipe"]
+        self.strategy = ctx.texts.keep_choices(gr.Radio(strategy_choices(first["task"]), value=first["strategy"],
+                                                        label="Strategy", elem_id="strategy"))  # in the page's language
+        with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+            self.boxes = _train_boxes()
+            with gr.Row():
+                self.boxes += [Box("option", "strategy_options", name, option_box(name, o), o.type, o.low, o.high)
+                               for name, o in all_options().items()]
+            with gr.Row():  # what some tasks read besides (chat models: tokens kept, packing, answers only)
+                for f in all_fields().values():
+                    section, key = f.key.split(".")
+                    low, high = recipes.DATA_RANGES.get(key, (None, None)) if section == "data" else (None, None)
+                    self.boxes.append(Box("field", section, key, field_box(f), f.type, low, high))
+        with gr.Row():
+            self.show = gr.Button("Show recipe", size="sm", elem_id="show-recipe")
+            self.download = gr.DownloadButton("Download recipe", size="sm", visible=False)
+        self.fix_note = gr.Markdown(elem_id="strategy-note")
+        self.recipe_view = gr.Code(language="yaml", label="The recipe this run will use", visible=False,
+                                   elem_id="recipe-yaml", max_lines=None)
+        self.shown = gr.State({})  # what the boxes show on this page, by Box.name
+        ctx.nav("data", "train")
+        self.components = [b.component for b in self.boxes]
+        self.devices_box = next(b for b in self.boxes if b.key == "devices").component
+        self._wire(tab)
+
+    def _wire(self, tab) -> None:
+        ctx, session = self.ctx, self.ctx.session
+        written = [*self.components, session, ctx.summary, self.shown]
+        ctx.on(self.strategy.input, lambda name, state, before: self.show_strategy(state, name, before),
+               [self.strategy, session, self.shown], written)
+        for index, box in enumerate(self.boxes):  # numbers when the box is left (not at each key), ticks at once
+            listen = box.component.blur if hasattr(box.component, "blur") else box.component.input
+            ctx.on(listen, lambda state, name, *v, i=index: self.apply_one(i, state, name, *v),
+                   [session, self.strategy, *self.components],
+                   [box.component, self.fix_note, session, ctx.summary, self.shown])
+        ctx.on(self.show.click, self.on_show, [session, self.strategy, *self.components],
+               [self.fix_note, self.recipe_view, self.download, session, ctx.summary, self.shown])
+        ctx.on(tab.select, self.on_open, [session, self.shown], [self.advice_md, self.strategy, *written])
+
+    def settings(self, state, name: str, keep_settings: bool) -> dict:
         """The strategy's defaults (the session's own settings when keep_settings) written into the session; the
         values of the boxes this task and strategy show, by Box.name."""
         task = tasks.get(state["recipe"]["task"])
@@ -181,7 +202,7 @@ def build(ctx, tab) -> None:
             options.update({k: v for k, v in draft["strategy_options"].items() if k in options})
         draft.update(strategy=name, train=train, strategy_options=options)
         values = {}
-        for box in shown_boxes(task, spec):
+        for box in self.shown_boxes(task, spec):
             if box.kind == "option":
                 values[box.name] = options[box.key]
             elif box.kind == "train":
@@ -191,28 +212,28 @@ def build(ctx, tab) -> None:
                 values[box.name] = bool(value) if box.type is bool else value
         return values
 
-    def shown_boxes(task, spec) -> list[Box]:
+    def shown_boxes(self, task, spec) -> list[Box]:
         fields = {f.key for f in task.fields}
-        return [b for b in boxes if b.kind == "train" or (b.kind == "option" and b.key in spec.options)
+        return [b for b in self.boxes if b.kind == "train" or (b.kind == "option" and b.key in spec.options)
                 or (b.kind == "field" and b.name in fields)]
 
-    def show_strategy(state, name, before, keep_settings=False, extra: dict | None = None) -> dict:
-        values = settings(state, name, keep_settings)
-        return {**box_updates(boxes, values, before, extra), ctx.session: state, ctx.summary: sessions.summary(state),
-                shown: values}
+    def show_strategy(self, state, name, before, keep_settings=False, extra: dict | None = None) -> dict:
+        values = self.settings(state, name, keep_settings)
+        return {**box_updates(self.boxes, values, before, extra), self.ctx.session: state,
+                self.ctx.summary: sessions.summary(state), self.shown: values}
 
-    def apply(state, name, *entered) -> tuple[dict, list[str], dict]:
+    def apply(self, state, name, *entered) -> tuple[dict, list[str], dict]:
         """Writes the boxes' values into the session's recipe: ({Box.name: value as corrected}, notes, state). A
         value out of range is corrected in its box, with a note saying so; the recipe's own checks have the last
         word."""
         lang, draft = state["lang"], state["recipe"]
         task = tasks.get(draft["task"])
         spec = task.strategies[name]
-        used = {b.name for b in shown_boxes(task, spec)}
+        used = {b.name for b in self.shown_boxes(task, spec)}
         values, notes = {}, []
         candidate = dict(draft, strategy=name, train=dict(draft["train"]), data=dict(draft["data"]),
                          strategy_options={})
-        for box, value in zip(boxes, entered):
+        for box, value in zip(self.boxes, entered):
             if box.name not in used:
                 continue
             if box.type in (int, float) and box.low is not None:
@@ -233,51 +254,45 @@ def build(ctx, tab) -> None:
             state["recipe"] = candidate
         return values, notes, state
 
-    def apply_one(index, state, name, *entered):
+    def apply_one(self, index, state, name, *entered):
         """One box left: only its own value is written back (writing all of them would undo what the person is
         typing in the next box)."""
-        values, notes, state = apply(state, name, *entered)
-        box = boxes[index]
-        out = {fix_note: " ".join(notes), ctx.session: state, ctx.summary: sessions.summary(state),
-               shown: {**values}}
+        values, notes, state = self.apply(state, name, *entered)
+        box = self.boxes[index]
+        out = {self.fix_note: " ".join(notes), self.ctx.session: state, self.ctx.summary: sessions.summary(state),
+               self.shown: {**values}}
         if box.name in values and values[box.name] != entered[index]:
             out[box.component] = values[box.name]
         return out
 
-    def on_open(state, before):
+    def on_open(self, state, before):
         """The task may have changed on the Model tab: its menu, with the session's strategy chosen."""
         task = state["recipe"]["task"]
         name = state["recipe"]["strategy"] or tasks.get(task).default_strategy
-        out = show_strategy(state, name, before, keep_settings=True,
-                            extra={devices_box: {"info": devices_note(state["lang"])}})
-        return {**out, advice_md: recommendation(state),
-                strategy: gr.update(choices=strategy_choices(task, state["lang"]), value=name)}
+        out = self.show_strategy(state, name, before, keep_settings=True,
+                            extra={self.devices_box: {"info": devices_note(state["lang"])}})
+        return {**out, self.advice_md: recommendation(state),
+                self.strategy: gr.update(choices=strategy_choices(task, state["lang"]), value=name)}
 
-    def on_show(state, name, *entered):
+    def on_show(self, state, name, *entered):
         # The boxes are read here too: an edit whose own event is still in flight must show up in the recipe.
-        values, notes, state = apply(state, name, *entered)
-        out = {fix_note: " ".join(notes), ctx.session: state, ctx.summary: sessions.summary(state), shown: values}
+        values, notes, state = self.apply(state, name, *entered)
+        out = {self.fix_note: " ".join(notes), self.ctx.session: state, self.ctx.summary: sessions.summary(state),
+               self.shown: values}
         try:
             recipe = tasks.resolved(sessions.build_recipe(state))
         except recipes.RecipeError as exc:
-            return {**out, recipe_view: gr.update(value=f"# {exc}", visible=True),
-                    download: gr.update(visible=False)}
-        path = ctx.workspace.recipes_dir / f"recipe-{state['id']}.yaml"
+            return {**out, self.recipe_view: gr.update(value=f"# {exc}", visible=True),
+                    self.download: gr.update(visible=False)}
+        path = self.ctx.workspace.recipes_dir / f"recipe-{state['id']}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         recipe.save(path)
-        return {**out, recipe_view: gr.update(value=recipe.to_yaml(), visible=True),
-                download: gr.update(value=str(path), visible=True)}
+        return {**out, self.recipe_view: gr.update(value=recipe.to_yaml(), visible=True),
+                self.download: gr.update(value=str(path), visible=True)}
 
-    written = [*components, ctx.session, ctx.summary, shown]
-    ctx.on(strategy.input, lambda name, state, before: show_strategy(state, name, before),
-           [strategy, ctx.session, shown], written)
-    for index, box in enumerate(boxes):  # numbers when the box is left (not at each key), ticks at once
-        listen = box.component.blur if hasattr(box.component, "blur") else box.component.input
-        ctx.on(listen, lambda state, name, *v, i=index: apply_one(i, state, name, *v),
-               [ctx.session, strategy, *components], [box.component, fix_note, ctx.session, ctx.summary, shown])
-    ctx.on(show.click, on_show, [ctx.session, strategy, *components],
-           [fix_note, recipe_view, download, ctx.session, ctx.summary, shown])
-    ctx.on(tab.select, on_open, [ctx.session, shown], [advice_md, strategy, *written])
+
+def build(ctx, tab) -> None:
+    StrategyTab(ctx, tab)
 
 
 def box_updates(boxes: list[Box], values: dict, before: dict, extra: dict | None = None) -> dict:

@@ -152,7 +152,8 @@ def build(ctx, tab) -> None:
         return {**out, heading: f"**{tr('Run', lang)}:** {name} <span class='hint'>({run_id})</span>",
                 message: run_message(status, lang, stopping),
                 progress: progress_html(status, visible if replaying else events, lang, stopping),
-                loss_plot: charts.loss_figure(visible, lang), accuracy_plot: charts.metrics_figure(visible, curves, lang),
+                loss_plot: charts.loss_figure(visible, lang),
+                accuracy_plot: charts.metrics_figure(visible, curves, lang),
                 log: log_text(events, lang)}
 
     def on_start(state):

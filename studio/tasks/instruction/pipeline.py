@@ -1,6 +1,6 @@
 """Instruction tuning's pipeline, read top to bottom: data → model (checked to fit before loading) → tokens (chat
-template, answers learnt) → strategy → loop → evaluation (tuned vs base, sample answers) → saved adapter or model,
-model card. The strategy object answers every question about what to do."""
+template, answers learnt) → strategy → loop → evaluation (tuned vs base, sample answers) → saved adapter or
+model, model card. The strategy object answers every question about what to do."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -130,7 +130,8 @@ class Lora(ChatStrategy):
         import peft
         return peft.LoraConfig(task_type=peft.TaskType.CAUSAL_LM, r=recipe.option("lora_r"),
                                lora_alpha=recipe.option("lora_alpha"), lora_dropout=recipe.option("lora_dropout"),
-                               use_dora=self.dora, bias="none", target_modules=_targets(recipe.option("target_modules")))
+                               use_dora=self.dora, bias="none",
+                               target_modules=_targets(recipe.option("target_modules")))
 
 
 class Dora(Lora):
