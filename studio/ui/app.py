@@ -22,7 +22,7 @@ from studio.settings import env_number
 from studio.tasks.base import Task
 from studio.ui import panels
 from studio.ui import session as sessions
-from studio.ui.i18n import LANGUAGES, PageTexts, pick_language
+from studio.ui.i18n import LANGUAGES, PageTexts, pick_language, tr
 from studio.ui.session_order import SessionOrder
 from studio.workspace import Workspace, confine_caches
 from studio.runfolder import write_text
@@ -81,17 +81,19 @@ class Context:
         inputs = inputs if isinstance(inputs, list) else [inputs] if inputs is not None else []
         if any(c is self.session for c in inputs):
             fn = self.order.wrap(fn, next(i for i, c in enumerate(inputs) if c is self.session), self.session)
-        return trigger(fn, inputs, outputs, **kwargs)
+        # The page's own endpoints are not the studio's API (gradio's API page would list them all): callable by
+        # the page and gradio_client, listed nowhere.
+        return trigger(fn, inputs, outputs, **{"api_visibility": "undocumented", **kwargs})
 
     def nav(self, back: str | None, forward: str | None) -> None:
         """Back / Next buttons to the neighbouring tabs."""
         with gr.Row():
             if back:
-                gr.Button(f"← Back to {TAB_NAMES[back]}", size="sm").click(
-                    lambda: gr.Tabs(selected=back), outputs=self.tabs)
+                self.on(gr.Button(f"← Back to {TAB_NAMES[back]}", size="sm").click,
+                        lambda: gr.Tabs(selected=back), None, self.tabs)
             if forward:
-                gr.Button(f"Next: {TAB_NAMES[forward]} →", variant="primary", size="sm").click(
-                    lambda: gr.Tabs(selected=forward), outputs=self.tabs)
+                self.on(gr.Button(f"Next: {TAB_NAMES[forward]} →", variant="primary", size="sm").click,
+                        lambda: gr.Tabs(selected=forward), None, self.tabs)
 
     def on_load(self, fn, components: list) -> None:
         """fn(session) → {component: update} (of these components), when a page (re)loads: a tab puts the
@@ -247,8 +249,11 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     limit = upload_limit_mb(max_upload_mb)
     app = build_app(space, max_upload_mb=limit)
     app.queue(default_concurrency_limit=8)
+    # No gradio footer: its links (API page, run history, settings, "built with Gradio") are not the product's.
+    # gradio announces a finished event to screen readers with a text key its own catalogs lack: given here.
+    done = {code: {"common.complete": tr("Finished", code)} for code in LANGUAGES}
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,
-               css=CSS, allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
+               css=CSS, footer_links=[], i18n=gr.I18n(**done, **{"zh-CN": done["zh"]}), allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
                auth=auth or None, auth_message="Log in with the user name and password you were given for this "
                                                "studio.", show_error=False, quiet=not block)
     return app

@@ -2,6 +2,7 @@
 The data is checked at once by its task and the report is shown in plain words; the task's panel previews it."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -161,7 +162,7 @@ class DataTab:
         ctx, session = self.ctx, self.ctx.session
         everything = [*self.task_view, *self.columns_out, *self.preview]
         for index, button in enumerate(self.example_buttons):
-            ctx.on(button.click, lambda state, i=index: self.on_example(i, state), [session], everything)
+            ctx.on(button.click, functools.partial(self.on_example, index), [session], everything)
         ctx.on(self.upload.upload, self.on_upload, [self.upload, session], everything)
         ctx.on(self.upload.clear, self.cleared, [session], [*self.columns_out, *self.preview])
         ctx.on(self.add_class.click, self.on_add_class, [self.class_name, self.class_files, session],
@@ -188,9 +189,13 @@ class DataTab:
                 **self.hide_previews(),
                 self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
-    def check(self, state: dict, reuse: bool = False) -> dict:
+    def check(self, state: dict, reuse: bool = False, progress=None) -> dict:
         """Loads the session's data through its task; returns the preview's updates. reuse: a page reloading takes
-        the last check of the same data in this app (checking decodes every file: slow for large data)."""
+        the last check of the same data in this app (checking decodes every file: slow for large data). progress:
+        the handler's gr.Progress, told what takes a while."""
+        say = (lambda words: progress(None, desc=words)) if progress is not None else None
+        if say:
+            say(tr("Reading the data…", state["lang"]))
         lang, draft = state["lang"], state["recipe"]
         if not draft["data"].get("path"):
             return self.nothing(state)
@@ -216,7 +221,7 @@ class DataTab:
         figure = (charts.counts_figure(data.report.to_dict(), lang) if task.classes and len(data.classes) > 1
                   else charts.empty_figure(""))
         return {self.status: text, self.counts: figure, **self.hide_previews(),
-                **self.ctx.panel_for(draft["task"]).show_preview(data, draft, self.ctx.workspace, lang),
+                **self.ctx.panel_for(draft["task"]).show_preview(data, draft, self.ctx.workspace, lang, say),
                 self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
     def use_path(self, state, task_name, path, columns: dict | None = None):
@@ -250,7 +255,7 @@ class DataTab:
                                     label=tr(own[key].words, state["lang"]))
         return out
 
-    def use_file(self, state, task_name, path) -> dict:
+    def use_file(self, state, task_name, path, progress=None) -> dict:
         """Points the recipe at a file or folder; a table's columns are guessed only from their names. Returns
         the column pickers' and the check's updates."""
         task = tasks.get(task_name)
@@ -266,14 +271,14 @@ class DataTab:
                          columns=", ".join(columns))
             state.update(data_kind=None, data_error=message, data_note=tr("needs attention", lang))
             return {**self.show_pickers(state), **self.nothing(state, message)}
-        return {**self.show_pickers(state), **self.check(state)}
+        return {**self.show_pickers(state), **self.check(state, progress=progress)}
 
-    def on_example(self, index, state):
+    def on_example(self, index, state, progress=gr.Progress()):
         task_name, example = self.examples[index]
-        checked = self.use_file(state, task_name, example.path)
+        checked = self.use_file(state, task_name, example.path, progress)
         return {**self.show_task(state), **checked}
 
-    def on_upload(self, file, state):
+    def on_upload(self, file, state, progress=gr.Progress()):
         if not file:
             return {}
         try:
@@ -283,7 +288,7 @@ class DataTab:
             gr.Warning(tr("The upload could not be stored in the workspace ({why}).", state["lang"],
                           why=exc.strerror or type(exc).__name__))
             return {}
-        checked = self.use_file(state, task_for(stored, state["recipe"]["task"]), stored)
+        checked = self.use_file(state, task_for(stored, state["recipe"]["task"]), stored, progress)
         return {**self.show_task(state), **checked}
 
     def cleared(self, state) -> dict:

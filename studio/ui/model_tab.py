@@ -34,7 +34,7 @@ def memory_words(entry: catalog.CatalogEntry, lang: str) -> tuple[str, str]:
     if needs is None:
         return "", ""
     fits = needs["here"] <= needs["have"]
-    short = tr("fits this machine", lang) if fits else tr("too big for this machine", lang)
+    short = tr("fits this machine's memory", lang) if fits else tr("too big for this machine's memory", lang)
     per = ", ".join(f"{tr(words, lang)} ~{gb:g} GB" for words, gb in needs["gpu"])
     detail = tr("Training memory on a GPU: {per}.", lang, per=per)
     here = (tr("The usual strategy fits this machine ({here} of {have} GB).", lang, here=f"{needs['here']:g}",

@@ -71,6 +71,11 @@ def build(ctx, tab) -> None:
     bars = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="topk-plot", render=False)
     ctx.shared["answer"] = [answer, bars]
 
+    def no_answer(state) -> dict:
+        """The answer cleared while the input changes: it was computed for what stood there before."""
+        return {answer: tr("Press Enter or Predict for an answer.", state["lang"]), bars: charts.empty_figure("")}
+    ctx.shared["no_answer"] = no_answer
+
     def run_predict(run_id, value, state) -> dict:
         lang = state["lang"]
         if not run_id:
@@ -89,13 +94,17 @@ def build(ctx, tab) -> None:
         return {answer: answer_markdown(result, lang), bars: chart}
 
     with gr.Row():
-        with gr.Column():
+        with gr.Column():  # inputs whose answer is the shared one, shown beside them
             for panel in ctx.all_panels():
-                panel.build_playground(ctx, run, run_predict)
+                if panel.answers_shared:
+                    panel.build_playground(ctx, run, run_predict)
             predict_button = gr.Button("Predict", variant="primary", elem_id="predict", visible=False)
         with gr.Column():
             answer.render()
             bars.render()
+    for panel in ctx.all_panels():  # a playground with answers of its own (a chat) takes the whole width
+        if not panel.answers_shared:
+            panel.build_playground(ctx, run, run_predict)
     ctx.nav("evaluate", "runs")
     parts = [c for panel in ctx.all_panels() for c in panel.playground]
 

@@ -124,7 +124,8 @@ def build(ctx, tab) -> None:
     def refresh(state, seen, force=False) -> dict:
         lang, run_id = state["lang"], state["run_id"]
         if not run_id:
-            return {heading: "", message: tr("No run yet: choose data and press Start.", lang), progress: _bar(0, ""),
+            return {start: gr.update(interactive=True), heading: "",
+                    message: tr("No run yet: choose data and press Start.", lang), progress: _bar(0, ""),
                     loss_plot: charts.loss_figure([], lang), accuracy_plot: charts.metrics_figure([], (), lang),
                     log: "", timer: gr.Timer(active=False), view: {}}
         run = ctx.run(run_id)
@@ -141,15 +142,17 @@ def build(ctx, tab) -> None:
         replaying = shown < latest
         stopping = run.cancel_requested() and status.get("status") in ACTIVE
         drawn = (run_id, status.get("status"), status.get("position"), len(events), shown, stopping)
-        out = {timer: gr.Timer(REPLAY_TICK_S if replaying else TICK_S,
-                               active=status.get("status") in ACTIVE or replaying),
+        training = status.get("status") in ACTIVE
+        out = {timer: gr.Timer(REPLAY_TICK_S if replaying else TICK_S, active=training or replaying),
                view: {"run": run_id, "shown": shown, "drawn": drawn}}
         if not force and not fresh and seen.get("drawn") == drawn:
             return out  # nothing new: no redraw for the browser to do
         visible = revealed(events, shown)
         name = sessions.run_name({**status, "id": run_id}, lang)
         curves = ctx.task_of(status).curves
-        return {**out, heading: f"**{tr('Run', lang)}:** {name} <span class='hint'>({run_id})</span>",
+        # Start stays greyed while this session's run trains: a second one would only wait behind it
+        return {**out, start: gr.update(interactive=not training),
+                heading: f"**{tr('Run', lang)}:** {name} <span class='hint'>({run_id})</span>",
                 message: run_message(status, lang, stopping),
                 progress: progress_html(status, visible if replaying else events, lang, stopping),
                 loss_plot: charts.loss_figure(visible, lang),
@@ -174,7 +177,7 @@ def build(ctx, tab) -> None:
         ctx.jobs.cancel(run_id)
         return {message: ""}
 
-    outputs = [heading, message, progress, loss_plot, accuracy_plot, log, timer, view]
+    outputs = [start, heading, message, progress, loss_plot, accuracy_plot, log, timer, view]
     started = ctx.on(start.click, on_start, [ctx.session], [message, ctx.session, ctx.summary])
     ctx.on(started.success, lambda state: refresh(state, {}, force=True), [ctx.session], outputs)
     stopped = ctx.on(stop.click, on_stop, [ctx.session], [message])

@@ -112,10 +112,11 @@ class InstructionTuning(Task):
         return chat_data.load(spec, seed)
 
     def preview(self, data, model: str, models_dir: Path, max_length: int | None = None,
-                train_on_prompt: bool = False, trust_remote_code: bool = False) -> dict:
+                train_on_prompt: bool = False, trust_remote_code: bool = False, log=None) -> dict:
         """The Data tab's view of checked data through the model's tokenizer and chat template (plain data:
-        pieces of text marked learnt or not, token lengths, counts); see tokens.preview."""
-        source = causal_lm.resolve(model, self.name, models_dir)
+        pieces of text marked learnt or not, token lengths, counts); see tokens.preview. log(words): what takes a
+        while (a packaged model converted once for the workspace)."""
+        source = causal_lm.resolve(model, self.name, models_dir, log or (lambda message: None))
         tokenizer, note = causal_lm.load_tokenizer(source.path, self.name, trust_remote_code)
         fmt = ChatFormat(tokenizer, max_length or self.data_defaults["max_length"], train_on_prompt)
         return {**tokens_preview(data.train_items + data.val_items, data.form, fmt), "template_note": note,

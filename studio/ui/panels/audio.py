@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
 from studio.engine.data.audio import clip_info, duration_words, inspect_clip
 from studio.runfolder import EXAMPLES, RunFolder
 from studio.ui import charts
 from studio.ui.i18n import tr
 from studio.tasks.classification.report import copied
+from studio.ui.panels.base import MISTAKE_WIDTHS, mistakes_update
 from studio.ui.panels.classification import ClassificationPanel
 
 PLAYERS = 8  # clips shown on the Data tab, shared among the classes
@@ -50,7 +50,7 @@ class AudioPanel(ClassificationPanel):
             self.players = [_player(f"audio-preview-{n}") for n in range(PLAYERS)]
         self.preview = [self.summary, self.lengths, *self.players]
 
-    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> dict:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en", say=None) -> dict:
         durations: dict[str, list[float]] = {name: [] for name in data.classes}
         for item, label in zip(data.train_items + data.val_items, data.train_labels + data.val_labels):
             durations[data.classes[label]].append(_seconds(item))
@@ -72,6 +72,7 @@ class AudioPanel(ClassificationPanel):
         with gr.Row():
             self.mistake_players = [_player(f"audio-mistake-{n}") for n in range(MISTAKE_PLAYERS)]
         self.mistakes_table = gr.Dataframe(label="Misclassified validation clips", interactive=False, visible=False,
+                                           column_widths=MISTAKE_WIDTHS,
                                            elem_id="audio-mistakes-table")
         self.mistakes = [*self.mistake_players, self.mistakes_table]
 
@@ -87,10 +88,7 @@ class AudioPanel(ClassificationPanel):
                     predicted=w["predicted"], confidence=f"{w['confidence']:.0%}"))
             else:
                 out[player] = gr.update(value=None, visible=False)
-        columns = [tr(c, lang) for c in ("clip", "true", "predicted", "confidence")]
-        rows = pd.DataFrame([dict(zip(columns, (Path(str(w["input"])).name, w["true"], w["predicted"],
-                                                f"{w['confidence']:.0%}"))) for w in wrong], columns=columns)
-        out[self.mistakes_table] = gr.update(value=rows, visible=not rows.empty)
+        out[self.mistakes_table] = mistakes_update(report, "clip", lambda item: Path(str(item)).name, lang)
         return out
 
     # -- Playground tab -------------------------------------------------------------------------------------------

@@ -12,10 +12,23 @@ import pandas as pd
 from studio.ui.i18n import tr
 
 SAMPLE_CHARS = 300
+# mistakes tables: the true and predicted class and the confidence first, narrow; the example takes the rest
+MISTAKE_COLUMNS = ("true", "predicted", "confidence")
+MISTAKE_WIDTHS = ["15%", "15%", "12%", "58%"]
 
 
 def hidden(components: list) -> dict:
     return {c: gr.update(visible=False) for c in components}
+
+
+def mistakes_update(report: dict, noun: str, shown, lang: str) -> dict:
+    """The update of a mistakes table: the true and predicted class and the confidence first, then the example
+    (`noun` names its column; shown(input) is what the cell says)."""
+    wrong = report.get("misclassified", [])
+    columns = [tr(c, lang) for c in (*MISTAKE_COLUMNS, noun)]
+    rows = pd.DataFrame([[w["true"], w["predicted"], f"{w['confidence']:.0%}", shown(w["input"])] for w in wrong],
+                        columns=columns)
+    return gr.update(value=rows, visible=not rows.empty)
 
 
 class GenericResults:
@@ -44,11 +57,11 @@ class Panel:
     def __init__(self, results):
         self.results = results
 
-    # -- Data tab: a preview of checked data ------------------------------------------------------------------------
+    # -- Data tab: a preview of checked data (say(words): what is being done, when it takes a while) --------------
     def build_preview(self) -> None:
         self.preview = [gr.Dataframe(label="Sample rows", visible=False, wrap=True, elem_id="generic-rows")]
 
-    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> dict:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en", say=None) -> dict:
         items = list(getattr(data, "train_items", []))[:10]
         labels = getattr(data, "train_labels", None)
         classes = getattr(data, "classes", None)
@@ -63,14 +76,10 @@ class Panel:
     # -- Evaluate tab: what the model got wrong -----------------------------------------------------------------------
     def build_mistakes(self) -> None:
         self.mistakes = [gr.Dataframe(label="Misclassified validation examples", interactive=False, visible=False,
-                                      wrap=True, elem_id="generic-mistakes")]
+                                      wrap=True, elem_id="generic-mistakes", column_widths=MISTAKE_WIDTHS)]
 
     def show_mistakes(self, report: dict, run_dir, lang: str) -> dict:
-        wrong = report.get("misclassified", [])
-        columns = [tr(c, lang) for c in ("example", "true", "predicted", "confidence")]
-        rows = pd.DataFrame([dict(zip(columns, (str(w["input"])[:SAMPLE_CHARS], w["true"], w["predicted"],
-                                                f"{w['confidence']:.0%}"))) for w in wrong], columns=columns)
-        return {self.mistakes[0]: gr.update(value=rows, visible=not rows.empty)}
+        return {self.mistakes[0]: mistakes_update(report, "example", lambda item: str(item)[:SAMPLE_CHARS], lang)}
 
     def hide_mistakes(self) -> dict:
         return hidden(self.mistakes)

@@ -20,6 +20,7 @@ from studio.errors import first_line
 from studio.families.base import ModelInfo
 from studio.runfolder import model_folder
 from studio.tasks.instruction.model import load as load_chat
+from studio.ui.i18n import tr
 from studio.ui.panels.base import Panel
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,15 @@ def stats_markdown(data, view: dict | None) -> str:
 
 # -- Evaluate tab ----------------------------------------------------------------------------------------------------
 
-def samples_table(report: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"prompt": s["prompt"], "reference": s["reference"], "base model": s["base_answer"],
-                          "tuned model": s["tuned_answer"], "ROUGE-L tuned": round(s["similarity"], 2),
-                          "ROUGE-L base": round(s.get("base_similarity", 0.0), 2)} for s in report.get("samples", [])],
-                        columns=["prompt", "reference", "base model", "tuned model", "ROUGE-L tuned", "ROUGE-L base"])
+SAMPLE_COLUMNS = ["prompt", "tuned model", "base model", "ROUGE-L tuned", "ROUGE-L base", "reference"]
+SAMPLE_WIDTHS = ["18%", "25%", "25%", "8%", "8%", "16%"]  # the answers, the point of the demo, get the room
+
+
+def samples_table(report: dict, lang: str = "en") -> pd.DataFrame:
+    """The held-out prompts: the tuned and base answers and how close each is to the reference, first."""
+    rows = [[s["prompt"], s["tuned_answer"], s["base_answer"], round(s["similarity"], 2),
+             round(s.get("base_similarity", 0.0), 2), s["reference"]] for s in report.get("samples", [])]
+    return pd.DataFrame(rows, columns=[tr(c, lang) for c in SAMPLE_COLUMNS])
 
 
 def results_markdown(report: dict, status: dict) -> str:
@@ -133,12 +138,13 @@ class ChatResults:
     def build(self) -> None:
         self.metrics = gr.Markdown(visible=False, elem_id="chat-metrics")
         self.samples = gr.Dataframe(label="Held-out prompts: reference, base and tuned answers (greedy)",
-                                    interactive=False, wrap=True, visible=False, elem_id="chat-samples")
+                                    interactive=False, wrap=True, visible=False, elem_id="chat-samples",
+                                    column_widths=SAMPLE_WIDTHS)
         self.components = [self.metrics, self.samples]
 
     def show(self, report: dict, status: dict, lang: str) -> dict:  # the figures' words are English for now
         return {self.metrics: gr.update(value=results_markdown(report, status), visible=True),
-                self.samples: gr.update(value=samples_table(report), visible=bool(report.get("samples")))}
+                self.samples: gr.update(value=samples_table(report, lang), visible=bool(report.get("samples")))}
 
 
 # -- the panel -------------------------------------------------------------------------------------------------------
@@ -153,14 +159,14 @@ class ChatPanel(Panel):
         self.lengths = gr.Plot(visible=False, show_label=False, elem_id="chat-lengths")
         self.preview = [self.stats, self.examples_html, self.lengths]
 
-    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> dict:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en", say=None) -> dict:
         """With the session's model (and the workspace, where packaged models are converted), the examples go
         through its tokenizer and chat template; without, the conversations are shown as they were read."""
         view = None
         model, max_length = draft.get("model"), draft["data"].get("max_length")
         if model:
             try:
-                view = tasks.get(draft["task"]).preview(data, model, workspace.models_dir, max_length)
+                view = tasks.get(draft["task"]).preview(data, model, workspace.models_dir, max_length, log=say)
             except Exception as exc:  # a model that cannot be read is said on the Model tab; here it only hides
                 log.info("no chat-template preview for %s: %s", model, exc)
         if view:
@@ -245,10 +251,10 @@ class ChatPanel(Panel):
 
         inputs = [run_dir, page, message, tuned, base, system, temperature, top_p, max_new]
         outputs = [tuned, base, message, note]
-        sent = [send.click(on_send, inputs, outputs), message.submit(on_send, inputs, outputs)]
-        stop.click(stops.stop, page, None, cancels=sent)
-        clear.click(lambda: {tuned: [], base: [], note: ""}, None, [tuned, base, note])
-        examples.input(lambda text: {message: text}, examples, [message])
+        sent = [ctx.on(send.click, on_send, inputs, outputs), ctx.on(message.submit, on_send, inputs, outputs)]
+        ctx.on(stop.click, stops.stop, [page], None, cancels=sent)
+        ctx.on(clear.click, lambda: {tuned: [], base: [], note: ""}, None, [tuned, base, note])
+        ctx.on(examples.input, lambda text: {message: text}, [examples], [message])
         self.input = message
         self._parts = dict(box=box, run_dir=run_dir, system=system, examples=examples, tuned=tuned, base=base)
         self.playground = [box, system, examples, tuned, base]

@@ -30,7 +30,7 @@ class ImagePanel(ClassificationPanel):
                                   visible=False, elem_id="data-gallery")
         self.preview = [self.gallery]
 
-    def show_preview(self, data, draft: dict, workspace, lang: str = "en") -> dict:
+    def show_preview(self, data, draft: dict, workspace, lang: str = "en", say=None) -> dict:
         thumbs = []
         for index, name in enumerate(data.classes):
             items = [item for item, label in zip(data.train_items, data.train_labels) if label == index]

@@ -1,0 +1,170 @@
+"""What a new user tripped over in the browser, preparing a demo (the demo's second pass), at 1280 px: tables whose
+deciding columns were off screen, the Data tab showing the previous task's data, actions offered that cannot work,
+gradio's footer, Enter in the text Playground, the Start button while a run trains, a cramped chat Playground, and a
+text key read out by screen readers."""
+import csv
+import json
+import re
+
+import pytest
+
+from browser_helpers import choose_example, shot, tab, wait_text
+from helpers import tiny_llama_folder, write_text_csv
+from studio.recipe import DataSpec, Recipe, TrainSpec
+from studio.run.jobs import JobManager
+from studio.workspace import Workspace
+
+pytestmark = pytest.mark.browser
+WIDTH = 1280
+RIGHTMOST_JS = """sel => { const ths = [...document.querySelectorAll(`${sel} th`)].filter(t => t.offsetParent);
+                      return ths.length ? Math.max(...ths.map(t => t.getBoundingClientRect().right)) : -1; }"""
+
+
+@pytest.fixture(scope="module")
+def runs(workspace, tmp_path_factory):
+    """A text classifier with long texts, a chat model trained with a system prompt, and an EfficientNet-Lite0
+    feature-extraction run, trained in the page's workspace: {"text": id, "chat": id, "image": id}."""
+    from studio.assets import SHAPES_DIR
+    folder = tmp_path_factory.mktemp("second-pass")
+    texts = write_text_csv(folder / "topics.csv", per_class=10)
+    chat = folder / "chat.csv"
+    with open(chat, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["system", "prompt", "response"])
+        for i in range(16):
+            writer.writerow(["You are the Kettlebird help desk.", f"how do I reset my password {i}",
+                             f"Hello! please reset your password {i % 3}"])
+    llama = tiny_llama_folder(folder / "tiny-llama")
+    manager = JobManager(Workspace(workspace), in_process=True)
+    recipes = {"text": Recipe(task="text-classification", model="all-minilm-l6-v2", data=DataSpec(path=texts)),
+               "chat": Recipe(task="instruction-tuning", model=llama,
+                              data=DataSpec(path=str(chat), max_length=96, system_column="system"),
+                              train=TrainSpec(epochs=1, batch_size=4)),
+               "image": Recipe(model="efficientnet-lite0", data=DataSpec(path=str(SHAPES_DIR)))}
+    out = {}
+    for name, recipe in recipes.items():
+        job = manager.start(recipe)
+        assert job.wait(600) and job.status["status"] == "completed", job.status
+        out[name] = job.run_id
+    return out
+
+
+@pytest.fixture()
+def small(page):
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+    return page
+
+
+def pick(page, selector: str, run_id: str) -> None:
+    """Chooses a run in a run picker by its id."""
+    page.locator(f"{selector} input").click()
+    page.get_by_role("option").filter(has_text=run_id).first.click()
+
+
+def test_every_table_shows_its_deciding_columns_in_a_1280px_window(small, url, runs):
+    page = small
+    page.goto(url)
+    page.get_by_label("Text (messages, reviews, tickets)").check()
+    choose_example(page, "helpdesk")
+    assert 0 < page.evaluate(RIGHTMOST_JS, "#data-rows") <= WIDTH
+    assert page.locator("#data-rows th").first.inner_text().strip().lower() == "label"
+    tab(page, "Evaluate")
+    pick(page, "#evaluate-run", runs["text"])
+    wait_text(page, "#metrics", "validation examples", timeout=60)
+    if page.locator("#mistakes-table th").count():
+        assert 0 < page.evaluate(RIGHTMOST_JS, "#mistakes-table") <= WIDTH
+        assert page.locator("#mistakes-table th").first.inner_text().strip() == "true"
+    pick(page, "#evaluate-run", runs["chat"])
+    wait_text(page, "#chat-metrics", "perplexity", timeout=60)
+    headers = [h.inner_text().strip() for h in page.locator("#chat-samples th").all()]
+    assert headers[:3] == ["prompt", "tuned model", "base model"], headers
+    assert 0 < page.evaluate(RIGHTMOST_JS, "#chat-samples") <= WIDTH
+    shot(page, "second-pass-chat-evaluate-1280")
+
+
+def test_a_task_switch_leaves_no_data_of_the_previous_task(small, url):
+    page = small
+    page.goto(url)
+    choose_example(page, "shapes")
+    assert page.locator("#data-gallery").is_visible()
+    tab(page, "Model")
+    page.get_by_label("Text (messages, reviews, tickets)").check()
+    wait_text(page, "#summary", "not chosen yet", timeout=30)
+    tab(page, "Data")
+    wait_text(page, "#data-status", "No data yet", timeout=30)
+    assert not page.locator("#data-gallery").is_visible()
+
+
+def test_runs_offer_only_what_they_can_do_and_say_why(small, url, runs):
+    page = small
+    page.goto(url)
+    tab(page, "Runs")
+    pick(page, "#runs-run", runs["chat"])
+    page.locator("#compare-full").wait_for(state="visible")
+    assert not page.locator("#compare-scratch").is_visible()  # a chat model has no scratch baseline
+    pick(page, "#runs-run", runs["image"])
+    page.locator("#compare-scratch").wait_for(state="visible")
+    page.get_by_text("Export the model").click()
+    wait_text(page, "#export-refused", "not a Hugging Face model", timeout=30)  # no transformers export, and why
+    assert "Transformers" not in page.locator("#export-format").inner_text()
+    tab(page, "Evaluate")
+    pick(page, "#evaluate-run", runs["chat"])
+    wait_text(page, "#chat-metrics", "perplexity", timeout=60)
+    assert "scratch" not in page.locator("#evaluate-compare-hint").inner_text().lower()
+
+
+def test_no_gradio_footer_nor_api_page(small, url):
+    page = small
+    page.goto(url)
+    tab(page, "Model")
+    assert page.locator("footer a").count() == 0
+    assert not page.locator("text=Use via API").count() and not page.locator("text=Built with Gradio").count()
+    info = json.loads(page.evaluate("fetch('/gradio_api/info').then(r => r.text())"))
+    assert not info.get("named_endpoints") and not info.get("unnamed_endpoints"), info
+
+
+def test_enter_predicts_and_a_changed_text_drops_its_old_answer(small, url, runs):
+    page = small
+    page.goto(url)
+    tab(page, "Playground")
+    pick(page, "#playground-run", runs["text"])
+    box = page.locator("#playground-text textarea")
+    box.fill("the match and the goal of the team")
+    box.press("Enter")
+    wait_text(page, "#prediction", "sports|food|tech", timeout=60)
+    box.press("End")
+    box.type(" and more")
+    wait_text(page, "#prediction", "Press Enter", timeout=30)  # the old answer is gone with the old text
+
+
+def test_start_is_greyed_while_a_run_trains(small, url):
+    page = small
+    page.goto(url)
+    choose_example(page, "shapes")
+    tab(page, "Train")
+    page.locator("#start").click()
+    page.wait_for_function("document.querySelector('#start').disabled === true", timeout=30_000)
+    wait_text(page, "#progress", "Finished", timeout=180)
+    page.wait_for_function("document.querySelector('#start').disabled === false", timeout=30_000)
+
+
+def test_the_chat_playground_takes_the_width_and_shows_the_training_system_prompt(small, url, runs):
+    page = small
+    page.goto(url)
+    tab(page, "Playground")
+    pick(page, "#playground-run", runs["chat"])
+    page.locator("#chat-tuned").wait_for(state="visible")
+    tuned, base = page.locator("#chat-tuned").bounding_box(), page.locator("#chat-base").bounding_box()
+    assert base["x"] + base["width"] - tuned["x"] > 0.8 * WIDTH  # side by side across the page
+    page.wait_for_function("document.querySelector('#chat-system textarea').value.includes('Kettlebird')")
+    shot(page, "second-pass-chat-playground-1280")
+
+
+def test_no_text_key_reaches_the_page(small, url):
+    page = small
+    page.goto(url)
+    choose_example(page, "shapes")
+    tab(page, "Strategy")
+    wait_text(page, "#recommendation", "Recommended", timeout=60)
+    text = page.evaluate("document.body.innerText")
+    assert not re.search(r"\b(common|errors|upload_text)\.[a-z_]+\b", text), re.findall(r"\bcommon\.[a-z_]+", text)
