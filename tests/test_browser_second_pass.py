@@ -23,7 +23,7 @@ RIGHTMOST_JS = """sel => { const ths = [...document.querySelectorAll(`${sel} th`
 @pytest.fixture(scope="module")
 def runs(workspace, tmp_path_factory):
     """A text classifier with long texts, a chat model trained with a system prompt, and an EfficientNet-Lite0
-    feature-extraction run, trained in the page's workspace: {"text": id, "chat": id, "image": id}."""
+    feature-extraction run, trained in the page's workspace: {"text": "text", ...}, the keys pick() knows."""
     from studio.assets import SHAPES_DIR
     folder = tmp_path_factory.mktemp("second-pass")
     texts = write_text_csv(folder / "topics.csv", per_class=10)
@@ -38,14 +38,15 @@ def runs(workspace, tmp_path_factory):
     manager = JobManager(Workspace(workspace), in_process=True)
     recipes = {"text": Recipe(task="text-classification", model="all-minilm-l6-v2", data=DataSpec(path=texts)),
                "chat": Recipe(task="instruction-tuning", model=llama,
-                              data=DataSpec(path=str(chat), max_length=96, system_column="system"),
+                              data=DataSpec(path=str(chat), max_length=96, prompt_column="prompt",
+                                           response_column="response", system_column="system"),
                               train=TrainSpec(epochs=1, batch_size=4)),
                "image": Recipe(model="efficientnet-lite0", data=DataSpec(path=str(SHAPES_DIR)))}
     out = {}
     for name, recipe in recipes.items():
         job = manager.start(recipe)
         assert job.wait(600) and job.status["status"] == "completed", job.status
-        out[name] = job.run_id
+        out[name] = name
     return out
 
 
@@ -55,10 +56,11 @@ def small(page):
     return page
 
 
-def pick(page, selector: str, run_id: str) -> None:
-    """Chooses a run in a run picker by its id."""
+def pick(page, selector: str, which: str) -> None:
+    """Chooses a run in a run picker: the one named after its data (a picker names runs as people do)."""
+    data = {"text": "topics", "chat": "chat", "image": "shapes"}[which]
     page.locator(f"{selector} input").click()
-    page.get_by_role("option").filter(has_text=run_id).first.click()
+    page.get_by_role("option").filter(has_text=f"{data} · ").first.click()
 
 
 def test_every_table_shows_its_deciding_columns_in_a_1280px_window(small, url, runs):
@@ -86,7 +88,7 @@ def test_a_task_switch_leaves_no_data_of_the_previous_task(small, url):
     page = small
     page.goto(url)
     choose_example(page, "shapes")
-    assert page.locator("#data-gallery").is_visible()
+    page.locator("#data-gallery").wait_for(state="visible")
     tab(page, "Model")
     page.get_by_label("Text (messages, reviews, tickets)").check()
     wait_text(page, "#summary", "not chosen yet", timeout=30)

@@ -47,7 +47,9 @@ def table_texts() -> set[str]:
     for option in strategy_tab.all_options().values():
         out |= {option.words} | ({option.info} if option.info else set())
     out |= set(strategy_tab.FIELD_WORDS.values())
-    out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS)
+    from studio.ui.panels import base, chat
+    out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS) | set(chat.SAMPLE_COLUMNS)
+    out |= set(base.MISTAKE_COLUMNS) | {"example", "clip", "text"}
     out |= {f"best {m.words}" for name in tasks.names() for m in tasks.get(name).curves}
     return out | set(ACTIVE) | set(FINISHED) | {"small", "medium", "large", "whole number", "number"}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import logging
 import threading
-import uuid
 from collections import OrderedDict
 from pathlib import Path
 
@@ -188,7 +187,7 @@ class ChatPanel(Panel):
 
     def build_playground(self, ctx, run, predict) -> None:
         stops = Stops()
-        run_dir, page = gr.State(None), gr.State(lambda: uuid.uuid4().hex)  # page: this page's Stop button
+        run_dir = gr.State(None)
         with gr.Group(visible=False) as box:
             system = gr.Textbox(label="System prompt (the one used in training)", lines=2,
                                 elem_id="chat-system")
@@ -245,19 +244,25 @@ class ChatPanel(Panel):
                 stops.end(key)
             yield histories["tuned"], histories["base"], ""
 
-        def on_send(*values):
-            for tuned_now, base_now, said in answers(*values):
+        # A page's connection (its session hash) is the key its Stop button and its generation share.
+        def on_send(folder, text, tuned_history, base_history, system_prompt, temp, p, limit,
+                    request: gr.Request):
+            for tuned_now, base_now, said in answers(folder, request.session_hash, text, tuned_history,
+                                                     base_history, system_prompt, temp, p, limit):
                 yield {tuned: tuned_now, base: base_now, message: "", note: said}
 
-        inputs = [run_dir, page, message, tuned, base, system, temperature, top_p, max_new]
+        def on_stop(request: gr.Request):
+            stops.stop(request.session_hash)
+
+        inputs = [run_dir, message, tuned, base, system, temperature, top_p, max_new]
         outputs = [tuned, base, message, note]
         sent = [ctx.on(send.click, on_send, inputs, outputs), ctx.on(message.submit, on_send, inputs, outputs)]
-        ctx.on(stop.click, stops.stop, [page], None, cancels=sent)
+        ctx.on(stop.click, on_stop, None, None, cancels=sent)
         ctx.on(clear.click, lambda: {tuned: [], base: [], note: ""}, None, [tuned, base, note])
         ctx.on(examples.input, lambda text: {message: text}, [examples], [message])
         self.input = message
         self._parts = dict(box=box, run_dir=run_dir, system=system, examples=examples, tuned=tuned, base=base)
-        self.playground = [box, system, examples, tuned, base]
+        self.playground = [box, run_dir, system, examples, tuned, base]
 
     def show_playground(self, examples: list, run_dir) -> dict:
         """examples: the run's held-out prompts."""
