@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from studio.recipe import DataSpec, Recipe, TrainSpec
 
 WORDS = {
@@ -142,3 +144,13 @@ def write_chat_csv(path, rows: int = 24) -> str:
         for i in range(rows):
             writer.writerow([f"how do I reset my password {i}", f"Hello! please reset your password {i % 3}"])
     return str(path)
+
+
+def wait_for(predicate, timeout=180, what="the condition"):
+    """Polls until predicate() is true; fails the test after timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")

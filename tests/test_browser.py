@@ -304,7 +304,7 @@ def test_a_second_start_waits_in_a_visible_queue(page, browser, url):
     wait_text(page, "#progress", "Step|Reading", timeout=60)
     tab(other, "Train")
     other.locator("#start").click()
-    wait_text(other, "#progress", "Waiting in the queue \\(1 run\\(s\\) ahead", timeout=30)
+    wait_text(other, "#progress", "Waiting for this machine.s CPU: 1 run from this workspace, then yours", timeout=30)
     shot(other, "queue-waiting")
     page.locator("#stop").click()
     wait_text(page, "#progress", "Stopped", timeout=30)

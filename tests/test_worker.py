@@ -7,12 +7,11 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import make_recipe
+from helpers import make_recipe, wait_for
 from studio.run.jobs import JobManager
 from studio.runfolder import RunFolder
 from studio.workspace import Workspace
@@ -29,15 +28,6 @@ def studio(*args, env=None, timeout=300):
 def plugin_env(*modules) -> dict:
     return {"STUDIO_PLUGINS": ",".join(modules),
             "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-
-
-def wait_for(predicate, timeout=180, what="the condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def first_step(run: RunFolder) -> bool:
@@ -95,6 +85,7 @@ def test_runs_queue_across_workspaces_and_a_killed_worker_does_not_jam_the_queue
     second = JobManager(Workspace(tmp_path / "b")).start(make_recipe("text", tiny_bert, text_csv, "full"))
     wait_for(lambda: second.status.get("position") == 1, 60, "the second run to report its place")
     assert second.status["status"] == "queued" and not first_step(second.run)
+    assert (second.status["ahead_elsewhere"], second.status["ahead_here"], second.status["device"]) == (1, 0, "cpu")
     os.kill(first.status["pid"], signal.SIGKILL)
     assert second.wait(300) and second.status["status"] == "completed", second.status
     wait_for(lambda: first.status["status"] == "interrupted", 30, "the killed run to be marked")

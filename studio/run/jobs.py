@@ -19,7 +19,7 @@ from pathlib import Path
 from studio import recipe as recipes
 from studio import tasks
 from studio.recipe import Recipe, RecipeError
-from studio.run import device_locks, worker
+from studio.run import admission, worker
 from studio.runfolder import ACTIVE, FINISHED, RECIPE, RESUMABLE, EventWriter, RunFolder, mark_interrupted
 from studio.workspace import Workspace
 
@@ -131,7 +131,7 @@ class JobManager:
         self.jobs[job.run_id] = job
         if callbacks and not self.in_process:
             raise ValueError("loop callbacks run only in-process (JobManager(in_process=True))")
-        device_locks.take_ticket(job.run_id)  # before the worker starts: the queue keeps start order
+        admission.take_ticket(job.run.path)  # before the worker starts: the queue keeps start order
         if self.in_process:
             self._queue.put((job, list(callbacks), resume))
             return job

@@ -29,7 +29,7 @@ from studio.engine.device import devices_found, pick_device
 from studio.engine.distributed import Distributed
 from studio.engine.loop import Cancelled
 from studio.errors import UserError
-from studio.run import device_locks
+from studio.run import admission
 from studio.run.runner import execute, explain, out_of_memory, with_retries
 from studio.runfolder import CANCEL, ERROR_LOG, RECIPE, WORKER_LOG, EventWriter, NullWriter, RunFolder, identity
 from studio.workspace import Workspace, confine_caches
@@ -96,8 +96,8 @@ def train(run: RunFolder, resume: bool, cancel: threading.Event, callbacks: list
         kind, count, available = device_plan(recipe)
         if callbacks and count > 1:
             raise UserError("Loop callbacks run in this process only; train.devices must be 1 to use them.")
-        got = device_locks.wait_for_devices(run.id, kind, count, available, cancel,
-                                            lambda ahead: events.set_status("queued", position=ahead))
+        got = admission.wait_for_devices(run.path, kind, count, available, cancel,
+                                         lambda place: events.set_status("queued", **place))
         if got is None:
             raise Cancelled()
         lock, first = got

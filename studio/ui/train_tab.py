@@ -34,13 +34,31 @@ def _bar(fraction: float, text: str) -> str:
             f"<p id='progress-text'>{text}</p>")
 
 
+def waiting_words(status: dict, lang: str) -> str:
+    """What a queued run waits for, from what admission wrote into its status: the runs ahead of it on its
+    device, from this workspace and from others, and the time the one training now has left."""
+    ahead = status.get("position", 0)
+    if not ahead:
+        return tr("Starting: waiting for its turn on the device.", lang)
+    here = status.get("ahead_here", 0)
+    elsewhere = status.get("ahead_elsewhere", ahead - here)
+    parts = [tr("1 run from this workspace", lang) if here == 1 else
+             tr("{n} runs from this workspace", lang, n=here) if here else "",
+             tr("1 run from another workspace", lang) if elsewhere == 1 else
+             tr("{n} runs from other workspaces", lang, n=elsewhere) if elsewhere else ""]
+    who = tr("{first} and {second}", lang, first=parts[0], second=parts[1]) if all(parts) else "".join(parts)
+    device = tr("this machine's GPU", lang) if status.get("device") in ("cuda", "mps") else tr("this machine's CPU", lang)
+    text = tr("Waiting for {device}: {who}, then yours. One run trains at a time on a device.", lang,
+              device=device, who=who)
+    if status.get("training_left_s") is not None:
+        text += " " + tr("The one training now has about {eta} left.", lang, eta=_clock(status["training_left_s"]))
+    return text
+
+
 def progress_html(status: dict, events: list[dict], lang: str, stopping: bool = False) -> str:
     state = status.get("status", "queued")
     if state == "queued":
-        ahead = status.get("position", 0)
-        where = tr("{n} run(s) ahead of it", lang, n=ahead) if ahead else tr("starting", lang)
-        return _bar(0, tr("Waiting in the queue ({where}). One run trains at a time on this device.", lang,
-                          where=where))
+        return _bar(0, waiting_words(status, lang))
     if state == "completed":
         metric = headline(status)
         score = (f": {tr(metric['words'], lang)} {metric['shown']}" if metric and metric["value"] is not None
