@@ -328,6 +328,8 @@ def test_feature_extraction_compared_with_training_from_scratch(page, url):
     wait_text(page, "#runs-recipe", "feature-extraction", timeout=30)
     page.locator("#compare-scratch").click()
     wait_text(page, "#runs-note", "Queued a run", timeout=30)
+    # the top bar keeps the draft's strategy apart from the latest run's (the scratch one)
+    wait_text(page, "#summary", "Strategy\\W+Feature extraction[^|]*\\|\\W+Latest run\\W+\\S+ \\(From scratch", timeout=30)
     page.wait_for_function(f"({TRACES_JS})('compare-accuracy-plot').length === 2", timeout=30000)
     page.wait_for_function(f"({TRACES_JS})('compare-accuracy-plot').every(n => n === 3)", timeout=400000,
                            polling=1000)

@@ -245,7 +245,7 @@ class RunsTab:
                 job = self.ctx.jobs.start(recipe)
             except recipes.RecipeError as exc:
                 return {self.note: f"**{tr('Cannot start the comparison.', lang)}** {exc}"}
-            sessions.add_run(state, job.run_id)
+            sessions.add_run(state, job.run_id, recipe)
             state["compare"] = [run_id, job.run_id]
             words = sessions.strategy_words(recipe.task, strategy, lang).lower()
             message = tr("Queued a run ({words}) with the same data and budget; both runs are compared above.", lang,
@@ -260,7 +260,7 @@ class RunsTab:
             job = self.ctx.jobs.resume(run_id)
         except (ResumeError, recipes.RecipeError, RunNotFound) as exc:
             return {self.note: f"**{tr('Cannot resume.', lang)}** {exc}"}
-        sessions.add_run(state, job.run_id)
+        sessions.add_run(state, job.run_id, job.recipe)
         return {self.note: tr("Run queued again: it continues from its last checkpoint. Follow it on the Train tab.",
                               lang),
                 self.ctx.session: state, self.resume: gr.update(visible=False),

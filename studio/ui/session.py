@@ -44,6 +44,7 @@ def new_session(previous: dict | None = None) -> dict:
         "data_error": None,  # why the last data was refused, repeated if Start is pressed anyway
         "train_counts": {},
         "run_id": None,
+        "run_strategy": None,  # the latest run's [task, strategy]: it may differ from the draft's (a comparison)
         "runs": [],  # every run this session started, oldest first
     }
 
@@ -88,8 +89,9 @@ def run_name(run: dict, lang: str = "en") -> str:
     return " · ".join(p for p in parts if p)
 
 
-def add_run(session: dict, run_id: str) -> None:
+def add_run(session: dict, run_id: str, recipe: recipes.Recipe) -> None:
     session["run_id"] = run_id
+    session["run_strategy"] = [recipe.task, recipe.strategy]
     session["runs"] = [*session.get("runs", []), run_id]
 
 
@@ -112,7 +114,11 @@ def summary(session: dict) -> str:
     draft = session["recipe"]
     task = tr(tasks.get(draft["task"]).title, lang).split(" (")[0]
     data = session["data_note"] or tr("not chosen yet", lang)
+    # The latest run is set apart from the draft: it may have another strategy (a comparison) or an older recipe.
     run = session["run_id"] or tr("none yet", lang)
+    if session["run_id"] and session.get("run_strategy"):
+        run += f" ({strategy_words(*session['run_strategy'], lang)})"
     return (f"**{tr('Task', lang)}** {task} &nbsp;·&nbsp; **{tr('Model', lang)}** {model_words(draft['model'])} "
             f"&nbsp;·&nbsp; **{tr('Data', lang)}** {data} &nbsp;·&nbsp; **{tr('Strategy', lang)}** "
-            f"{strategy_words(draft['task'], draft['strategy'], lang)} &nbsp;·&nbsp; **{tr('Run', lang)}** {run}")
+            f"{strategy_words(draft['task'], draft['strategy'], lang)} &nbsp;&nbsp;|&nbsp;&nbsp; "
+            f"**{tr('Latest run', lang)}** {run}")

@@ -92,8 +92,10 @@ def progress_html(status: dict, events: list[dict], lang: str, stopping: bool = 
         total=last["total_steps"], epoch=last["epoch"], speed=speed, eta=_clock(last["eta"])))
 
 
-def log_text(events: list[dict], lang: str) -> str:
-    lines = []
+def log_text(events: list[dict], lang: str, curves=()) -> str:
+    """The run's story in lines; curves: the task's Metrics, the first one named in each epoch's line (a chat run's
+    "accuracy" is its answer tokens predicted exactly, not a share of examples)."""
+    first, lines = (curves[0] if curves else None), []
     for e in events:
         if e["type"] == "log":
             lines.append(e["message"])
@@ -105,11 +107,11 @@ def log_text(events: list[dict], lang: str) -> str:
             lines.append(tr("Model: {trainable} of {total} learned numbers will change", lang,
                             trainable=f"{e['trainable']:,}", total=f"{e['total']:,}"))
         elif e["type"] == "epoch":
-            accuracy = (tr(", accuracy {value}", lang, value=f"{e['accuracy']:.1%}")
-                        if e.get("accuracy") is not None else "")
+            figure = (f", {tr(first.words, lang)} {first.format(e[first.key])}"
+                      if first is not None and e.get(first.key) is not None else "")
             lines.append(tr("Epoch {epoch}/{total}: training loss {train}, validation loss {val}", lang,
                             epoch=e["epoch"], total=e["total_epochs"], train=f"{e['train_loss']:.4f}",
-                            val=f"{e['val_loss']:.4f}") + accuracy)
+                            val=f"{e['val_loss']:.4f}") + figure)
         elif e["type"] == "status":
             line = f"{tr('Status', lang)}: {tr(e['status'], lang)}" + (f" — {e['error']}" if e.get("error") else "")
             if not lines or lines[-1] != line:  # the starter and the worker both say "queued"
@@ -175,7 +177,7 @@ def build(ctx, tab) -> None:
                 progress: progress_html(status, visible if replaying else events, lang, stopping),
                 loss_plot: charts.loss_figure(visible, lang),
                 accuracy_plot: charts.metrics_figure(visible, curves, lang),
-                log: log_text(events, lang)}
+                log: log_text(events, lang, curves)}
 
     def on_start(state):
         lang = state["lang"]
@@ -185,7 +187,7 @@ def build(ctx, tab) -> None:
         except recipes.RecipeError as exc:
             return {message: f"**{tr('Cannot start yet.', lang)}** {exc}", ctx.session: state,
                     ctx.summary: sessions.summary(state)}
-        sessions.add_run(state, job.run_id)
+        sessions.add_run(state, job.run_id, recipe)
         return {message: "", ctx.session: state, ctx.summary: sessions.summary(state)}
 
     def on_stop(state):
