@@ -21,15 +21,20 @@ def app(tmp_path_factory):
     return build_app(workspace, JobManager(workspace, in_process=True))
 
 
-def literal_calls() -> set[str]:
-    """The first argument of every tr("…") call in the UI's code."""
+def literal_calls(folder: Path = UI, function: str = "tr") -> set[str]:
+    """The first argument of every function("…") call in the folder's code."""
     found = set()
-    for path in UI.rglob("*.py"):
+    for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "tr" and node.args and \
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == function and node.args and \
                     isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 found.add(node.args[0].value)
     return found
+
+
+def engine_sentences() -> set[str]:
+    """The templates of every sentence the engine says to people (studio.words.said)."""
+    return literal_calls(UI.parent, "said")
 
 
 def table_texts() -> set[str]:
@@ -49,14 +54,15 @@ def table_texts() -> set[str]:
     out |= set(strategy_tab.FIELD_WORDS.values())
     from studio.ui.panels import base, chat
     out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS) | set(chat.SAMPLE_COLUMNS)
-    out |= set(base.MISTAKE_COLUMNS) | {"example", "clip", "text"}
+    from studio.ui import data_tab
+    out |= set(base.MISTAKE_COLUMNS) | {"example", "clip", "text", data_tab.NO_COLUMN}
     out |= {f"best {m.words}" for name in tasks.names() for m in tasks.get(name).curves}
     return out | set(ACTIVE) | set(FINISHED) | {"small", "medium", "large", "whole number", "number"}
 
 
 def all_texts(app) -> set[str]:
     page = app.studio_texts.strings()
-    return page | literal_calls() | table_texts()
+    return page | literal_calls() | table_texts() | engine_sentences()
 
 
 def test_every_text_of_the_page_is_in_the_english_catalog(app):
@@ -72,12 +78,7 @@ def test_every_language_translates_every_text(lang):
     empty = [key for key, value in other.items() if not value.strip()]
     assert not empty, empty[:10]
     for key, value in other.items():  # the same {placeholders}, or tr() would fail to fill them
-        assert set(_fields(key)) == set(_fields(value)), (lang, key, value)
-
-
-def _fields(text: str) -> list[str]:
-    import string
-    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
+        assert set(i18n.fields(key)) == set(i18n.fields(value)), (lang, key, value)
 
 
 def test_every_label_info_and_placeholder_of_the_built_page_is_a_catalog_text(app):
@@ -97,3 +98,17 @@ def test_the_language_comes_from_the_browser_until_one_is_picked():
     assert i18n.pick_language("pt-BR,fr;q=0.5") == "fr"
     assert i18n.pick_language("") == "en" and i18n.pick_language("ja") == "en"
     assert i18n.tr("Run", "de") != "Run" and i18n.tr("not in any catalog", "de") == "not in any catalog"
+
+
+def test_an_engine_sentence_is_said_in_the_page_language_through_its_template():
+    """The engine writes English (run folders and the CLI keep it); the page finds the template and fills the
+    translation with the sentence's values, translating a value that is itself a catalog text."""
+    from studio.words import said
+    sentence = said("Stopped early after epoch {epoch}: validation loss has not improved for {n} epochs. Keeping "
+                    "epoch {kept}.", epoch=9, n=3, kept=6)
+    german = i18n.tr_said(sentence, "de")
+    assert german != sentence and all(number in german for number in "936"), german
+    nested = said("Training on {where}, {precision}.", where="cpu", precision=said("full precision"))
+    assert i18n.catalog("de")["full precision"] in i18n.tr_said(nested, "de")
+    assert i18n.tr_said("A sentence of no template stays as it is.", "de") == "A sentence of no template stays as it is."
+    assert i18n.tr_said(sentence, "en") == sentence

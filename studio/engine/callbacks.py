@@ -17,6 +17,7 @@ from studio.engine.device import autocast
 from studio.engine.distributed import load_state
 from studio.engine.loop import Callback, Loop, to_device
 from studio.runfolder import RunFolder, atomic
+from studio.words import said
 
 
 class Progress(Callback):
@@ -137,8 +138,9 @@ class EarlyStopping(Callback):
                 and loop.epoch < loop.config.epochs):
             loop.stop = loop.stopped_early = True
             kept = (loop.best or {}).get("epoch", lowest)
-            loop.events.emit("log", message=f"Stopped early after epoch {loop.epoch}: validation loss has not "
-                             f"improved for {self.patience} epochs. Keeping epoch {kept}.")
+            loop.events.emit("log", message=said("Stopped early after epoch {epoch}: validation loss has not "
+                                                 "improved for {n} epochs. Keeping epoch {kept}.",
+                                                 epoch=loop.epoch, n=self.patience, kept=kept))
 
 
 class BatchNormStatistics(Callback):

@@ -19,6 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from studio.engine.device import autocast
 from studio.engine.distributed import (Distributed, full_state, load_optimizer_state, load_state, optimizer_state,
                                        unwrap)
+from studio.words import said
 
 
 class Cancelled(Exception):
@@ -280,7 +281,8 @@ class Loop:
             torch.cuda.set_rng_state(state["cuda_rng"][rank])
         self.epoch, self.batches_done, self.step = state["epoch"], state["batches_done"], state["step"]
         self.epoch_loss, self.history, self.best = state["epoch_loss"], state["history"], state["best"]
-        where = (f"{self.batches_done} batches into epoch {self.epoch}" if self.batches_done
-                 else f"after epoch {self.epoch}")
-        self.events.emit("log", message=f"Resumed {where} (step {self.step}).")
+        self.events.emit("log", message=said("Resumed {batches} batches into epoch {epoch} (step {step}).",
+                                             batches=self.batches_done, epoch=self.epoch, step=self.step)
+                         if self.batches_done else
+                         said("Resumed after epoch {epoch} (step {step}).", epoch=self.epoch, step=self.step))
 

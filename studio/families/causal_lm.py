@@ -10,6 +10,7 @@ from studio import catalog
 from studio.families import hf
 from studio.families.base import ModelError
 from studio.families.gguf import converted
+from studio.words import said
 
 # Models that read text but cannot write it: encoders made for classification and search.
 ENCODERS = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet",
@@ -23,7 +24,7 @@ FALLBACK_TEMPLATE = (
     "{% elif message['role'] == 'user' %}{{ '### User:\n' + message['content'] + '\n\n' }}"
     "{% else %}{{ '### Assistant:\n' + message['content'] + eos_token + '\n\n' }}{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}{{ '### Assistant:\n' }}{% endif %}")
-FALLBACK_NOTE = ("This model has no chat template (a base model), so the studio uses a plain one ('### User:' / "
+FALLBACK_NOTE = said("This model has no chat template (a base model), so the studio uses a plain one ('### User:' / "
                  "'### Assistant:' turns, each answer ending in its end-of-text token). Use the tuned model with "
                  "the same template: the exported tokenizer carries it.")
 

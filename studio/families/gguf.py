@@ -10,6 +10,7 @@ from pathlib import Path
 from studio.catalog import CatalogEntry
 from studio.families.base import ModelError
 from studio.runfolder import atomic
+from studio.words import said
 
 DONE = ".converted"  # written last: a folder without it is a conversion that did not finish
 
@@ -39,7 +40,8 @@ def converted(entry: CatalogEntry, models_dir: Path, log=lambda message: None) -
         raise ModelError(f"Reading '{entry.name}' needs the gguf package: pip install gguf") from None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    log(f"Converting {entry.title} from its GGUF file once (about 20 s); later runs load it at once.")
+    log(said("Converting {model} from its GGUF file once (about 20 s); later runs load it at once.",
+             model=entry.title))
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
     model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
     # A model loaded from GGUF remembers it was quantised, and save_pretrained refuses it until it forgets.

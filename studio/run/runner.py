@@ -21,6 +21,7 @@ from studio.engine.loop import Cancelled
 from studio.errors import UserError
 from studio.runfolder import ERROR_LOG, RECIPE, RunFolder
 from studio.workspace import Workspace
+from studio.words import said
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ def execute(run: RunFolder, workspace: Workspace, events, cancel: threading.Even
     if recipe.train.num_workers is None:
         recipe.train.num_workers = 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
     amp = autocast_dtype(device, recipe.train.precision)
-    precision = f"mixed precision ({str(amp).removeprefix('torch.')})" if amp else "full precision"
-    where = f"{dist.world_size} processes on {device.type}" if dist.active else device.type
-    events.emit("log", message=f"Training on {where}, {precision}.")
+    precision = said("mixed precision ({dtype})", dtype=str(amp).removeprefix("torch.")) if amp else \
+        said("full precision")
+    where = said("{n} processes on {device}", n=dist.world_size, device=device.type) if dist.active else device.type
+    events.emit("log", message=said("Training on {where}, {precision}.", where=where, precision=precision))
     ctx = RunContext(recipe, run, workspace, events, cancel, device, amp, dist, list(callbacks), resume)
     figures = tasks.get(recipe.task).train(ctx)
     events.set_status("completed", finished=time.time(), wall_time_s=round(time.time() - start, 2), **figures)
@@ -85,7 +87,8 @@ def with_retries(run: RunFolder, events, attempt: Callable[[bool], None], resume
                 recipe.save(run.file(RECIPE))  # the recipe on disk says what actually ran
                 run.last_state.unlink(missing_ok=True)  # its epochs had the old batch size
                 resume = False
-                events.emit("log", message=f"Out of memory with batch size {size}: retrying with {size // 2}.")
+                events.emit("log", message=said("Out of memory with batch size {size}: retrying with {half}.",
+                                                size=size, half=size // 2))
                 continue
             with open(run.file(ERROR_LOG), "a", encoding="utf-8") as log_file:  # a rank may have written first
                 log_file.write(traceback.format_exc())

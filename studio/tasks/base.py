@@ -15,6 +15,7 @@ from typing import Any, Callable
 from studio.engine.callbacks import lowest_loss
 from studio.recipe import DataSpec, Recipe, RecipeError, check_range, type_word
 from studio.runfolder import EXAMPLES, RunFolder
+from studio.words import said
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Task:
 
     def recommend(self, train_counts: dict[str, int], device_type: str) -> tuple[str, str]:
         """(the strategy to try first, why in words) for this data on this device."""
-        return self.default_strategy, "The usual first choice for this task."
+        return self.default_strategy, said("The usual first choice for this task.")
 
     # -- data -------------------------------------------------------------------------------------------------------
     def accepts(self, path: Path) -> bool:

@@ -253,7 +253,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     # gradio announces a finished event to screen readers with a text key its own catalogs lack: given here.
     done = {code: {"common.complete": tr("Finished", code)} for code in LANGUAGES}
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,
-               css=CSS, footer_links=[], i18n=gr.I18n(**done, **{"zh-CN": done["zh"]}), allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
+               css=CSS, footer_links=[], i18n=gr.I18n(**done, **{"zh-CN": done["zh"]}),
+               allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
                auth=auth or None, auth_message="Log in with the user name and password you were given for this "
                                                "studio.", show_error=False, quiet=not block)
     return app

@@ -20,10 +20,10 @@ from studio.engine.data.tables import TABLE_SUFFIXES, table_columns
 from studio.recipe import DataSpec
 from studio.ui import charts
 from studio.ui import session as sessions
-from studio.ui.i18n import tr
+from studio.ui.i18n import tr, tr_said
 
 log = logging.getLogger(__name__)
-NO_COLUMN = "(none)"
+NO_COLUMN = "(none)"  # the optional column pickers' choice of no column (its value; shown translated)
 CHECKS_KEPT = 16
 ELEM_IDS = {"text_column": "item-column", "path_column": "item-column-path", "label_column": "label-column",
             "group_column": "group-column"}
@@ -91,7 +91,7 @@ def report_lines(task, data, name: str, lang: str) -> tuple[str, str]:
                 "measure accuracy).", lang, total=total, classes=classes, train=train, val=val) if classes else
              tr("**Ready:** {total} examples ({train} for training, {val} held back to measure how well the "
                 "model learned).", lang, total=total, train=train, val=val)]
-    lines += [f"- **{tr('Note', lang)}:** {w}" for w in report.warnings]
+    lines += [f"- **{tr('Note', lang)}:** {tr_said(w, lang)}" for w in report.warnings]
     if report.skipped:
         shown = report.skipped[:8]
         more = len(report.skipped) - len(shown)
@@ -249,8 +249,8 @@ class DataTab:
             if key not in own or not columns:
                 out[picker] = gr.update(visible=False, choices=[], value=None)
                 continue
-            optional = [NO_COLUMN] if not own[key].required else []
-            out[picker] = gr.update(visible=True, choices=[*optional, *columns],
+            optional = [(tr(NO_COLUMN, state["lang"]), NO_COLUMN)] if not own[key].required else []
+            out[picker] = gr.update(visible=True, choices=[*optional, *[(c, c) for c in columns]],
                                     value=draft["data"].get(key) or (NO_COLUMN if optional else None),
                                     label=tr(own[key].words, state["lang"]))
         return out

@@ -4,12 +4,15 @@ studio/ui/locales/<language>.json, mapping each English text to its translation 
 Static texts (labels, info, placeholders, button captions, choices, tab names, headings) are collected from the
 built page and translated when a page loads; texts made by handlers go through `tr(text, lang, **values)`. The
 language comes from the browser (Accept-Language) until the person picks one on the page; picking one reloads
-the page in it. Messages from the engine (the data report, recipe and data errors) stay in English.
+the page in it. Sentences from the engine (log lines, data warnings, recommendations: studio.words.said) are
+translated through their templates by `tr_said`; recipe and data errors stay in English.
 """
 from __future__ import annotations
 
 import json
-from functools import cache
+import re
+import string
+from functools import cache, lru_cache
 from pathlib import Path
 
 import gradio as gr
@@ -28,6 +31,45 @@ def tr(text: str, lang: str = "en", **values) -> str:
     """`text` in the language (English when a translation is missing), with {placeholders} filled in."""
     out = text if lang == "en" else catalog(lang).get(text) or text
     return out.format(**values) if values else out
+
+
+def fields(text: str) -> list[str]:
+    """The {placeholders} of a text, in order."""
+    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
+
+
+@cache
+def _templates(lang: str) -> list[tuple[re.Pattern, str]]:
+    """The catalog's texts with placeholders as patterns that read the values back out of an English sentence,
+    the most literal first (a more specific template wins)."""
+    out = []
+    for key, value in catalog(lang).items():
+        if not fields(key):
+            continue
+        pattern, seen = "", set()
+        for literal, name, _, _ in string.Formatter().parse(key):
+            pattern += re.escape(literal)
+            if name:
+                pattern += f"(?P={name})" if name in seen else f"(?P<{name}>.+?)"
+                seen.add(name)
+        out.append((len(re.sub(r"\{[^}]*\}", "", key)), re.compile(pattern, re.S), value))
+    return [(pattern, value) for _, pattern, value in sorted(out, key=lambda t: -t[0])]
+
+
+@lru_cache(maxsize=4096)
+def tr_said(text: str, lang: str = "en") -> str:
+    """An engine's sentence (studio.words.said) in the language: its template found, its values put back in
+    (translated where they are catalog texts).
+    A sentence of no known template stays as it is."""
+    if lang == "en" or not text:
+        return text
+    if text in catalog(lang):
+        return catalog(lang)[text]
+    for pattern, value in _templates(lang):
+        found = pattern.fullmatch(text)
+        if found:  # a value that is itself a catalog text (a strategy's name, say) is translated too
+            return value.format(**{k: tr_said(v, lang) for k, v in found.groupdict().items()})
+    return text
 
 
 def pick_language(accept_language: str | None) -> str:

@@ -12,7 +12,7 @@ from studio import tasks
 from studio.engine.device import devices_found, pick_device
 from studio.tasks.base import Field, Option
 from studio.ui import session as sessions
-from studio.ui.i18n import tr
+from studio.ui.i18n import tr, tr_said
 
 FIELD_WORDS = {"epochs": "Epochs", "batch_size": "Batch size", "learning_rate": "Learning rate",
                "early_stopping_patience": "Early stopping patience", "devices": "Devices to train on",
@@ -66,7 +66,8 @@ def recommendation(state: dict) -> str:
         return tr("Check your data on the Data tab to get a recommendation.", lang)
     task = state["recipe"]["task"]
     strategy, why = tasks.get(task).recommend(state["train_counts"], pick_device().type)
-    return f"**{tr('Recommended: {strategy}.', lang, strategy=sessions.strategy_words(task, strategy, lang))}** {why}"
+    words = sessions.strategy_words(task, strategy, lang)
+    return f"**{tr('Recommended: {strategy}.', lang, strategy=words)}** {tr_said(why, lang)}"
 
 
 def corrected(words: str, value, kind: type, low: float, high: float, default, lang: str) -> tuple[object, str | None]:

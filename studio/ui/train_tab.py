@@ -15,7 +15,7 @@ from studio.run.summary import headline
 from studio.runfolder import ACTIVE
 from studio.ui import charts
 from studio.ui import session as sessions
-from studio.ui.i18n import tr
+from studio.ui.i18n import tr, tr_said
 
 LOG_LINES = 14
 REPLAY_TICKS = 8  # a finished curve not yet seen appears over this many ticks
@@ -98,7 +98,7 @@ def log_text(events: list[dict], lang: str, curves=()) -> str:
     first, lines = (curves[0] if curves else None), []
     for e in events:
         if e["type"] == "log":
-            lines.append(e["message"])
+            lines.append(tr_said(e["message"], lang))
         elif e["type"] == "data":
             classes = tr("{n} classes, ", lang, n=len(e["classes"])) if e.get("classes") else ""
             lines.append(tr("Data: {classes}{train} training and {val} validation examples", lang, classes=classes,

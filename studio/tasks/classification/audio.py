@@ -23,6 +23,7 @@ from studio.tasks.base import Example
 from studio.tasks.classification.task import ClassificationTask, Encoder
 from studio.engine.data.tables import TABLE_SUFFIXES
 from studio.families import hf, packages
+from studio.words import said
 
 FILE_KIND = folders.FileKind(
     noun="clip", extensions=frozenset(AUDIO_EXTENSIONS), inspect=inspect_clip,
@@ -157,17 +158,20 @@ class AudioClassification(ClassificationTask):
         workspace), with its progress in the log."""
         if packages.is_converted(entry):
             return
-        events.emit("log", message=f"Converting {entry.title} from the {entry.package} package to the "
-                                   "transformers format (once for this workspace)…")
+        events.emit("log", message=said("Converting {model} from the {package} package to the transformers "
+                                        "format (once for this workspace)…", model=entry.title,
+                                        package=entry.package))
         shown = [0]  # the quarters said so far
 
         def progress(fraction: float) -> None:
             quarter = int(fraction * 4)
             if shown[-1] < quarter < 4:
                 shown.append(quarter)
-                events.emit("log", message=f"Converting {entry.name}: {quarter * 25} %")
+                events.emit("log", message=said("Converting {model}: {percent} %", model=entry.name,
+                                                percent=quarter * 25))
         packages.convert(entry, progress)
-        events.emit("log", message=f"Converted {entry.name}: from now on it loads in under a second.")
+        events.emit("log", message=said("Converted {model}: from now on it loads in under a second.",
+                                        model=entry.name))
 
     def build_backbone(self, recipe: Recipe):
         backbone, info, ref = super().build_backbone(recipe)

@@ -18,6 +18,7 @@ from studio.engine.data.folders import MIN_PER_CLASS, Loaded
 from studio.engine.data.tables import MISSING_VALUES, TABLE_SUFFIXES, cell, missing_column, read_table
 from studio.engine.data.words import listing
 from studio.recipe import DataSpec
+from studio.words import said
 
 IMBALANCE_RATIO = 3.0
 FEW_PER_CLASS = 20
@@ -205,13 +206,14 @@ def _warnings(report: DataReport, counts: pd.Series) -> list[str]:
     out = []
     if report.skipped:
         named = [f"{s['item']}: {s['reason']}" for s in report.skipped]
-        out.append(f"{len(report.skipped)} file(s) or row(s) were skipped because they could not be used ("
-                   f"{listing(named)}). See the list of skipped items.")
+        out.append(said("{n} file(s) or row(s) were skipped because they could not be used ({which}). See the "
+                        "list of skipped items.", n=len(report.skipped), which=listing(named)))
     most, least = counts.idxmax(), counts.idxmin()
     if counts[most] >= IMBALANCE_RATIO * counts[least]:
-        out.append(f"The classes are imbalanced: '{most}' has {counts[most]} examples but '{least}' has only "
-                   f"{counts[least]}. The model may favour '{most}'; add examples of the smaller classes if you can.")
+        out.append(said("The classes are imbalanced: '{most}' has {many} examples but '{least}' has only {few}. "
+                        "The model may favour '{most}'; add examples of the smaller classes if you can.",
+                        most=most, many=counts[most], least=least, few=counts[least]))
     if counts.min() < FEW_PER_CLASS:
-        out.append(f"Some classes have fewer than {FEW_PER_CLASS} examples. Feature extraction works best with "
-                   "so few; expect the accuracy to vary from run to run.")
+        out.append(said("Some classes have fewer than {n} examples. Feature extraction works best with so few; "
+                        "expect the accuracy to vary from run to run.", n=FEW_PER_CLASS))
     return out

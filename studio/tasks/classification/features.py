@@ -17,6 +17,7 @@ from torch import nn
 from studio.engine.device import autocast
 from studio.engine.loop import Cancelled, to_device
 from studio.runfolder import atomic
+from studio.words import said
 
 
 def cache_key(spec: dict, fingerprint: str) -> str:
@@ -49,11 +50,12 @@ def compute_features(backbone: nn.Module, splits: dict[str, tuple[list, list]], 
     this data before. make_loader(items, labels) gives the batches the backbone reads."""
     path = cache_dir / f"{key}.safetensors"
     if path.exists():
-        events.emit("log", message="Features loaded from the cache: the pretrained model does not need to run "
-                                   "again.")
+        events.emit("log", message=said("Features loaded from the cache: the pretrained model does not need to "
+                                        "run again."))
         return load_file(str(path))
     total = sum(len(items) for items, _ in splits.values())
-    events.emit("log", message=f"Reading each of the {total} examples once with the frozen pretrained model.")
+    events.emit("log", message=said("Reading each of the {n} examples once with the frozen pretrained model.",
+                                    n=total))
     out, done = {}, 0
     for name, (items, labels) in splits.items():
         out[name], done = _extract(backbone, make_loader(items, labels), device, amp_dtype, events, cancel, done,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from studio.engine.distributed import Distributed
+from studio.words import said
 
 
 class ClassificationMetrics:
@@ -130,10 +131,12 @@ def overfitting_warning(history: list[dict], best_epoch: int) -> str | None:
     best = next(h for h in history if h["epoch"] == best_epoch)
     last = history[-1]
     if last["val_loss"] > best["val_loss"] * 1.05 and last["train_loss"] < best["train_loss"]:
-        return (f"The model began to memorise the training examples after epoch {best_epoch}: validation loss "
-                f"rose from {best['val_loss']:.3f} to {last['val_loss']:.3f} while training loss kept falling "
-                f"({best['train_loss']:.3f} to {last['train_loss']:.3f}). The saved model is the one from epoch "
-                f"{best_epoch}. More examples, fewer epochs or a frozen backbone would help.")
+        return said("The model began to memorise the training examples after epoch {epoch}: validation loss rose "
+                    "from {val_best} to {val_last} while training loss kept falling ({train_best} to "
+                    "{train_last}). The saved model is the one from epoch {epoch}. More examples, fewer epochs or "
+                    "a frozen backbone would help.", epoch=best_epoch, val_best=f"{best['val_loss']:.3f}",
+                    val_last=f"{last['val_loss']:.3f}", train_best=f"{best['train_loss']:.3f}",
+                    train_last=f"{last['train_loss']:.3f}")
     return None
 
 
@@ -153,6 +156,7 @@ def interval_warning(interval: dict, accuracy: float) -> str | None:
     """Words when the validation set is too small for its accuracy to be read to within ±10 points."""
     if interval["high"] - interval["low"] <= 0.2:
         return None
-    return (f"Only {interval['examples']} validation examples: the measured accuracy of {accuracy:.0%} could "
-            f"well be anywhere from {interval['low']:.0%} to {interval['high']:.0%} (95% interval). More "
-            "examples would tell the model's real accuracy more precisely.")
+    return said("Only {n} validation examples: the measured accuracy of {accuracy} could well be anywhere from "
+                "{low} to {high} (95% interval). More examples would tell the model's real accuracy more "
+                "precisely.", n=interval["examples"], accuracy=f"{accuracy:.0%}", low=f"{interval['low']:.0%}",
+                high=f"{interval['high']:.0%}")

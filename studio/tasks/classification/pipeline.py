@@ -21,6 +21,7 @@ from studio.tasks.classification.card import write_card
 from studio.tasks.classification.data import IMBALANCE_RATIO, LabelledData
 from studio.tasks.classification.model import Classifier, save_classifier
 from studio.tasks.classification.strategies import ClassificationStrategy, gradient_checkpointing
+from studio.words import said
 
 EXAMPLES_PER_CLASS = 2  # validation examples per class the Playground offers
 
@@ -58,7 +59,7 @@ def _build(task, ctx, strategy: ClassificationStrategy) -> Built:
         run.write(EXAMPLES, {"examples": _examples(task, data, run)})
     events.emit("data", classes=data.classes, train=len(data.train_items), validation=len(data.val_items),
                 skipped=len(data.report.skipped), warnings=data.report.warnings, class_weighted=weights is not None)
-    events.emit("log", message=f"Loading model {recipe.model}")
+    events.emit("log", message=said("Loading model {model}", model=recipe.model))
     backbone, info, ref = task.build_backbone(recipe)
     info.labels = data.classes
     model = Classifier(backbone, len(data.classes))

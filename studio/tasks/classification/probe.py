@@ -19,6 +19,7 @@ from studio.tasks.classification.data import LabelledData
 from studio.tasks.classification.features import cache_key, compute_features
 from studio.engine.loop import Cancelled
 from studio.families.base import ModelInfo
+from studio.words import said
 
 
 def features(ctx, model: Classifier, data: LabelledData, encoder, info: ModelInfo) -> dict[str, torch.Tensor]:
@@ -63,19 +64,20 @@ def solve(ctx, feats: dict[str, torch.Tensor], data: LabelledData,
         events.emit("progress", phase="head", done=row["candidate"], total=row["candidates"],
                     samples_per_s=row["candidate"] * len(labels) / elapsed,
                     eta=(row["candidates"] - row["candidate"]) * elapsed / row["candidate"])
-    events.emit("log", message="Solving the new final layer on the cached features, its regularisation chosen "
-                               "by cross-validation on the training examples.")
+    events.emit("log", message=said("Solving the new final layer on the cached features, its regularisation "
+                                    "chosen by cross-validation on the training examples."))
     fit = head_solver.fit(x, labels.to(ctx.device), len(data.classes), sample_weight=sample_weight,
                           seed=ctx.recipe.train.seed, on_candidate=candidate)
     seconds = time.perf_counter() - started
     best = next((r for r in fit.search if r["C"] == fit.C), None)
     events.emit("head_fit", C=fit.C, folds=fit.folds, metric=metric, seconds=seconds,
                 cv_score=best["score"] if best else None)
-    events.emit("log", message=(f"Regularisation C = {fit.C:g} had the best {metric} across {fit.folds} folds "
-                                f"({best['score']:.1%}); refitted on all {len(labels)} training examples "
-                                f"in {seconds:.1f} s." if best else
-                                f"Too few examples per class to cross-validate: C = {fit.C:g}, fitted on all "
-                                f"{len(labels)} training examples."))
+    events.emit("log", message=said("Regularisation C = {C} had the best {metric} across {folds} folds ({score}); "
+                                    "refitted on all {n} training examples in {seconds} s.", C=f"{fit.C:g}",
+                                    metric=metric, folds=fit.folds, score=f"{best['score']:.1%}", n=len(labels),
+                                    seconds=f"{seconds:.1f}") if best else
+                said("Too few examples per class to cross-validate: C = {C}, fitted on all {n} training examples.",
+                     C=f"{fit.C:g}", n=len(labels)))
     return fit
 
 

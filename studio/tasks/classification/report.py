@@ -12,6 +12,7 @@ from studio.tasks.classification import metrics as evaluation
 from studio.engine.device import peak_memory_mb
 from studio.tasks.classification.data import LabelledData
 from studio.runfolder import MISCLASSIFIED_DIR, RunFolder
+from studio.words import said
 
 MISCLASSIFIED_COPIES = 60  # misclassified files copied into the run folder for the Evaluate tab
 
@@ -45,9 +46,10 @@ def build(task, logits: torch.Tensor, calibrated: torch.Tensor, data: LabelledDa
 def _probe_warning(extras: dict) -> str | None:
     if (extras.get("linear_probe") or {}).get("fine_tuning_improved") is not False:
         return None
-    return ("Fine-tuning did not beat the linear probe it started from (epoch 0: the pretrained model with a "
-            "solved final layer), so the saved model is that probe, as feature extraction would give. With this "
-            "data, fine-tuning the backbone bought nothing; feature extraction is faster for the same result.")
+    return said("Fine-tuning did not beat the linear probe it started from (epoch 0: the pretrained model with a "
+                "solved final layer), so the saved model is that probe, as feature extraction would give. With "
+                "this data, fine-tuning the backbone bought nothing; feature extraction is faster for the same "
+                "result.")
 
 
 def copied(item: dict) -> str | None:

@@ -13,6 +13,7 @@ from studio.recipe import Recipe, RecipeError
 from studio.runfolder import ADAPTER_DIR
 from studio.tasks.base import Option, Strategy
 from studio.tasks.classification.model import Classifier
+from studio.words import said
 
 # When pretrained weights train beside a new head, the head (random at the start) learns this much faster.
 HEAD_LR_MULTIPLIER = 10.0
@@ -197,6 +198,6 @@ def gradient_checkpointing(model: Classifier) -> str:
     net = model.backbone.net
     if hasattr(net, "gradient_checkpointing_enable") and getattr(net, "supports_gradient_checkpointing", False):
         net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        return "Gradient checkpointing is on: less memory, about a third slower."
-    return (f"Gradient checkpointing is not available for {model.backbone.family} models; training goes on "
-            "without it.")
+        return said("Gradient checkpointing is on: less memory, about a third slower.")
+    return said("Gradient checkpointing is not available for {family} models; training goes on without it.",
+                family=model.backbone.family)

@@ -22,6 +22,7 @@ from studio.tasks.classification.data import LabelledData, assemble
 from studio.tasks.classification.model import load_classifier
 from studio.tasks.classification.strategies import STRATEGIES
 from studio.engine.data.tables import TABLE_SUFFIXES
+from studio.words import said
 
 MANY_PER_CLASS = 100  # below this, a frozen backbone generalises best
 LABEL_GUESSES = ("label", "labels", "class", "category", "intent", "target")
@@ -102,16 +103,17 @@ class ClassificationTask(Task):
         smallest = min(train_counts.values()) if train_counts else 0
         total = sum(train_counts.values())
         if smallest < MANY_PER_CLASS:
-            return self.default_strategy, (
-                f"The smallest class has {smallest} training examples. With so few, a frozen pretrained model with "
-                "a new head generalises best and cannot overfit its pretrained weights.")
+            return self.default_strategy, said(
+                "The smallest class has {n} training examples. With so few, a frozen pretrained model with a new "
+                "head generalises best and cannot overfit its pretrained weights.", n=smallest)
         if device_type == "cpu":
-            return self.default_strategy, (
-                f"No GPU here: feature extraction reads each example once (about "
-                f"{_duration(total / self.cpu_inference_per_s)}) and then trains a small head in seconds. "
-                f"Fine-tuning would take about {_duration(5 * total / self.cpu_training_per_s)} for 5 epochs.")
-        return self.gpu_strategy, (f"Plenty of examples and a GPU: {self.strategies[self.gpu_strategy].words.lower()}"
-                                   " usually gives the best accuracy.")
+            return self.default_strategy, said(
+                "No GPU here: feature extraction reads each example once (about {reading}) and then trains a small "
+                "head in seconds. Fine-tuning would take about {tuning} for 5 epochs.",
+                reading=_duration(total / self.cpu_inference_per_s),
+                tuning=_duration(5 * total / self.cpu_training_per_s))
+        return self.gpu_strategy, said("Plenty of examples and a GPU: {strategy} usually gives the best accuracy.",
+                                       strategy=self.strategies[self.gpu_strategy].words)
 
     # -- data -----------------------------------------------------------------------------------------------------
     def load_data(self, spec: DataSpec, seed: int, uploads_dir: Path) -> LabelledData:

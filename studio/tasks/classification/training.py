@@ -18,6 +18,7 @@ from studio.tasks.classification import metrics, probe
 from studio.tasks.classification.data import LabelledData
 from studio.tasks.classification.model import Classifier
 from studio.tasks.classification.strategies import ClassificationStrategy
+from studio.words import said
 
 
 def loop(ctx, task, strategy: ClassificationStrategy, model: Classifier, groups, data: LabelledData, info: ModelInfo,
@@ -67,8 +68,8 @@ def lr_range_test(ctx, loop: Loop) -> dict:
         return {"ran": False, "reason": (f"off (strategy_options.lr_finder: {setting})" if setting == "off" else
                                          f"{lr_finder.STEPS} test steps would cost more than a tenth of this "
                                          f"run's {loop.total_steps}; strategy_options.lr_finder: on runs it")}
-    ctx.events.emit("log", message=f"Learning-rate range test: {lr_finder.STEPS} short steps from "
-                                   f"{lr_finder.START:g} to {lr_finder.END:g}.")
+    ctx.events.emit("log", message=said("Learning-rate range test: {n} short steps from {start} to {end}.",
+                                        n=lr_finder.STEPS, start=f"{lr_finder.START:g}", end=f"{lr_finder.END:g}"))
     found = lr_finder.range_test(loop, ctx.recipe.train.learning_rate, ctx.events)
     ctx.events.emit("lr_finder", **found)
     return {"ran": True, **found}

@@ -18,6 +18,7 @@ from studio.engine.data.errors import DataError, existing
 from studio.engine.data.tables import TABLE_SUFFIXES, cell, missing_column, read_table
 from studio.engine.data.words import listing
 from studio.recipe import DataSpec
+from studio.words import said
 
 ROLES = {"system": "system", "user": "user", "assistant": "assistant",
          "human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant"}  # ShareGPT's words too
@@ -172,14 +173,16 @@ def load(spec: DataSpec, seed: int) -> ChatData:
     empty = sum(s["reason"] == "empty response" for s in skipped)
     if skipped:
         shown = listing([f"{s['item']} ({s['reason']})" for s in skipped])
-        warnings.append(f"{len(skipped)} row(s) were skipped: {shown}"
-                        + (f", {empty} of them with an empty response" if empty else "") + ".")
+        warnings.append(said("{n} row(s) were skipped: {which}, {empty} of them with an empty response.",
+                             n=len(skipped), which=shown, empty=empty) if empty else
+                        said("{n} row(s) were skipped: {which}.", n=len(skipped), which=shown))
     if duplicates:
-        warnings.append(f"{duplicates} exact duplicate(s) were left out: a copy in the validation set would make "
-                        "the results look better than they are.")
+        warnings.append(said("{n} exact duplicate(s) were left out: a copy in the validation set would make the "
+                             "results look better than they are.", n=duplicates))
     if "prompt_column" in columns or "messages_column" in columns:
         if spec.prompt_column is None and spec.messages_column is None:
-            warnings.append("Columns detected: " + ", ".join(f"data.{k} = '{v}'" for k, v in columns.items()) + ".")
+            warnings.append(said("Columns detected: {columns}.",
+                                 columns=", ".join(f"data.{k} = '{v}'" for k, v in columns.items())))
     report = ChatReport(form, columns, {"examples": len(train)}, {"examples": len(val)}, skipped=skipped,
                         warnings=warnings, empty_responses=empty, duplicates=duplicates)
     return ChatData(form, train, val, report, _system_prompt(train) if form == "chat" else "")

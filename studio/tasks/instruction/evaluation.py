@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from studio.tasks.instruction.data import prompt_and_reference
+from studio.words import said
 
 SAMPLES = 4  # held-out prompts answered by both models
 SAMPLE_TOKENS = 64  # at most this many new tokens per answer (a CPU writes ~18 a second for a 135M model)
@@ -65,13 +66,14 @@ def overfitting_note(history: list[dict], best_epoch: int) -> str | None:
         return None
     last, best = history[-1], next((h for h in history if h["epoch"] == best_epoch), history[-1])
     if last["val_loss"] > best["val_loss"] * 1.05 and last["train_loss"] < best["train_loss"]:
-        return (f"Validation loss was lowest after epoch {best_epoch} ({best['val_loss']:.3f}) and rose to "
-                f"{last['val_loss']:.3f} while training loss kept falling: the model began memorising its "
-                f"training answers. The saved model is the one from epoch {best_epoch}; fewer epochs, a lower "
-                "learning rate or more data would help.")
+        return said("Validation loss was lowest after epoch {epoch} ({best}) and rose to {last} while training "
+                    "loss kept falling: the model began memorising its training answers. The saved model is the "
+                    "one from epoch {epoch}; fewer epochs, a lower learning rate or more data would help.",
+                    epoch=best_epoch, best=f"{best['val_loss']:.3f}", last=f"{last['val_loss']:.3f}")
     if last["train_loss"] < 0.3 * last["val_loss"]:
-        return (f"Training loss ({last['train_loss']:.3f}) is far below validation loss ({last['val_loss']:.3f}): "
-                "the model knows its training answers much better than new ones. More varied examples help.")
+        return said("Training loss ({train}) is far below validation loss ({val}): the model knows its training "
+                    "answers much better than new ones. More varied examples help.",
+                    train=f"{last['train_loss']:.3f}", val=f"{last['val_loss']:.3f}")
     return None
 
 
@@ -79,9 +81,14 @@ def comparison_words(report: dict) -> str:
     """One sentence: the tuned model against the base model on the validation answers."""
     tuned, base = report["perplexity"], report.get("base_perplexity")
     if base is None:
-        return f"Validation perplexity {tuned:.2f}."
+        return said("Validation perplexity {perplexity}.", perplexity=f"{tuned:.2f}")
     change = (report["base_loss"] - report["loss"]) / max(report["base_loss"], 1e-9)
-    direction = "lower" if change >= 0 else "higher"
-    return (f"On the validation answers the tuned model's loss is {abs(change):.0%} {direction} than the base "
-            f"model's (perplexity {tuned:.2f} vs {base:.2f}); it predicts {report['accuracy']:.0%} of the answer "
-            f"tokens exactly (base model {report['base_accuracy']:.0%}).")
+    values = dict(change=f"{abs(change):.0%}", tuned=f"{tuned:.2f}", base=f"{base:.2f}",
+                  accuracy=f"{report['accuracy']:.0%}", base_accuracy=f"{report['base_accuracy']:.0%}")
+    if change >= 0:
+        return said("On the validation answers the tuned model's loss is {change} lower than the base model's "
+                    "(perplexity {tuned} vs {base}); it predicts {accuracy} of the answer tokens exactly (base "
+                    "model {base_accuracy}).", **values)
+    return said("On the validation answers the tuned model's loss is {change} higher than the base model's "
+                "(perplexity {tuned} vs {base}); it predicts {accuracy} of the answer tokens exactly (base model "
+                "{base_accuracy}).", **values)

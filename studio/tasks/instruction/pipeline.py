@@ -22,6 +22,7 @@ from studio.tasks.instruction.chat import Chat
 from studio.tasks.instruction.loss import TokenLoss, TokenMetrics, packing_works
 from studio.tasks.instruction.strategies import gradient_checkpointing
 from studio.tasks.instruction.tokens import ChatFormat, Collate, Examples, learnt_tokens, tokenize
+from studio.words import said
 
 EXAMPLE_PROMPTS = 6  # held-out prompts the Playground offers
 
@@ -64,7 +65,7 @@ def train(task, ctx) -> dict:
     reset_peak_memory(ctx.device)
     result = loop.run()
     best.restore(loop)
-    log("Evaluating the tuned model and the base model on the validation examples")
+    log(said("Evaluating the tuned model and the base model on the validation examples"))
     report = _report(loop, chat, data, result, params, ctx, base, packing)
     if dist.is_main:
         run.write(EVAL, report)
@@ -100,7 +101,7 @@ def prepare(task, recipe, workspace, device, log) -> Prepared:
     train_tokens, counts = tokenize(data.train_items, data.form, fmt, workspace.datasets_dir)
     val_tokens, val_counts = tokenize(data.val_items, data.form, fmt, workspace.datasets_dir)
     _report_lengths(data, counts, val_counts, recipe.data.max_length, log)
-    log(f"Loading model {recipe.model}")
+    log(said("Loading model {model}", model=recipe.model))
     weights = causal_lm.load_model(source.path, task.name, strategy.weights_dtype(device), strategy.quantized,
                                    recipe.trust_remote_code)
     if not strategy.quantized:  # a 4-bit model is placed on its GPU as it loads
@@ -144,25 +145,27 @@ def _report_lengths(data, counts: dict, val_counts: dict, max_length: int, log) 
     report.over_max_length = cut + dropped + split
     words = []
     if cut:
-        words.append(f"{cut} example(s) were longer than {max_length} tokens (data.max_length) and were cut "
-                     "from the start of the prompt, so that the answer stays whole")
+        words.append(said("{n} example(s) were longer than {limit} tokens (data.max_length) and were cut from the "
+                          "start of the prompt, so that the answer stays whole.", n=cut, limit=max_length))
     if dropped:
-        words.append(f"{dropped} example(s) were skipped because their answer alone is longer than {max_length} "
-                     "tokens")
+        words.append(said("{n} example(s) were skipped because their answer alone is longer than {limit} tokens.",
+                          n=dropped, limit=max_length))
     if split:
-        words.append(f"{split} piece(s) of text come from texts longer than {max_length} tokens, split to fit")
+        words.append(said("{n} piece(s) of text come from texts longer than {limit} tokens, split to fit.",
+                          n=split, limit=max_length))
     if counts.get("ok", 0) + counts.get("truncated", 0) + counts.get("split", 0) == 0:
         raise ModelError(f"No training example fits in {max_length} tokens (data.max_length); raise it.")
     for sentence in words:
-        report.warnings.append(sentence + ".")
-        log(sentence + ".")
+        report.warnings.append(sentence)
+        log(sentence)
 
 
 def _packing_allowed(weights, device, log) -> bool:
     if packing_works(weights, device):
-        log("Packing: several short examples share each sequence; none attends to another.")
+        log(said("Packing: several short examples share each sequence; none attends to another."))
         return True
-    log(f"Packing is off: this {weights.config.model_type} model would let packed examples attend to each other.")
+    log(said("Packing is off: this {arch} model would let packed examples attend to each other.",
+             arch=weights.config.model_type))
     return False
 
 
@@ -173,8 +176,8 @@ def _rows_per_batch(batch_size: int, train_set: Examples, packing: bool, log) ->
         return batch_size
     examples = sum(len(row) for row in train_set.rows)
     rows = max(1, round(batch_size * len(train_set) / examples))
-    log(f"Packing: {examples} examples in {len(train_set)} sequences; {rows} sequence(s) per step hold about "
-        f"{batch_size} examples.")
+    log(said("Packing: {n} examples in {sequences} sequences; {rows} sequence(s) per step hold about {batch} "
+             "examples.", n=examples, sequences=len(train_set), rows=rows, batch=batch_size))
     return rows
 
 
@@ -195,7 +198,7 @@ def _base_before_training(loop, chat: Chat, data, run: RunFolder, ctx) -> dict:
     folder, so a resumed run does not measure the changed weights)."""
     if run.base_figures.exists():
         return read_json(run.base_figures)
-    ctx.events.emit("log", message="Measuring the base model before its weights change")
+    ctx.events.emit("log", message=said("Measuring the base model before its weights change"))
     figures = loop.evaluate(TokenMetrics())
     answers = [s["tuned_answer"] for s in evaluation.samples(chat, data.val_items, data.form)] \
         if ctx.dist.is_main else []

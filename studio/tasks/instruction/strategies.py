@@ -13,6 +13,7 @@ from studio.families.base import ModelError
 from studio.recipe import Recipe, RecipeError
 from studio.runfolder import ADAPTER_DIR
 from studio.tasks.base import Option, Strategy
+from studio.words import said
 
 LORA_OPTIONS = {"lora_r": Option(int, 16, 1, 1024, words="LoRA rank"),
                 "lora_alpha": Option(float, 32.0, 0.1, 4096.0, words="LoRA alpha"),
@@ -263,8 +264,8 @@ STRATEGIES = {s.name: s for s in (
 def gradient_checkpointing(model, strategy: ChatStrategy) -> str:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if not getattr(base, "supports_gradient_checkpointing", False):
-        return "Gradient checkpointing is not available for this model; training goes on without it."
+        return said("Gradient checkpointing is not available for this model; training goes on without it.")
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if strategy.adapter and hasattr(base, "enable_input_require_grads"):
         base.enable_input_require_grads()  # a frozen embedding would otherwise cut the recomputed graph
-    return "Gradient checkpointing is on: less memory, about a third slower."
+    return said("Gradient checkpointing is on: less memory, about a third slower.")

@@ -21,6 +21,7 @@ from studio.tasks.instruction.tokens import ChatFormat
 from studio.tasks.instruction.tokens import preview as tokens_preview
 from studio.engine.data.tables import TABLE_SUFFIXES
 from studio.families.gguf import package_file
+from studio.words import said
 
 
 class InstructionTuning(Task):
@@ -87,9 +88,10 @@ class InstructionTuning(Task):
     def recommend(self, train_counts: dict[str, int], device_type: str) -> tuple[str, str]:
         if device_type == "cpu":
             examples = sum(train_counts.values())
-            return "lora", (f"No GPU here: LoRA trains the small model at about {self.cpu_tokens_per_s:.0f} tokens "
-                            f"a second, a few minutes for {examples} short examples; larger models need a GPU.")
-        return "lora", "LoRA on all linear layers: the usual choice; QLoRA when the model barely fits the GPU."
+            return "lora", said("No GPU here: LoRA trains the small model at about {rate} tokens a second, a few "
+                                "minutes for {n} short examples; larger models need a GPU.",
+                                rate=f"{self.cpu_tokens_per_s:.0f}", n=examples)
+        return "lora", said("LoRA on all linear layers: the usual choice; QLoRA when the model barely fits the GPU.")
 
     def memory_needs(self, params_m: float) -> dict | None:
         """What training a model of params_m million parameters takes: {"gpu": [(strategy words, GB on a GPU)]

@@ -19,7 +19,7 @@ from studio.errors import first_line
 from studio.families.base import ModelInfo
 from studio.runfolder import model_folder
 from studio.tasks.instruction.model import load as load_chat
-from studio.ui.i18n import tr
+from studio.ui.i18n import tr, tr_said
 from studio.ui.panels.base import Panel
 
 log = logging.getLogger(__name__)
@@ -79,29 +79,32 @@ PREVIEW_CSS = ("<style>.chat-example{white-space:pre-wrap;font-size:0.85em;borde
                "color:#14532d;} .chat-example .prompt{color:var(--body-text-color-subdued);}</style>")
 
 
-def lengths_figure(lengths: list[int], max_length: int) -> go.Figure:
+def lengths_figure(lengths: list[int], max_length: int, lang: str = "en") -> go.Figure:
     fig = go.Figure(go.Histogram(x=lengths, nbinsx=30, marker_color="#6366f1"))
     fig.add_vline(x=max_length, line_dash="dash", line_color="#dc2626",
                   annotation_text=f"max_length {max_length}")
-    fig.update_layout(title="Tokens per example", xaxis_title="tokens", yaxis_title="examples", height=280,
-                      margin=dict(l=40, r=20, t=40, b=40))
+    fig.update_layout(title=tr("Tokens per example", lang), xaxis_title=tr("tokens", lang),
+                      yaxis_title=tr("examples", lang), height=280, margin=dict(l=40, r=20, t=40, b=40))
     return fig
 
 
-def stats_markdown(data, view: dict | None) -> str:
+def stats_markdown(data, view: dict | None, lang: str = "en") -> str:
     report = data.report
-    lines = [f"**{len(data.train_items)} training and {len(data.val_items)} validation "
-             f"{'conversations' if data.form == 'chat' else 'texts (continued pretraining)'}** · "
-             f"{report.duplicates} duplicate(s) left out · {report.empty_responses} empty response(s) skipped"]
+    counts = dict(train=len(data.train_items), val=len(data.val_items), duplicates=report.duplicates,
+                  empty=report.empty_responses)
+    lines = [tr("**{train} training and {val} validation conversations** · {duplicates} duplicate(s) left out · "
+                "{empty} empty response(s) skipped", lang, **counts) if data.form == "chat" else
+             tr("**{train} training and {val} validation texts (continued pretraining)** · {duplicates} "
+                "duplicate(s) left out · {empty} empty response(s) skipped", lang, **counts)]
     if view:
-        lines.append(f"{view['over_max_length']} example(s) longer than max_length ({view['max_length']} tokens): "
-                     "they are cut from the start of the prompt, so the answer stays whole. Each answer ends with "
-                     f"`{view['end_of_turn']}`, so the tuned model stops. <span class='learnt'>Highlighted</span>: "
-                     "what the model learns.")
+        lines.append(tr("{n} example(s) longer than max_length ({limit} tokens): they are cut from the start of the "
+                        "prompt, so the answer stays whole. Each answer ends with `{end}`, so the tuned model stops. "
+                        "<span class='learnt'>Highlighted</span>: what the model learns.", lang,
+                        n=view["over_max_length"], limit=view["max_length"], end=view["end_of_turn"]))
         if view.get("template_note"):
-            lines.append(f"> {view['template_note']}")
+            lines.append(f"> {tr_said(view['template_note'], lang)}")
     else:
-        lines.append("Choose a model on the Model tab to see the examples through its chat template.")
+        lines.append(tr("Choose a model on the Model tab to see the examples through its chat template.", lang))
     return "\n\n".join(lines)
 
 
@@ -118,17 +121,22 @@ def samples_table(report: dict, lang: str = "en") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[tr(c, lang) for c in SAMPLE_COLUMNS])
 
 
-def results_markdown(report: dict, status: dict) -> str:
-    notes = "".join(f"\n\n> ⚠️ {w}" for w in report.get("warnings", []))
-    speed = f" · {report['tokens_per_s']:.0f} learnt tokens/s" if report.get("tokens_per_s") else ""
-    return (f"**Validation loss {report['loss']:.4f}** (base model {report['base_loss']:.4f}) · perplexity "
-            f"{report['perplexity']:.2f} (base {report['base_perplexity']:.2f}) · answer tokens predicted exactly "
-            f"{report['accuracy']:.1%} (base {report['base_accuracy']:.1%}) · {report['num_examples']} validation "
-            f"examples · best epoch {report['best_epoch']} · {report['trainable_parameters']:,} trained weights"
-            f"{speed} · {status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>{report.get('comparison', '')} "
-            "The base model's figures come from the same weights with the adapter switched off.</span>"
-            + (notes or "\n\n<span class='hint'>No sign of overfitting: validation loss did not rise while "
-                        "training loss fell.</span>"))
+def results_markdown(report: dict, status: dict, lang: str = "en") -> str:
+    notes = "".join(f"\n\n> ⚠️ {tr_said(w, lang)}" for w in report.get("warnings", []))
+    speed = (" · " + tr("{rate} learnt tokens/s", lang, rate=f"{report['tokens_per_s']:.0f}")
+             if report.get("tokens_per_s") else "")
+    figures = tr("**Validation loss {loss}** (base model {base_loss}) · perplexity {perplexity} (base "
+                 "{base_perplexity}) · answer tokens predicted exactly {accuracy} (base {base_accuracy}) · {n} "
+                 "validation examples · best epoch {epoch} · {trained} trained weights", lang,
+                 loss=f"{report['loss']:.4f}", base_loss=f"{report['base_loss']:.4f}",
+                 perplexity=f"{report['perplexity']:.2f}", base_perplexity=f"{report['base_perplexity']:.2f}",
+                 accuracy=f"{report['accuracy']:.1%}", base_accuracy=f"{report['base_accuracy']:.1%}",
+                 n=report["num_examples"], epoch=report["best_epoch"], trained=f"{report['trainable_parameters']:,}")
+    healthy = tr("No sign of overfitting: validation loss did not rise while training loss fell.", lang)
+    return (f"{figures}{speed} · {status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>"
+            f"{tr_said(report.get('comparison', ''), lang)} "
+            + tr("The base model's figures come from the same weights with the adapter switched off.", lang)
+            + "</span>" + (notes or f"\n\n<span class='hint'>{healthy}</span>"))
 
 
 class ChatResults:
@@ -142,7 +150,7 @@ class ChatResults:
         self.components = [self.metrics, self.samples]
 
     def show(self, report: dict, status: dict, lang: str) -> dict:  # the figures' words are English for now
-        return {self.metrics: gr.update(value=results_markdown(report, status), visible=True),
+        return {self.metrics: gr.update(value=results_markdown(report, status, lang), visible=True),
                 self.samples: gr.update(value=samples_table(report, lang), visible=bool(report.get("samples")))}
 
 
@@ -170,13 +178,13 @@ class ChatPanel(Panel):
                 log.info("no chat-template preview for %s: %s", model, exc)
         if view:
             shown = "".join(pieces_html(p) for p in view["examples"])
-            figure = gr.update(value=lengths_figure(view["lengths"], view["max_length"]), visible=True)
+            figure = gr.update(value=lengths_figure(view["lengths"], view["max_length"], lang), visible=True)
         else:
             shown = "".join(pieces_html([(f"{m['role']}: {m['content']}\n", m["role"] == "assistant")
                                          for m in item]) if data.form == "chat" else pieces_html([(item, True)])
                             for item in data.train_items[:3])
             figure = gr.update(visible=False)
-        return {self.stats: gr.update(value=stats_markdown(data, view), visible=True),
+        return {self.stats: gr.update(value=stats_markdown(data, view, lang), visible=True),
                 self.examples_html: gr.update(value=PREVIEW_CSS + shown, visible=True), self.lengths: figure}
 
     def build_mistakes(self) -> None:

@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.ui import charts
-from studio.ui.i18n import tr
+from studio.ui.i18n import tr, tr_said
 from studio.ui.panels.base import Panel
 
 
@@ -29,7 +29,7 @@ def metrics_markdown(report: dict, status: dict, lang: str) -> str:
                if weakest[1]["f1"] < 1 else "")
     stopped = (tr(" Training stopped early: the held-back examples had stopped improving, so more passes would not "
                   "have helped.", lang) if report.get("stopped_early") else "")
-    warnings = "".join(f"\n\n> ⚠️ {w}" for w in report.get("warnings", []))
+    warnings = "".join(f"\n\n> ⚠️ {tr_said(w, lang)}" for w in report.get("warnings", []))
     details = tr("Validation accuracy {accuracy} · macro-F1 {f1} · loss {loss} · {n} validation examples · best "
                  "pass {epoch} · {trained} learned numbers changed · {seconds} s", lang,
                  accuracy=f"{report['accuracy']:.1%}", f1=f"{report['macro_f1']:.3f}", loss=f"{report['loss']:.4f}",
