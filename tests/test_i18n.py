@@ -112,3 +112,9 @@ def test_an_engine_sentence_is_said_in_the_page_language_through_its_template():
     assert i18n.catalog("de")["full precision"] in i18n.tr_said(nested, "de")
     assert i18n.tr_said("A sentence of no template stays as it is.", "de") == "A sentence of no template stays as it is."
     assert i18n.tr_said(sentence, "en") == sentence
+
+
+def test_a_name_inside_a_sentence_keeps_german_nouns_and_acronyms_capitalised():
+    assert i18n.mid_sentence("Full fine-tuning", "en") == "full fine-tuning"
+    assert i18n.mid_sentence("Vollständige Feinabstimmung", "de") == "Vollständige Feinabstimmung"
+    assert i18n.mid_sentence("LoRA (all linear layers)", "en") == "LoRA (all linear layers)"

@@ -7,7 +7,7 @@ import gradio as gr
 
 from studio.runfolder import EVAL
 from studio.ui import session as sessions
-from studio.ui.i18n import tr
+from studio.ui.i18n import mid_sentence, tr
 
 
 def build(ctx, tab) -> None:
@@ -84,7 +84,7 @@ def comparisons_hint(task, status: dict, lang: str) -> str:
               if name in task.strategies and name != status.get("strategy")]
     if not others:
         return ""
-    words = tr(" or ", lang).join(tr(s.words, lang).lower() for s in others)
+    words = tr(" or ", lang).join(mid_sentence(tr(s.words, lang), lang) for s in others)
     text = tr("To see what the strategy bought, open the Runs tab and compare this run with {others} in one click.",
               lang, others=words)
     return f"<span class='hint'>{text}</span>"

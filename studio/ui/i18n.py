@@ -33,6 +33,14 @@ def tr(text: str, lang: str = "en", **values) -> str:
     return out.format(**values) if values else out
 
 
+def mid_sentence(text: str, lang: str) -> str:
+    """A name (a strategy's, say) as it reads inside a sentence: its first letter small, except in German (whose
+    nouns keep theirs) and for an acronym (LoRA)."""
+    if lang == "de" or len(text) < 2 or not text[1].islower():
+        return text
+    return text[0].lower() + text[1:]
+
+
 def fields(text: str) -> list[str]:
     """The {placeholders} of a text, in order."""
     return [name for _, name, _, _ in string.Formatter().parse(text) if name]

@@ -18,7 +18,7 @@ from studio.run.summary import headline
 from studio.runfolder import EVAL, FINISHED, ONNX_CHECK, RECIPE, RESUMABLE, read_json
 from studio.ui import charts
 from studio.ui import session as sessions
-from studio.ui.i18n import tr
+from studio.ui.i18n import mid_sentence, tr
 from studio.workspace import RunNotFound
 
 COLUMNS = ["run", "status", "result", "seconds", "started", "id"]
@@ -247,7 +247,7 @@ class RunsTab:
                 return {self.note: f"**{tr('Cannot start the comparison.', lang)}** {exc}"}
             sessions.add_run(state, job.run_id, recipe)
             state["compare"] = [run_id, job.run_id]
-            words = sessions.strategy_words(recipe.task, strategy, lang).lower()
+            words = mid_sentence(sessions.strategy_words(recipe.task, strategy, lang), lang)
             message = tr("Queued a run ({words}) with the same data and budget; both runs are compared above.", lang,
                          words=words)
             return {**self.on_open(state), self.note: message, self.ctx.session: state,
