@@ -36,7 +36,8 @@ def tr(text: str, lang: str = "en", **values) -> str:
 def mid_sentence(text: str, lang: str) -> str:
     """A name (a strategy's, say) as it reads inside a sentence: its first letter small, except in German (whose
     nouns keep theirs) and for an acronym (LoRA)."""
-    if lang == "de" or len(text) < 2 or not text[1].islower():
+    first_word = text.split(" ")[0]
+    if lang == "de" or len(first_word) < 2 or any(c.isupper() for c in first_word[1:]):
         return text
     return text[0].lower() + text[1:]
 
