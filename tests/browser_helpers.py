@@ -1,5 +1,6 @@
 """What the browser tests do on the page: open a tab, wait for words, choose an example, set the epochs, take a
 screenshot; and leave no run going behind them."""
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,13 @@ def tab(page, name):
 def wait_text(page, selector, pattern, timeout=120):
     page.wait_for_function(f"document.querySelector('{selector}') && "
                            f"/{pattern}/.test(document.querySelector('{selector}').innerText)", timeout=timeout * 1000)
+
+
+def latest_run_id(page) -> str:
+    """The run id the top bar names after 'Latest run' (English page)."""
+    found = re.search(r"Latest run (\d{8}-\S+)", page.locator("#summary").inner_text())
+    assert found, page.locator("#summary").inner_text()
+    return found.group(1)
 
 
 def choose_example(page, name):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import ARTIFACTS, SHOT_SECONDS, choose_example, set_epochs, shot, stop_active_runs, tab, wait_text
+from browser_helpers import ARTIFACTS, SHOT_SECONDS, choose_example, latest_run_id, set_epochs, shot, stop_active_runs, tab, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -152,7 +152,7 @@ def test_text_flow_with_the_help_desk_example(page, url, workspace):
     note = page.locator("#mistakes-note").inner_text()
     wrong = re.search(r"(\d+) of (\d+) validation examples were misclassified", note)
     if wrong:  # the table lists exactly the misclassified validation texts of eval.json, with both labels
-        run_id = re.search(r"Run (\S+)", page.locator("#summary").inner_text()).group(1)
+        run_id = latest_run_id(page)
         report = json.loads(next(workspace.glob(f"*/{run_id}/eval.json")).read_text())
         assert len(report["misclassified"]) == int(wrong.group(1))
         page.locator("#mistakes-table").get_by_text(report["misclassified"][0]["input"]).first.wait_for(timeout=20000)
@@ -248,7 +248,7 @@ def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace
     wait_text(page, "#progress", "Step", timeout=60)
     page.locator("#stop").click()
     wait_text(page, "#progress", "Stopped", timeout=30)
-    run_id = re.search(r"Run (\S+)", page.locator("#summary").inner_text()).group(1)
+    run_id = latest_run_id(page)
     status = json.loads(next(workspace.glob(f"*/{run_id}/status.json")).read_text())
     assert status["status"] == "cancelled"
     set_epochs(page, 30)

@@ -8,22 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import SHOTS, choose_example, set_epochs, tab, wait_text
+from browser_helpers import SHOTS, choose_example, latest_run_id, set_epochs, tab, wait_text
 from studio.ui import i18n
 
 pytestmark = pytest.mark.browser
 TABS = ["Model", "Data", "Strategy", "Train", "Evaluate", "Playground", "Runs"]
 
 
-def run_id_of(page) -> str:
-    return re.search(r"Run (\d{8}-\S+)", page.locator("#summary").inner_text()).group(1)
-
-
 def finish(page):
     tab(page, "Train")
     page.locator("#start").click()
     wait_text(page, "#progress", "Finished")
-    return run_id_of(page)
+    return latest_run_id(page)
 
 
 def test_a_reload_mid_run_shows_the_same_run_live(page, url):
@@ -33,7 +29,7 @@ def test_a_reload_mid_run_shows_the_same_run_live(page, url):
     tab(page, "Train")
     page.locator("#start").click()
     wait_text(page, "#progress", "Step", timeout=120)
-    run_id = run_id_of(page)
+    run_id = latest_run_id(page)
     page.reload()
     wait_text(page, "#train-run", re.escape(run_id), timeout=30)  # opens on the Train tab, on its run
     wait_text(page, "#progress", "Step", timeout=30)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import choose_example, set_epochs, tab, wait_text
+from browser_helpers import choose_example, latest_run_id, set_epochs, tab, wait_text
 from helpers import free_port, start_server
 from studio.runfolder import RunFolder
 
@@ -44,7 +44,7 @@ def start_long_run(page, url, epochs=1000) -> str:
     tab(page, "Train")
     page.locator("#start").click()
     wait_text(page, "#progress", "Step", timeout=120)
-    return re.search(r"Run (\S+)", page.locator("#summary").inner_text()).group(1)
+    return latest_run_id(page)
 
 
 def steps(run: RunFolder) -> int:
