@@ -28,6 +28,7 @@ def smoke(tmp_path_factory):
     return json.loads(out.read_text()), proc.stdout
 
 
+@pytest.mark.slow  # over two minutes: every bench section at smoke size
 def test_smoke_run_writes_every_key(smoke):
     results, stdout = smoke
     assert results["errors"] == {} and results["problems"] == []
@@ -58,6 +59,7 @@ def test_smoke_run_writes_every_key(smoke):
         assert f"| `{key}` |" in stdout, f"{key} missing from the printed table"
 
 
+@pytest.mark.slow  # reads the smoke run above
 def test_the_check_catches_missing_and_broken_values(smoke):
     results, _ = smoke
     broken = json.loads(json.dumps(results))

@@ -316,6 +316,7 @@ TRACES_JS = """id => { const p = document.querySelector(`#${id} .js-plotly-plot`
                        return p && p.data ? p.data.map(t => t.x.length) : []; }"""
 
 
+@pytest.mark.slow  # about two minutes: a scratch run beside the feature extraction
 def test_feature_extraction_compared_with_training_from_scratch(page, url):
     """One click queues the same recipe from scratch; both validation curves end up overlaid, with a table."""
     page.goto(url)
@@ -344,6 +345,7 @@ def test_feature_extraction_compared_with_training_from_scratch(page, url):
     print(f"\nlast-epoch validation accuracy, same 3-epoch budget: {accuracy}")
 
 
+@pytest.mark.slow  # about 45 s: a second studio started on the same workspace
 def test_a_restarted_studio_lists_the_runs_and_predicts_with_them(page, start_studio, tmp_path):
     """A new studio process on a workspace with runs (made here): it lists them and predicts with them."""
     earlier = sorted(engine_run(tmp_path, epochs, stop).name for epochs, stop in ((1000, True), (3, False)))

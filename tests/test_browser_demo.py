@@ -22,6 +22,7 @@ def finish(page):
     return latest_run_id(page)
 
 
+@pytest.mark.slow  # about 40 s: a long run watched across a reload
 def test_a_reload_mid_run_shows_the_same_run_live(page, url):
     page.goto(url)
     choose_example(page, "shapes")
@@ -44,6 +45,7 @@ def test_a_reload_mid_run_shows_the_same_run_live(page, url):
     wait_text(page, "#progress", "Stopped", timeout=60)
 
 
+@pytest.mark.slow  # about 40 s: two runs one after the other (wizard state per session stays in the default run)
 def test_two_sessions_each_see_their_own_run(page, browser, url):
     other = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
     page.goto(url)

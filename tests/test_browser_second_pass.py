@@ -173,6 +173,7 @@ def test_no_text_key_reaches_the_page(small, url):
     assert not re.search(r"\b(common|errors|upload_text)\.[a-z_]+\b", text), re.findall(r"\bcommon\.[a-z_]+", text)
 
 
+@pytest.mark.slow  # about 50 s: the first load converts the GGUF model
 def test_the_chat_example_loads_in_seconds_once_its_model_is_converted(small, url):
     """The first load converts the offline chat model from GGUF (progress words shown); a later one, in a new page,
     reads the converted folder: under 3 s from the click to 'Ready'."""

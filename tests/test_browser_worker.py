@@ -51,6 +51,7 @@ def steps(run: RunFolder) -> int:
     return sum(e["type"] == "step" for e in run.events())
 
 
+@pytest.mark.slow  # over a minute: a long run outlives a killed UI
 def test_the_ui_killed_mid_run_the_run_finishes_and_a_new_ui_shows_it(page, servers, tmp_path):
     workspace = tmp_path / "ws"
     ui, url = servers(workspace)
@@ -79,6 +80,7 @@ def test_the_ui_killed_mid_run_the_run_finishes_and_a_new_ui_shows_it(page, serv
     wait_text(page, "#prediction", "circle|square|triangle", timeout=60)
 
 
+@pytest.mark.slow  # about 50 s: a killed worker, then a resumed run
 def test_the_worker_killed_mid_run_the_page_answers_and_the_run_resumes(page, servers, tmp_path):
     workspace = tmp_path / "ws"
     _, url = servers(workspace)

@@ -34,6 +34,7 @@ def same_history(a, b):
         assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4, abs=1e-5)
 
 
+@pytest.mark.slow  # about 50 s: three runs, one of them killed and resumed
 def test_killed_worker_then_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_bert, text_csv, capsys):
     """`studio train` in its own process; its worker is SIGKILLed after epoch 3 (as the kernel does when memory
     runs out). The command says so and fails; `studio runs` shows the run interrupted; --resume completes it with

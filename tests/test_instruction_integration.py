@@ -8,6 +8,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow  # over two minutes: the real SmolLM2 tuned and evaluated on the CPU
 def test_a_short_lora_run_learns_the_house_style(chat_run):
     from studio.run.inference import Predictor
     workspace, run_dir, rows = chat_run

@@ -114,7 +114,7 @@ def one_process(tmp_path_factory, tiny_bert, text_csv):
     return json.loads(job.run.file("eval.json").read_text())
 
 
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+@pytest.mark.parametrize("mode", ["ddp", pytest.param("fsdp", marks=pytest.mark.slow)])  # fsdp: 35 s
 def test_two_processes_train_one_run_on_the_cpu(mode, tmp_path, tiny_bert, text_csv, one_process):
     """devices: 2 launches two ranks under accelerate (gloo on the CPU): the run completes, records its world
     size, writes each step once, evaluates every validation example exactly once, and learns as well as one
