@@ -1,7 +1,10 @@
-"""The Train tab's words: what a queued run waits for (from the status admission writes), and the epoch lines of
-the log naming the task's own figure (a chat run's is its answer tokens predicted exactly)."""
+"""The Train tab's words: what a queued run waits for (from the status admission writes), the epoch lines of
+the log naming the task's own figure (a chat run's is its answer tokens predicted exactly), and a run that ended
+faster than the eye replayed over a few ticks."""
+import time
+
 from studio import tasks
-from studio.ui.train_tab import log_text, waiting_words
+from studio.ui.train_tab import log_text, replay_position, waiting_words
 
 
 def test_a_queued_run_says_whose_runs_are_ahead_on_which_device_and_for_how_long():
@@ -22,3 +25,12 @@ def test_an_epoch_line_names_the_tasks_own_figure():
     assert chat.endswith("validation loss 1.5000, answer tokens predicted exactly 66.0%"), chat
     image = log_text([epoch], "en", tasks.get("image-classification").curves)
     assert image.endswith("validation accuracy 66.0%"), image
+
+
+def test_a_run_that_ended_moments_ago_is_revealed_over_a_few_ticks():
+    ended_now = {"status": "completed", "finished": time.time()}
+    first = replay_position(ended_now, latest=100, total=100, shown=0)
+    assert 0 < first < 100  # not all at once
+    assert replay_position(ended_now, 100, 100, first) > first
+    assert replay_position({"status": "running"}, 40, 100, 0) == 40  # live: everything there is
+    assert replay_position({"status": "completed", "finished": time.time() - 3600}, 100, 100, 0) == 100

@@ -124,6 +124,15 @@ def revealed(events: list[dict], shown: int) -> list[dict]:
     return [e for e in events if e["type"] not in ("step", "epoch") or e.get("step", 0) <= shown]
 
 
+def replay_position(status: dict, latest: int, total: int, shown: int) -> int:
+    """The last step the page shows: all of a live run (or one long over); a run that ended moments ago, faster
+    than the eye, is revealed over a few ticks."""
+    just_ended = time.time() - (status.get("finished") or 0) < REPLAY_WITHIN_S
+    if status.get("status") in ACTIVE or not just_ended:
+        return latest
+    return min(latest, shown + max(1, math.ceil(total / REPLAY_TICKS)))
+
+
 def build(ctx, tab) -> None:
     ctx.static(gr.Markdown("### 4. Train\n<span class='hint'>The studio keeps working while the model trains; you "
                            "can look at other tabs, close the page and come back.</span>"))
@@ -153,12 +162,7 @@ def build(ctx, tab) -> None:
         latest = max((e["step"] for e in events if e["type"] == "step"), default=0)
         total = next((e["total_steps"] for e in reversed(events) if e["type"] == "step"), 0)
         fresh = seen.get("run") != run_id
-        shown = 0 if fresh else seen.get("shown", 0)
-        just_ended = time.time() - (status.get("finished") or 0) < REPLAY_WITHIN_S
-        if status.get("status") in ACTIVE or not just_ended:
-            shown = latest  # live (or long over): everything there is
-        else:  # it ended moments ago, faster than the eye: reveal it over a few ticks
-            shown = min(latest, shown + max(1, math.ceil(total / REPLAY_TICKS)))
+        shown = replay_position(status, latest, total, 0 if fresh else seen.get("shown", 0))
         replaying = shown < latest
         stopping = run.cancel_requested() and status.get("status") in ACTIVE
         drawn = (run_id, status.get("status"), status.get("position"), len(events), shown, stopping)
