@@ -202,6 +202,7 @@ def test_uploads_a_csv_with_other_column_names_a_zip_and_images_class_by_class(p
     shot(page, "upload-data")
 
 
+@pytest.mark.slow  # a run of its own; per-group results are also checked on the engine in the default run
 def test_results_per_group_from_a_chosen_group_column(page, url, tmp_path):
     """A CSV with a region column: choose it as the group column, train, and the Evaluate tab shows per-group
     accuracy and the largest gap."""
@@ -257,6 +258,7 @@ def test_stop_ends_the_run_cancelled_and_the_next_run_works(page, url, workspace
     wait_text(page, "#progress", "Finished")
 
 
+@pytest.mark.slow  # a run of its own; resuming is also checked on the engine and on old run folders
 def test_a_stopped_run_resumes_from_the_runs_tab(page, url, workspace):
     """A stopped run (made here); Resume queues it again and it trains on from where it stopped."""
     cancelled = [engine_run(workspace, epochs=1000, stop=True).name]

@@ -208,6 +208,7 @@ def _code_blocks(card: str) -> list[str]:
     return [block.split("\n", 1)[1] for block in card.split("```")[1::2] if block.startswith("python")]
 
 
+@pytest.mark.slow  # about 20 s: the card's snippets run in a new process
 def test_the_model_cards_loading_snippets_work(manager, shapes_small):
     """The README.md in an offline-backbone run's model folder: its studio and onnxruntime snippets, run as
     written (with a real image for the placeholder) in a fresh process, give the studio's answer."""

@@ -92,6 +92,7 @@ def test_runs_queue_across_workspaces_and_a_killed_worker_does_not_jam_the_queue
     assert "SIGKILL" in first.status["message"]
 
 
+@pytest.mark.slow  # about 25 s: two runs started and stopped from new processes
 def test_studio_stop_stops_a_queued_and_a_running_run_from_another_shell(tmp_path, tiny_bert, text_csv):
     manager = JobManager(Workspace(tmp_path / "ws"))
     running = manager.start(long_recipe(tiny_bert, text_csv))
