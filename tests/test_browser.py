@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import ARTIFACTS, SHOT_SECONDS, choose_example, latest_run_id, set_epochs, shot, stop_active_runs, tab, wait_text
+from browser_helpers import (ARTIFACTS, SHOT_SECONDS, choose_example, latest_run_id, set_epochs, shot, stop_active_runs,
+                             tab, wait_text)
 
 pytestmark = pytest.mark.browser
 
