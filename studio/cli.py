@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from studio import cli_sweep
+
 PROGRESS_PHASES = {"features": "features", "step": "training", "head": "regularisation search",
                    "lr_finder": "learning-rate test"}
 
@@ -79,6 +81,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_stop(args) -> int:
+    if Path(args.run).name.startswith("sweep-"):
+        return cli_sweep.stop_sweep(args, _fail)
     from studio.run.jobs import JobManager
     from studio.runfolder import ACTIVE
     from studio.workspace import RunNotFound, Workspace
@@ -261,6 +265,35 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_tensorboard(args) -> int:
+    """TensorBoard on the workspace's runs (those with train.report_to: [tensorboard] have event files)."""
+    import time
+
+    from studio.workspace import Workspace
+    try:
+        from tensorboard import program
+    except ImportError:
+        return _fail("TensorBoard is not installed: install the studio's tracking extra (pip install -e "
+                     "\".[tracking]\")")
+    workspace = Workspace(args.workspace)
+    folders = sorted({run.parent for run in workspace.run_dirs()}) or [workspace.root / "runs"]
+    where = (["--logdir", str(folders[0])] if len(folders) == 1 else
+             ["--logdir_spec", ",".join(f"{folder.name}:{folder}" for folder in folders)])
+    board = program.TensorBoard()
+    board.configure(argv=[None, *where, "--host", args.host, "--port", str(args.port)])
+    try:
+        url = board.launch()
+    except program.TensorBoardServerException as exc:
+        return _fail(f"TensorBoard could not start: {exc}")
+    print(f"TensorBoard on the runs in {', '.join(map(str, folders))}; Ctrl-C stops it.", file=sys.stderr)
+    print(url, flush=True)
+    try:
+        while True:  # TensorBoard serves on threads of its own
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from studio.workspace import default_root
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune pretrained models on your own data.")
@@ -295,8 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "pipeline() loads) and onnx (model.onnx checked against torch); chat models hf (the "
                              "adapter merged) and adapter (the peft folder)")
     export.set_defaults(func=cmd_export)
-    stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run (from any shell)")
-    stop.add_argument("run", help="run id (see `studio runs`) or run folder")
+    sweep = sub.add_parser("sweep", parents=[common], help="try several settings of a recipe (its sweep: block), "
+                           "each a run, and say which did best")
+    sweep.add_argument("recipe", nargs="?", help="recipe YAML file with a sweep: block (grid or search)")
+    sweep.add_argument("--resume", metavar="SWEEP", help="continue an interrupted or stopped sweep")
+    sweep.set_defaults(func=lambda args: cli_sweep.cmd_sweep(args, _fail))
+    stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run, or a sweep (from any shell)")
+    stop.add_argument("run", help="run id (see `studio runs`) or run folder, or a sweep's id")
     stop.set_defaults(func=cmd_stop)
     worker = sub.add_parser("worker", help="train one run folder (what the studio starts for each run)")
     worker.add_argument("run_dir", type=Path, help="the run folder (holding recipe.yaml)")
@@ -310,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
                        help="largest file a browser may upload (default: $STUDIO_MAX_UPLOAD_MB or 2048)")
     serve.set_defaults(func=cmd_serve)
+    board = sub.add_parser("tensorboard", parents=[common], help="open TensorBoard on the workspace's runs "
+                           "(those with train.report_to: [tensorboard])")
+    board.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    board.add_argument("--port", type=int, default=6006)
+    board.set_defaults(func=cmd_tensorboard)
     return parser
 
 
@@ -320,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("runs", "stop"):
         from studio.workspace import confine_caches
         confine_caches(args.workspace)  # before the libraries read where their caches are
-    if args.command in ("train", "predict", "serve", "export", "chat"):
+    if args.command in ("train", "predict", "serve", "export", "chat", "sweep"):
         _quiet_libraries()
     try:
         return args.func(args)

@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -63,6 +64,8 @@ class TrainSpec:
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
     class_weights: str = "auto"  # auto: classes imbalanced above 3:1 weigh by their rarity in the loss | none
     packing: bool = False  # language models: several short examples per sequence, never attending to each other
+    report_to: list[str] = field(default_factory=list)  # experiment trackers that also get the figures (REPORT_TO)
+    mlflow_tracking_uri: str | None = None  # None: sqlite:///<workspace>/mlflow.db
 
 
 @dataclass
@@ -167,7 +170,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
 
 
 def type_word(kind: type) -> str:
-    return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(kind, kind.__name__)
+    return {int: "a whole number", float: "a number", str: "text", bool: "true or false",
+            list: "a list"}.get(kind, kind.__name__)
 
 
 def check_range(key: str, value: float | None, low: float, high: float) -> None:
@@ -220,3 +224,27 @@ def _check_train(t: TrainSpec) -> None:
                                 ("train.class_weights", t.class_weights, ("auto", "none"))):
         if value not in allowed:
             raise RecipeError(f"Recipe key '{key}' is '{value}'; choose one of: {', '.join(allowed)}.")
+    _check_tracking(t)
+
+
+REPORT_TO = ("tensorboard", "mlflow", "trackio")  # the experiment trackers train.report_to may name
+MLFLOW_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def _check_tracking(t: TrainSpec) -> None:
+    allowed = ", ".join(REPORT_TO)
+    for name in t.report_to:
+        if name not in REPORT_TO:
+            raise RecipeError(f"Recipe key 'train.report_to' names {name!r}; choose among: {allowed}.")
+        if t.report_to.count(name) > 1:
+            raise RecipeError(f"Recipe key 'train.report_to' names '{name}' twice; list each of {allowed} once.")
+    uri = t.mlflow_tracking_uri
+    if uri is None:
+        return
+    parts = urlsplit(uri.strip())
+    scheme = parts.scheme.split("+")[0].lower()  # SQLAlchemy's dialect+driver, e.g. postgresql+psycopg2
+    if scheme not in MLFLOW_SCHEMES or not (parts.netloc or parts.path) or \
+            (scheme in ("http", "https") and not parts.netloc):
+        raise RecipeError(f"Recipe key 'train.mlflow_tracking_uri' is '{uri}'; give the URI of an MLflow tracking "
+                          "store, e.g. sqlite:///path/to/mlflow.db or http://host:5000 (schemes: "
+                          f"{', '.join(MLFLOW_SCHEMES)}), or leave it out for the workspace's mlflow.db.")

@@ -38,6 +38,8 @@ BEST = "best.safetensors"  # the best weights so far (only the trained ones when
 LAST = "last.pt"  # the loop's state after its latest finished epoch, for resuming
 BASE_FIGURES = "base.json"  # (in checkpoints/) a base model's figures, measured before full fine-tuning changes it
 EXPORT_DIR = "export"
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard's event files (train.report_to)
+TRACKING = "tracking.json"  # the MLflow run this run reports to, so that a resumed run continues it
 
 # -- the model folder's files (model/, or an unzipped export of it) -------------------------------------------------
 MODEL_INFO = "studio_model.json"  # what it takes to rebuild the model (families.base.ModelInfo)

@@ -91,8 +91,27 @@ class Workspace:
         return self.root / "recipes"
 
     @property
+    def mlflow_uri(self) -> str:
+        """The MLflow tracking store runs report to unless their recipe names another (train.mlflow_tracking_uri)."""
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        """The MLflow runs' files (models, eval.json), never the folder the studio was started in."""
+        return self.root / "mlartifacts"
+
+    @property
+    def trackio_dir(self) -> Path:
+        return self.root / "trackio"
+
+    @property
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
+
+    @property
+    def sweeps_dir(self) -> Path:
+        """One folder per sweep (several settings of one recipe tried): its sweep.json, its optuna study."""
+        return self.root / "sweeps"
 
     def new_run_dir(self, recipe: Recipe) -> Path:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(recipe.model.rstrip("/\\")).name or recipe.model).strip("-.")

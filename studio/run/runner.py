@@ -18,6 +18,7 @@ from studio.engine.context import RunContext
 from studio.engine.device import autocast_dtype, pick_device
 from studio.engine.distributed import Distributed
 from studio.engine.loop import Cancelled
+from studio.engine.tracking import reporting
 from studio.errors import UserError
 from studio.runfolder import ERROR_LOG, RECIPE, RunFolder
 from studio.workspace import Workspace
@@ -62,7 +63,8 @@ def execute(run: RunFolder, workspace: Workspace, events, cancel: threading.Even
     where = said("{n} processes on {device}", n=dist.world_size, device=device.type) if dist.active else device.type
     events.emit("log", message=said("Training on {where}, {precision}.", where=where, precision=precision))
     ctx = RunContext(recipe, run, workspace, events, cancel, device, amp, dist, list(callbacks), resume)
-    figures = tasks.get(recipe.task).train(ctx)
+    with reporting(ctx):  # train.report_to: the trackers' runs end before the run's status says it has
+        figures = tasks.get(recipe.task).train(ctx)
     events.set_status("completed", finished=time.time(), wall_time_s=round(time.time() - start, 2), **figures)
     return figures
 

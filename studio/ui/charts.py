@@ -175,3 +175,31 @@ def compare_figures(runs: list[tuple[str, list[dict]]], metric, lang: str = "en"
                     y_range=[0, 1.02] if metric is not None and metric.percent else None),
             _figure(losses, tr("Validation loss by epoch (lower is better)", lang), tr("epoch", lang),
                     tr("loss", lang), tr("No epoch yet", lang)))
+
+
+def sweep_figure(runs: list[dict], metric_words: str, lang: str = "en") -> go.Figure:
+    """A sweep's scores (of its finished runs) against its settings: the first numeric setting on x (a log axis when it spans a decade or
+    more, as learning rates do), otherwise the run's number; one colour per value of the other settings."""
+    scored = [r for r in runs if r["score"] is not None]
+    if not scored:
+        return empty_figure(tr("No scores yet: the first run is still training.", lang))
+    keys = list(scored[0]["settings"])
+    numeric = [k for k in keys if all(isinstance(r["settings"].get(k), (int, float)) for r in scored)]
+    x_key = numeric[0] if numeric else None
+    fig = go.Figure()
+    groups: dict[str, list[dict]] = {}
+    for run in scored:
+        label = ", ".join(f"{k}={run['settings'][k]}" for k in keys if k != x_key) or metric_words
+        groups.setdefault(label, []).append(run)
+    for n, (label, members) in enumerate(groups.items()):
+        members.sort(key=lambda r: r["settings"][x_key] if x_key else r["index"])
+        fig.add_trace(go.Scatter(
+            x=[r["settings"][x_key] if x_key else r["index"] + 1 for r in members], y=[r["score"] for r in members],
+            mode="markers+lines" if x_key else "markers", name=label,
+            marker=dict(size=11, color=COMPARE_COLORS[n % len(COMPARE_COLORS)]),
+            text=[r["run_id"] for r in members]))
+    values = [r["settings"][x_key] for r in scored] if x_key else []
+    log = bool(values) and min(values) > 0 and max(values) / min(values) >= 10
+    _layout(fig, tr("Score by setting", lang), x_key or tr("run", lang), tr(metric_words, lang))
+    fig.update_xaxes(type="log" if log else "linear")
+    return fig

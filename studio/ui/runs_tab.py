@@ -19,6 +19,7 @@ from studio.runfolder import EVAL, FINISHED, ONNX_CHECK, RECIPE, RESUMABLE, read
 from studio.ui import charts
 from studio.ui import session as sessions
 from studio.ui.i18n import mid_sentence, tr
+from studio.ui.sweep_board import SweepBoard
 from studio.workspace import RunNotFound
 
 COLUMNS = ["run", "status", "result", "seconds", "started", "id"]
@@ -93,6 +94,7 @@ class RunsTab:
         self.refresh = gr.Button("Refresh", size="sm", elem_id="runs-refresh")
         self.table = gr.Dataframe(pd.DataFrame(columns=COLUMNS), interactive=False, elem_id="runs-table", wrap=True)
         self._comparison()
+        self.sweeps = SweepBoard(ctx)
         ctx.static(gr.Markdown("#### One run"))
         self.run = gr.Dropdown(label="Run", choices=[], elem_id="runs-run")
         self.note = gr.Markdown(elem_id="runs-note")
@@ -150,6 +152,7 @@ class RunsTab:
                              self.export_refused]
         refreshed = [self.table, self.picked, *self.compare_outputs, self.run, *self.show_outputs]
         ctx.on(tab.select, self.on_open, [session], refreshed)
+        self.sweeps.wire(tab)
         ctx.on(self.refresh.click, self.on_open, [session], refreshed)
         ctx.on(self.picked.input, self.on_pick, [self.picked, session], [*self.compare_outputs, session])
         ctx.on(self.timer.tick, self.comparison, [self.picked, session], self.compare_outputs, show_progress="hidden")

@@ -10,16 +10,18 @@ import gradio as gr
 from studio import recipe as recipes
 from studio import tasks
 from studio.engine.device import devices_found, pick_device
+from studio.engine.trackers import TRACKERS
 from studio.tasks.base import Field, Option
 from studio.ui import session as sessions
 from studio.ui.i18n import tr, tr_said
+from studio.ui.sweep_form import SweepForm
 
 FIELD_WORDS = {"epochs": "Epochs", "batch_size": "Batch size", "learning_rate": "Learning rate",
                "early_stopping_patience": "Early stopping patience", "devices": "Devices to train on",
                "gradient_accumulation_steps": "Gradient accumulation steps"}
 # Train keys not tied to a strategy: kept when the strategy changes.
 KEPT_TRAIN_KEYS = ("early_stopping_patience", "retry_smaller_batch", "devices", "gradient_accumulation_steps",
-                   "gradient_checkpointing")
+                   "gradient_checkpointing", "report_to")
 
 
 @dataclass
@@ -136,12 +138,17 @@ def _train_boxes() -> list[Box]:
                                       "memory.")
         checkpointing = gr.Checkbox(False, label="Gradient checkpointing",
                                     info="Less memory for slower steps (models that support it).")
+    trackers = gr.CheckboxGroup([(tracker.name, key) for key, tracker in TRACKERS.items()], value=[],
+                                label="Report to", elem_id="report-to",
+                                info="Also send the training curves to these experiment trackers; their files stay "
+                                     "in the workspace (`studio tensorboard` opens TensorBoard).")
     numbers = {"epochs": epochs, "batch_size": batch, "learning_rate": lr, "early_stopping_patience": patience,
                "devices": devices, "gradient_accumulation_steps": accumulation}
     return [*(Box("train", "train", key, box, float if key == "learning_rate" else int, *ranges[key])
               for key, box in numbers.items()),
             Box("train", "train", "retry_smaller_batch", retry, bool),
-            Box("train", "train", "gradient_checkpointing", checkpointing, bool)]
+            Box("train", "train", "gradient_checkpointing", checkpointing, bool),
+            Box("train", "train", "report_to", trackers, list)]
 
 
 class StrategyTab:
@@ -164,6 +171,7 @@ class StrategyTab:
                     section, key = f.key.split(".")
                     low, high = recipes.DATA_RANGES.get(key, (None, None)) if section == "data" else (None, None)
                     self.boxes.append(Box("field", section, key, field_box(f), f.type, low, high))
+        self.sweep = SweepForm(ctx, self)
         with gr.Row():
             self.show = gr.Button("Show recipe", size="sm", elem_id="show-recipe")
             self.download = gr.DownloadButton("Download recipe", size="sm", visible=False)
@@ -189,6 +197,7 @@ class StrategyTab:
         ctx.on(self.show.click, self.on_show, [session, self.strategy, *self.components],
                [self.fix_note, self.recipe_view, self.download, session, ctx.summary, self.shown])
         ctx.on(tab.select, self.on_open, [session, self.shown], [self.advice_md, self.strategy, *written])
+        self.sweep.wire(tab)
 
     def settings(self, state, name: str, keep_settings: bool) -> dict:
         """The strategy's defaults (the session's own settings when keep_settings) written into the session; the
