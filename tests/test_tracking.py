@@ -168,7 +168,11 @@ def test_a_tracker_stuck_never_holds_up_training(tracked, tiny_bert, text_csv, m
     """TensorBoard blocked from the start: every step still trains, and the run ends DRAIN_S after it without it."""
     release = threading.Event()
     start = trackers.TensorBoard.start
-    monkeypatch.setattr(trackers.TensorBoard, "start", lambda self: (release.wait(120), start(self)))
+
+    def stuck(self):
+        release.wait(120)
+        start(self)
+    monkeypatch.setattr(trackers.TensorBoard, "start", stuck)
     monkeypatch.setattr(tracking, "DRAIN_S", 1.0)
     try:
         job = tracked.manager.start(make_recipe("text", tiny_bert, text_csv, "full", epochs=2,
