@@ -26,13 +26,16 @@ GOALS = {
     "demo_chat_s": ("<=", 300.0),
     "sft_mfu": (">=", 0.35),
     "sft_peak_memory_mb": None,
+    "tracking_vs_none_ratio": (">=", 0.95),
 }
 NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain_loop_ratio",
                "ui_p95_ms_during_training", "ui_p95_ms_idle", "first_curve_point_s", "demo_to_model_s",
                "worker_start_overhead_s", "audio_fe_vs_inference_ratio", "audio_example_fe_accuracy",
-               "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s"]
+               "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s",
+               "tracking_vs_none_ratio"]
 GPU_KEYS = ["ft_mfu", "peak_memory_mb", "sft_mfu", "sft_peak_memory_mb"]
-SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "audio", "sft", "gpu"]
+SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "audio", "sft", "tracking",
+            "gpu"]
 QUALITY_KEYS = {"fe_vs_expert": None, "ft_vs_fe": ["full", "partial", "layerwise", "lora"]}  # dicts of ratios
 
 

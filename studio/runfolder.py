@@ -214,7 +214,9 @@ _readers: dict[Path, EventReader] = {}
 _readers_lock = threading.Lock()
 
 
-class RunFolder:
+class Folder:
+    """A folder whose name is its id (a run's, a sweep's), its files by name."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
@@ -225,6 +227,8 @@ class RunFolder:
     def file(self, name: str) -> Path:
         return self.path / name
 
+
+class RunFolder(Folder):
     @property
     def model_dir(self) -> Path:
         return self.path / MODEL_DIR

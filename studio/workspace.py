@@ -55,6 +55,18 @@ class RunNotFound(LookupError):
     pass
 
 
+def new_dir(base: Path, stem: str) -> Path:
+    """A new folder `stem` under base, or `stem-2`, `stem-3`… when it exists (two started in the same second)."""
+    for n in range(1, 10_000):
+        candidate = base / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a folder {stem} in {base}")
+
+
 @dataclass
 class Workspace:
     root: Path
@@ -115,16 +127,7 @@ class Workspace:
 
     def new_run_dir(self, recipe: Recipe) -> Path:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(recipe.model.rstrip("/\\")).name or recipe.model).strip("-.")
-        base = self.root / recipe.output_dir
-        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug[:40]}-{recipe.strategy}"
-        for n in range(1, 10_000):
-            candidate = base / (stem if n == 1 else f"{stem}-{n}")
-            try:
-                candidate.mkdir(parents=True, exist_ok=False)
-                return candidate
-            except FileExistsError:
-                continue
-        raise RuntimeError("could not create a run folder")
+        return new_dir(self.root / recipe.output_dir, f"{time.strftime('%Y%m%d-%H%M%S')}-{slug[:40]}-{recipe.strategy}")
 
     def run_dirs(self) -> list[Path]:
         found = [p.parent for p in self.root.glob(f"*/*/{STATUS}")]

@@ -7,7 +7,9 @@ import pytest
 
 from browser_helpers import choose_example, latest_run_id, set_epochs, shot, stop_active_runs, tab, wait_text
 
-pytestmark = pytest.mark.browser
+# Slow (about 80 s: two runs through worker processes, the first computing the shapes' features); the default run
+# checks the same sweep path without the browser (tests/test_sweep.py) and the form's block (same file).
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_a_sweep_started_on_the_strategy_tab_ranks_its_runs_and_opens_the_best(page, url, workspace):

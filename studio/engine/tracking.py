@@ -22,7 +22,8 @@ from studio.errors import first_line
 from studio.words import said
 
 QUEUE_SIZE = 10_000  # figures waiting for slow trackers; beyond it new ones are dropped (and the log says so)
-BATCH = 500  # figures handed to the trackers at once
+BATCH = 500  # figures handed to the trackers at once, at most
+FLUSH_S = 2.0  # and at most this often (the end of the run flushes at once)
 DRAIN_S = 60.0  # how long the end of a run waits for the trackers to finish
 STEP_FIGURES = {"train_loss": "train/loss", "lr": "train/learning_rate", "samples_per_s": "train/samples_per_s",
                 "tokens_per_s": "train/tokens_per_s"}
@@ -85,9 +86,12 @@ class Reporter:
         self._each(lambda tracker: tracker.start(), started=True)
         while True:
             rows = [self.queue.get()]
+            # Figures gathered for up to FLUSH_S: a tracker write per step (an MLflow transaction, say) would take
+            # the CPU from training many times a second.
+            deadline = time.monotonic() + FLUSH_S
             while rows[-1] is not None and len(rows) < BATCH:
                 try:
-                    rows.append(self.queue.get_nowait())
+                    rows.append(self.queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             done = rows[-1] is None

@@ -27,8 +27,8 @@ import yaml
 from studio import recipe as recipes
 from studio import tasks
 from studio.recipe import DataSpec, RecipeError, TrainSpec
-from studio.runfolder import ACTIVE, RECIPE, RunFolder, alive, read_json, write_json
-from studio.workspace import Workspace
+from studio.runfolder import ACTIVE, RECIPE, Folder, RunFolder, alive, read_json, write_json
+from studio.workspace import Workspace, new_dir
 from studio.words import said
 
 SWEEP_FILE = "sweep.json"
@@ -121,8 +121,8 @@ def search_space(search) -> dict:
                                                   isinstance(space.get(k), bool) for k in ("low", "high"))
         if not numbers or set(space) - {"low", "high", "log"} or not space["low"] < space["high"] or (
                 space.get("log") and space["low"] <= 0):
-            raise SweepError(f"Recipe key '{where}' must be a list of choices or {{low: …, high: …, log: true|false}}"
-                             f" with low < high (and low > 0 for log), got {space!r}.")
+            raise SweepError(f"Recipe key '{where}' must be a list of choices or {{low: …, high: …, log: "
+                             f"true|false}} with low < high (and low > 0 for log), got {space!r}.")
     metric = search.get("metric")
     if metric is not None and not isinstance(metric, str):
         raise SweepError(f"Recipe key 'sweep.search.metric' is {metric!r}; give a figure's name, e.g. accuracy.")
@@ -208,18 +208,8 @@ def parse(text: str) -> dict:
 
 # -- the sweep folder ------------------------------------------------------------------------------------------------
 
-class Sweep:
+class Sweep(Folder):
     """A handle on one sweep folder: everything comes from sweep.json, so any process can hold one."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    @property
-    def id(self) -> str:
-        return self.path.name
-
-    def file(self, name: str) -> Path:
-        return self.path / name
 
     def read(self) -> dict:
         data = read_json(self.file(SWEEP_FILE))
@@ -247,16 +237,7 @@ class Sweep:
 
 def create(workspace: Workspace, plan: dict) -> Sweep:
     """A new sweep folder for a checked plan (status 'created': its driver has not started)."""
-    workspace.sweeps_dir.mkdir(parents=True, exist_ok=True)
-    stem = time.strftime("sweep-%Y%m%d-%H%M%S")
-    for n in range(1, 10_000):
-        path = workspace.sweeps_dir / (stem if n == 1 else f"{stem}-{n}")
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
-            continue
-    sweep = Sweep(path)
+    sweep = Sweep(new_dir(workspace.sweeps_dir, time.strftime("sweep-%Y%m%d-%H%M%S")))
     planned = plan["settings"] if plan["kind"] == "grid" else []
     sweep.write({"id": sweep.id, "created": time.time(), "status": "created", "kind": plan["kind"],
                  "recipe": plan["base"], "search": plan.get("search"), "metric": plan["metric"],

@@ -96,6 +96,8 @@ class Driver:
     def follow(self, entry: dict, prune: Callable[[dict], bool] | None = None) -> None:
         """Starts (or picks up) the entry's run and follows it to its end. prune(epoch event) → True stops it as
         pruned."""
+        if self.sweep.stop_requested():
+            raise Stopped
         job = self._job(entry)
         if job is None:
             return
@@ -122,6 +124,8 @@ class Driver:
         self._save()
         score = "" if entry["score"] is None else f", {self.data['metric']['words']} {entry['score']:.4g}"
         self.say(f"run {entry['index'] + 1}/{self.data['total']} {entry['status']}{score}")
+        if self.sweep.stop_requested():  # the stop reached the run before it reached this loop
+            raise Stopped
 
     def _end(self, job: Job, entry: dict, status: str) -> None:
         job.cancel()
