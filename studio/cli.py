@@ -328,11 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "pipeline() loads) and onnx (model.onnx checked against torch); chat models hf (the "
                              "adapter merged) and adapter (the peft folder)")
     export.set_defaults(func=cmd_export)
-    sweep = sub.add_parser("sweep", parents=[common], help="try several settings of a recipe (its sweep: block), "
-                           "each a run, and say which did best")
-    sweep.add_argument("recipe", nargs="?", help="recipe YAML file with a sweep: block (grid or search)")
-    sweep.add_argument("--resume", metavar="SWEEP", help="continue an interrupted or stopped sweep")
-    sweep.set_defaults(func=lambda args: cli_sweep.cmd_sweep(args, _fail))
+    cli_sweep.add_parsers(sub, common, _fail)
     stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run, or a sweep (from any shell)")
     stop.add_argument("run", help="run id (see `studio runs`) or run folder, or a sweep's id")
     stop.set_defaults(func=cmd_stop)

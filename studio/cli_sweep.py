@@ -73,3 +73,12 @@ def stop_sweep(args, fail) -> int:
     print(f"Stopping sweep {sweep.id}", file=sys.stderr)
     return 0
 
+
+
+def add_parsers(sub, common, fail) -> None:
+    """This module's sub-commands; `fail(message)` is how every command says why it could not do its job."""
+    sweep = sub.add_parser("sweep", parents=[common], help="try several settings of a recipe (its sweep: block), "
+                           "each a run, and say which did best")
+    sweep.add_argument("recipe", nargs="?", help="recipe YAML file with a sweep: block (grid or search)")
+    sweep.add_argument("--resume", metavar="SWEEP", help="continue an interrupted or stopped sweep")
+    sweep.set_defaults(func=lambda args: cmd_sweep(args, fail))
