@@ -27,15 +27,19 @@ GOALS = {
     "sft_mfu": (">=", 0.35),
     "sft_peak_memory_mb": None,
     "tracking_vs_none_ratio": (">=", 0.95),
+    "explain_image_ms": ("<=", 3000.0),  # an explanation in the Playground: a few seconds on the CPU at most
+    "explain_text_ms": ("<=", 3000.0),
+    "label_issue_precision_at_k": None,  # reported against cleanlab on an expert's probabilities (details)
 }
 NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain_loop_ratio",
                "ui_p95_ms_during_training", "ui_p95_ms_idle", "first_curve_point_s", "demo_to_model_s",
                "worker_start_overhead_s", "audio_fe_vs_inference_ratio", "audio_example_fe_accuracy",
                "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s",
-               "tracking_vs_none_ratio"]
+               "explain_image_ms", "explain_text_ms",
+               "tracking_vs_none_ratio", "label_issue_precision_at_k"]
 GPU_KEYS = ["ft_mfu", "peak_memory_mb", "sft_mfu", "sft_peak_memory_mb"]
 SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "audio", "sft", "tracking",
-            "gpu"]
+            "labels", "explain", "gpu"]
 QUALITY_KEYS = {"fe_vs_expert": None, "ft_vs_fe": ["full", "partial", "layerwise", "lora"]}  # dicts of ratios
 
 
@@ -177,6 +181,11 @@ def table(results: dict) -> str:
     row("demo_chat_s", _fmt(results.get("demo_chat_s")),
         "bundled help-desk example → Start with the defaults (worker) → first streamed piece of the tuned "
         "model's answer" if sf else "")
+    for kind in ("image", "text"):
+        ex = d.get("explain", {}).get(kind)
+        row(f"explain_{kind}_ms", _fmt(results.get(f"explain_{kind}_ms")),
+            f"one {kind}'s explanation on the {d['explain']['device']}, {ex['model'].rsplit('/', 1)[-1]}, "
+            f"{ex['input']}: {ex['method']} (median of {len(ex['ms'])})" if ex else "not measured")
     words = {"ft_mfu": "full fine-tuning, bf16 autocast", "peak_memory_mb": "full vs LoRA",
              "sft_mfu": "instruction tuning, full, Qwen2.5-0.5B shape, bf16",
              "sft_peak_memory_mb": "lora / qlora / full, Qwen2.5-0.5B shape"}

@@ -32,7 +32,9 @@ import torch  # noqa: E402
 from bench import plain, quality, studio_side, workloads  # noqa: E402
 from bench.report import (GOALS, GPU_KEYS, NUMBER_KEYS, QUALITY_KEYS, SECTIONS, check,  # noqa: E402,F401
                           goals, table)
+from bench.explain import section_explain  # noqa: E402,F401  (main finds sections by name)
 from bench.tracking import section_tracking  # noqa: E402,F401  (main finds sections by name)
+from bench.labels import section_labels  # noqa: E402,F401
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results.json"

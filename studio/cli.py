@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio import cli_sweep
+from studio import cli_explain, cli_labels, cli_sweep
 
 PROGRESS_PHASES = {"features": "features", "step": "training", "head": "regularisation search",
                    "lr_finder": "learning-rate test"}
@@ -329,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "adapter merged) and adapter (the peft folder)")
     export.set_defaults(func=cmd_export)
     cli_sweep.add_parsers(sub, common, _fail)
+    cli_labels.add_parsers(sub, common, _fail)
+    cli_explain.add_parsers(sub, common, _fail)
     stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run, or a sweep (from any shell)")
     stop.add_argument("run", help="run id (see `studio runs`) or run folder, or a sweep's id")
     stop.set_defaults(func=cmd_stop)
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("runs", "stop"):
         from studio.workspace import confine_caches
         confine_caches(args.workspace)  # before the libraries read where their caches are
-    if args.command in ("train", "predict", "serve", "export", "chat", "sweep"):
+    if args.command in ("train", "predict", "serve", "export", "chat", "sweep", "explain"):
         _quiet_libraries()
     try:
         return args.func(args)

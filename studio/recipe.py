@@ -42,6 +42,8 @@ class DataSpec:
     system_column: str | None = None
     messages_column: str | None = None
     train_on_prompt: bool = False  # instruction tuning: also learn the prompts (off: only the answers are learnt)
+    corrections: str | None = None  # classification: a .csv of example,label (a class or "exclude") applied on load
+    drop_duplicates: str = "none"  # classification: none (copies only reported) | validation | all (DROP_DUPLICATES)
 
 
 @dataclass
@@ -193,6 +195,9 @@ def check_values(recipe: Recipe) -> None:
         check_range("data.validation_split", d.validation_split, *DATA_RANGES["validation_split"])
     check_range("data.max_length", d.max_length, *DATA_RANGES["max_length"])
     check_range("data.max_seconds", d.max_seconds, *DATA_RANGES["max_seconds"])
+    if d.drop_duplicates not in DROP_DUPLICATES:
+        raise RecipeError(f"Recipe key 'data.drop_duplicates' is '{d.drop_duplicates}'; choose one of: "
+                          + "; ".join(f"{k} ({v})" for k, v in DROP_DUPLICATES.items()) + ".")
     _check_train(recipe.train)
     out = Path(recipe.output_dir)
     if out.is_absolute() or ".." in out.parts or not recipe.output_dir.strip():
@@ -202,6 +207,9 @@ def check_values(recipe: Recipe) -> None:
 
 
 
+# What data.drop_duplicates may say, and what each does with exact and near copies of an example.
+DROP_DUPLICATES = {"none": "copies are only reported", "validation": "validation examples that copy a training "
+                   "example are left out", "all": "one example of each group of copies is kept"}
 # The allowed range of each number under data and train: (low, high), inclusive. The UI corrects its boxes to these.
 DATA_RANGES = {"validation_split": (0.05, 0.5), "max_length": (8, 32768), "max_seconds": (0.1, 3600)}
 # The allowed range of each number under train: (low, high), inclusive. The UI corrects its boxes to these.

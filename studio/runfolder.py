@@ -29,6 +29,7 @@ LABELS = "labels.json"
 EXAMPLES = "examples.json"  # a few validation inputs the Playground offers
 EXAMPLES_DIR = "examples"  # their files (copied in, so the run stays whole if the data moves)
 MISCLASSIFIED_DIR = "misclassified"  # copies of misclassified validation files, for the Evaluate tab
+LABEL_ISSUES_DIR = "label_issues"  # copies of the files whose labels look wrong, for the Evaluate tab
 ERROR_LOG = "error.log"  # the traceback of a failure (the status holds the reason in words)
 WORKER_LOG = "worker.log"  # the worker process's stdout and stderr
 CANCEL = "cancel"  # present: the user asked the run to stop

@@ -120,6 +120,10 @@ class Workspace:
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
 
+    def explanations_dir(self, run: str) -> Path:
+        """Explanations' pictures of a run's answers (`studio explain`, the Playground's Explain)."""
+        return self.root / "explanations" / run
+
     @property
     def sweeps_dir(self) -> Path:
         """One folder per sweep (several settings of one recipe tried): its sweep.json, its optuna study."""

@@ -7,7 +7,7 @@ from studio import tasks
 from studio.families.base import ModelInfo
 from studio.runfolder import ModelNotReady, model_folder
 
-__all__ = ["ModelNotReady", "Predictor", "model_folder"]
+__all__ = ["ModelNotReady", "Predictor", "explainer", "model_folder"]
 
 
 class Predictor:
@@ -22,3 +22,10 @@ class Predictor:
 
     def predict(self, inputs: list, top_k: int = 3) -> list[dict]:
         return self.impl.predict(inputs, top_k=top_k)
+
+
+def explainer(path: Path | str):
+    """The task's explainer for a run's saved model (explain(inputs, out_dir), check_input(value)), or None where
+    the task does not explain its answers."""
+    folder = model_folder(path)
+    return tasks.get(ModelInfo.read(folder).task).explainer(folder)

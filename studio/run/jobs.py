@@ -102,7 +102,7 @@ class JobManager:
         """Checks the recipe (RecipeError if it cannot run), creates its run folder, queues it."""
         recipe = tasks.resolved(recipe)
         # Absolute data paths, so the saved recipe replays from any folder.
-        for key in ("path", "validation_path"):
+        for key in ("path", "validation_path", "corrections"):
             value = getattr(recipe.data, key)
             if value:
                 setattr(recipe.data, key, str(Path(value).expanduser().resolve()))

@@ -195,6 +195,13 @@ class Task:
 
     exports: tuple[Export, ...] = ()
 
+    explains = False  # its saved models' answers can be explained (explainer() gives one)
+
+    def explainer(self, folder: Path):
+        """What made a saved model answer as it did: an object with check_input(value) and explain(inputs,
+        out_dir) (one dict per input), or None for a task whose answers are not explained."""
+        return None
+
     def chat(self, folder: Path):
         """A saved model ready to converse (`studio chat`), or None for a task whose models do not chat."""
         return None

@@ -20,6 +20,7 @@ from studio.engine.data.tables import TABLE_SUFFIXES, table_columns
 from studio.recipe import DataSpec
 from studio.ui import charts
 from studio.ui import session as sessions
+from studio.ui.duplicates_view import DuplicatesView
 from studio.ui.i18n import tr, tr_said
 
 log = logging.getLogger(__name__)
@@ -124,15 +125,19 @@ class DataTab:
         self.split = gr.Slider(0.1, 0.4, value=0.2, step=0.05, label="Share held back to test the model",
                                info="These examples are never trained on; they measure accuracy honestly.",
                                elem_id="split")
+        self.duplicates = DuplicatesView()
+        self.duplicates.build_option()
         self.status = gr.Markdown(elem_id="data-status")
         with gr.Row():
             self.counts = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="counts-plot")
             with gr.Column():
                 for panel in ctx.all_panels():
                     panel.build_preview()
+        self.duplicates.build()
         ctx.nav("model", "strategy")
         self.task_view, self.show_task = ctx.shared["task_view"], ctx.shared["show_task"]
-        self.preview = [self.status, self.counts, *(c for p in ctx.all_panels() for c in p.preview), ctx.session,
+        self.preview = [self.status, self.counts, *(c for p in ctx.all_panels() for c in p.preview),
+                        *self.duplicates.components, ctx.session,
                         ctx.summary]
         self.columns_out = [self.columns_row, *self.pickers.values()]
         self._wire()
@@ -172,6 +177,7 @@ class DataTab:
         for picker in self.pickers.values():
             ctx.on(picker.input, self.on_columns, [session, *self.pickers.values()], self.preview)
         ctx.on(self.split.release, self.on_split, [self.split, session], self.preview)
+        ctx.on(self.duplicates.drop.input, self.on_drop, [self.duplicates.drop, session], self.preview)
         restored = [*self.columns_out, self.split, self.remove_name, self.limit_note, *self.preview]
         ctx.on_load(self.restore, restored)
         # A task switched on the Model tab leaves no data of the previous task on this tab.
@@ -186,7 +192,7 @@ class DataTab:
         text = (f"**{tr('The data cannot be used yet.', lang)}** {message}" if message
                 else tr("No data yet: try an example or upload your own.", lang))
         return {self.status: text, self.counts: charts.empty_figure(tr("No data to show", lang)),
-                **self.hide_previews(),
+                **self.hide_previews(), **self.duplicates.hide(),
                 self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
     def check(self, state: dict, reuse: bool = False, progress=None) -> dict:
@@ -222,6 +228,7 @@ class DataTab:
                   else charts.empty_figure(""))
         return {self.status: text, self.counts: figure, **self.hide_previews(),
                 **self.ctx.panel_for(draft["task"]).show_preview(data, draft, self.ctx.workspace, lang, say),
+                **self.duplicates.show(data, draft, self.ctx.workspace, lang),
                 self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
     def use_path(self, state, task_name, path, columns: dict | None = None):
@@ -358,6 +365,10 @@ class DataTab:
         own = {c.key for c in tasks.get(state["recipe"]["task"]).table_columns}
         state["recipe"]["data"].update({key: None if value in (None, NO_COLUMN) else value
                                         for key, value in zip(self.pickers, values) if key in own})
+        return self.check(state)
+
+    def on_drop(self, value, state):
+        state["recipe"]["data"]["drop_duplicates"] = value
         return self.check(state)
 
     def on_split(self, value, state):

@@ -8,6 +8,7 @@ import gradio as gr
 from studio.runfolder import EVAL
 from studio.ui import session as sessions
 from studio.ui.i18n import mid_sentence, tr
+from studio.ui.label_issues import LabelIssues
 
 
 def build(ctx, tab) -> None:
@@ -20,19 +21,22 @@ def build(ctx, tab) -> None:
         view.build()
     for panel in ctx.all_panels():
         panel.build_mistakes()
+    issues = LabelIssues(ctx)  # examples that may be mislabelled: decide, then train again
+    issues.build(run)
     with gr.Row():  # a learning-rate range test's suggestion, taken for the next run in one click
         lr_note = gr.Markdown(visible=False, elem_id="lr-suggestion")
         use_lr = gr.Button("Use this learning rate for my next run", visible=False, size="sm", elem_id="use-lr")
     compare_hint = gr.Markdown(elem_id="evaluate-compare-hint")
     ctx.nav("train", "playground")
     parts = [*(c for view in views for c in view.components), *(c for p in ctx.all_panels() for c in p.mistakes),
-             lr_note, use_lr, compare_hint]
+             lr_note, use_lr, compare_hint, *issues.components, issues.decisions]
 
     def hide_all() -> dict:
         out = {c: gr.update(visible=False) for view in views for c in view.components}
         for panel in ctx.all_panels():
             out.update(panel.hide_mistakes())
-        return {**out, lr_note: gr.update(visible=False), use_lr: gr.update(visible=False), compare_hint: ""}
+        return {**out, lr_note: gr.update(visible=False), use_lr: gr.update(visible=False), compare_hint: "",
+                **issues.hide()}
 
     def show(run_id, state) -> dict:
         lang = state["lang"]
@@ -45,6 +49,7 @@ def build(ctx, tab) -> None:
         panel = ctx.panel_for(status.get("task"))
         return {note: "", **hide_all(), **panel.results.show(report, status, lang),
                 **panel.show_mistakes(report, ctx.run_dir(run_id), lang), **lr_suggestion(report, lang),
+                **issues.show(report, ctx.run_dir(run_id), lang),
                 compare_hint: comparisons_hint(ctx.task_of(status), status, lang)}
 
     def on_open(state):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 import gradio as gr
 
-from studio.errors import first_line
-from studio.run.inference import Predictor, model_folder
+from studio.errors import UserError, first_line
+from studio.run.inference import Predictor, explainer, model_folder
 from studio.runfolder import RunFolder
 from studio.settings import env_number
 from studio.ui import charts
@@ -20,6 +21,8 @@ DEFAULT_CACHE_MB = 2048  # loaded models' weights kept in memory (STUDIO_PLAYGRO
 
 _predictors: OrderedDict[tuple, tuple[Predictor, float]] = OrderedDict()  # key → (predictor, its size in MB)
 _lock = threading.Lock()
+_explainers: OrderedDict[tuple, object] = OrderedDict()  # key → the task's explainer (its own copy of the model)
+KEPT_EXPLAINERS = 2
 
 
 def _stamp(run: RunFolder) -> int:
@@ -48,6 +51,25 @@ def predictor(run: RunFolder) -> Predictor:
     return loaded
 
 
+def explaining(run: RunFolder):
+    """A run's explainer, loaded once; the last few asked for are kept."""
+    key = (str(run.path), _stamp(run))
+    with _lock:
+        if key in _explainers:
+            _explainers.move_to_end(key)
+            return _explainers[key]
+    loaded = explainer(run.path)
+    with _lock:
+        _explainers[key] = loaded
+        while len(_explainers) > KEPT_EXPLAINERS:
+            _explainers.popitem(last=False)
+    return loaded
+
+
+def _unseen(components: list) -> dict:
+    return {c: gr.update(visible=False) for c in components if not isinstance(c, gr.State)}
+
+
 def cached_runs() -> list[str]:
     """The run folders whose models are in memory, least recently used first."""
     with _lock:
@@ -62,6 +84,44 @@ def answer_markdown(answer: dict, lang: str) -> str:
     return "\n".join(f"**{key}**: {value}" for key, value in answer.items())
 
 
+def own_input(ctx, run_id: str | None, values: tuple) -> tuple:
+    """(the panel of the run's task, its input's value among every panel's input values)."""
+    own = ctx.panel_for(ctx.run_status(run_id).get("task")) if run_id else None
+    return own, next((v for panel, v in zip(ctx.all_panels(), values) if panel is own), None)
+
+
+def explain_handler(ctx, note):
+    """The Explain button's handler: the note above the explanation, and the input's panel's view of it."""
+    def on_explain(run_id, state, *values):
+        """Why the model gives its answer for the input (seconds on the CPU: this session's turn only)."""
+        lang = state["lang"]
+        own, value = own_input(ctx, run_id, values)
+        if own is None or value is None or (isinstance(value, str) and not value.strip()):
+            return {note: gr.update(value=tr("Give the model an input first.", lang), visible=True)}
+        began = time.perf_counter()
+        try:
+            found = explaining(ctx.run(run_id))
+            reason = found.check_input(value)
+            if reason:
+                raise ValueError(reason)
+            result = found.explain([value], ctx.workspace.explanations_dir(ctx.run(run_id).path.name))[0]
+        except (OSError, ValueError, LookupError, UserError) as exc:
+            return {note: gr.update(value=f"**{tr('Could not explain:', lang)}** {first_line(exc)}", visible=True)}
+        said = tr("Why **{label}** ({score} sure): explained in {seconds} s.", lang, label=result["label"],
+                  score=f"{result['score']:.1%}", seconds=f"{time.perf_counter() - began:.1f}")
+        return {note: gr.update(value=said, visible=True), **own.show_explanation(result, value, lang)}
+    return on_explain
+
+
+def render_explanations(ctx) -> None:
+    """Each panel's explanation view, placed under the answer (built earlier: the panels' events fill it)."""
+    for panel in ctx.all_panels():
+        for component in panel.explanation:
+            if not isinstance(component, gr.State):
+                component.render()
+        panel.wire_explanation(ctx)
+
+
 def build(ctx, tab) -> None:
     ctx.static(gr.Markdown("### 6. Try it\n<span class='hint'>Give the model something new, or click one of the "
                            "examples it was not trained on.</span>"))
@@ -69,11 +129,17 @@ def build(ctx, tab) -> None:
     # Created first (the panels' events fill them), placed in the right-hand column below.
     answer = gr.Markdown(elem_id="prediction", render=False)
     bars = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="topk-plot", render=False)
-    ctx.shared["answer"] = [answer, bars]
+    note = gr.Markdown(visible=False, elem_id="explain-note", render=False)
+    for panel in ctx.all_panels():
+        panel.build_explanation()
+    explained = [note, *[c for panel in ctx.all_panels() for c in panel.explanation]]
+    # an explanation is part of the answer: cleared, like it, when the input changes
+    ctx.shared["answer"] = [answer, bars, *explained]
 
     def no_answer(state) -> dict:
         """The answer cleared while the input changes: it was computed for what stood there before."""
-        return {answer: tr("Press Enter or Predict for an answer.", state["lang"]), bars: charts.empty_figure("")}
+        return {answer: tr("Press Enter or Predict for an answer.", state["lang"]), bars: charts.empty_figure(""),
+                **_unseen(explained)}
     ctx.shared["no_answer"] = no_answer
 
     def run_predict(run_id, value, state) -> dict:
@@ -91,17 +157,21 @@ def build(ctx, tab) -> None:
                     bars: charts.empty_figure(tr("No answer", lang))}
         chart = (charts.top_k_figure(result, tr("Most likely labels", lang), tr("probability", lang))
                  if result.get("top_k") else charts.empty_figure(""))
-        return {answer: answer_markdown(result, lang), bars: chart}
+        return {answer: answer_markdown(result, lang), bars: chart, **_unseen(explained)}
 
     with gr.Row():
         with gr.Column():  # inputs whose answer is the shared one, shown beside them
             for panel in ctx.all_panels():
                 if panel.answers_shared:
                     panel.build_playground(ctx, run, run_predict)
-            predict_button = gr.Button("Predict", variant="primary", elem_id="predict", visible=False)
+            with gr.Row():
+                predict_button = gr.Button("Predict", variant="primary", elem_id="predict", visible=False)
+                explain_button = gr.Button("Explain", elem_id="explain", visible=False)
         with gr.Column():
             answer.render()
             bars.render()
+            note.render()
+            render_explanations(ctx)
     for panel in ctx.all_panels():  # a playground with answers of its own (a chat) takes the whole width
         if not panel.answers_shared:
             panel.build_playground(ctx, run, run_predict)
@@ -115,7 +185,8 @@ def build(ctx, tab) -> None:
         shared_visible = own is not None and own.answers_shared
         hint = tr("The answer appears here.", lang) if run_id else tr("Finish a run first (Train tab), then choose "
                                                                          "it above.", lang)
-        out = {predict_button: gr.update(visible=shared_visible),
+        out = {predict_button: gr.update(visible=shared_visible), **_unseen(explained),
+               explain_button: gr.update(visible=shared_visible and ctx.task_of(status).explains),
                answer: gr.update(value=hint, visible=shared_visible or not run_id),
                bars: gr.update(value=charts.empty_figure(""), visible=shared_visible)}
         for panel in ctx.all_panels():
@@ -125,15 +196,15 @@ def build(ctx, tab) -> None:
         return out
 
     def on_predict(run_id, state, *values):
-        own = ctx.panel_for(ctx.run_status(run_id).get("task")) if run_id else None
-        value = next((v for panel, v in zip(ctx.all_panels(), values) if panel is own), None)
-        return run_predict(run_id, value, state)
+        return run_predict(run_id, own_input(ctx, run_id, values)[1], state)
 
     def on_open(state):
         dropdown, chosen = ctx.run_dropdown(state)
         return {run: dropdown, **choose(chosen, state)}
 
-    ctx.on(tab.select, on_open, [ctx.session], [run, predict_button, answer, bars, *parts])
-    ctx.on(run.input, choose, [run, ctx.session], [predict_button, answer, bars, *parts])
+    ctx.on(tab.select, on_open, [ctx.session], [run, predict_button, explain_button, answer, bars, *parts, *explained])
+    ctx.on(run.input, choose, [run, ctx.session], [predict_button, explain_button, answer, bars, *parts, *explained])
+    ctx.on(explain_button.click, explain_handler(ctx, note), [run, ctx.session, *[panel.input for panel in ctx.all_panels()]],
+           explained)
     ctx.on(predict_button.click, on_predict, [run, ctx.session, *[panel.input for panel in ctx.all_panels()]],
            [answer, bars])

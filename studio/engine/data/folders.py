@@ -27,6 +27,9 @@ class Loaded:
     skipped: list[dict[str, str]]
     notes: list[str] = field(default_factory=list)
     groups: list[str] | None = None  # data.group_column's value per example
+    # how each example is named to people and in corrections files: its path relative to the class folders'
+    # folder, or its 1-based row number among a table's rows of data
+    keys: list[str | int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def scan(folder: Path, kind: FileKind, source: str | None = None) -> Loaded:
                 converted.append(f"{relative} ({note})")
             loaded.items.append(str(path))
             loaded.names.append(class_dir.name)
+            loaded.keys.append(relative)
             usable += 1
         if not usable:
             reasons = Counter(s["reason"] for s in loaded.skipped if s["item"].startswith(class_dir.name + os.sep))

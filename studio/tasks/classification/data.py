@@ -18,6 +18,7 @@ from studio.engine.data.folders import MIN_PER_CLASS, Loaded
 from studio.engine.data.tables import MISSING_VALUES, TABLE_SUFFIXES, cell, missing_column, read_table
 from studio.engine.data.words import listing
 from studio.recipe import DataSpec
+from studio.tasks.classification import corrections
 from studio.words import said
 
 IMBALANCE_RATIO = 3.0
@@ -34,6 +35,7 @@ class DataReport:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"item": ..., "reason": ...}
     warnings: list[str] = field(default_factory=list)
     class_weighted: bool = False  # the training loss weights the classes (set by the task that trains)
+    duplicates: dict | None = None  # exact (and, in a run, near) copies: duplicates.summary
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,6 +52,9 @@ class LabelledData:
     report: DataReport
     items_are_files: bool
     val_groups: list[str] | None = None  # data.group_column's value per validation example, for per-group results
+    # how each example is named to people (eval.json's label_issues, data.corrections): see Loaded.keys
+    train_keys: list[str | int] = field(default_factory=list)
+    val_keys: list[str | int] = field(default_factory=list)
 
     def fingerprint(self) -> str:
         """Identifies the exact examples (file contents for files), for the feature cache."""
@@ -87,7 +92,8 @@ def load_table(path: Path, spec: DataSpec, item_key: str, read_item: ItemReader)
     loaded = Loaded(path.name, [], [], skipped, list(notes), [] if spec.group_column else None)
     groups = frame[spec.group_column] if spec.group_column else [None] * len(frame)
     converted = []
-    for row, value, label, group in zip(frame.index, frame[item_column], frame[spec.label_column], groups):
+    for number, (row, value, label, group) in enumerate(zip(frame.index, frame[item_column],
+                                                            frame[spec.label_column], groups), start=1):
         value, label = cell(value), cell(label).strip()
         if value.strip() == item_column and label == spec.label_column:
             loaded.skipped.append({"item": row, "reason": "a repeated header line"})
@@ -103,6 +109,7 @@ def load_table(path: Path, spec: DataSpec, item_key: str, read_item: ItemReader)
             converted.append(f"{row} ({note})")
         loaded.items.append(item)
         loaded.names.append(label)
+        loaded.keys.append(number)
         if loaded.groups is not None:
             loaded.groups.append(cell(group).strip() or "(none)")
     if converted:
@@ -168,14 +175,18 @@ def assemble(spec: DataSpec, modality: str, seed: int, read: SourceReader, items
             raise DataError(f"The studio may not read {path.name} (permission denied).") from None
 
     loaded = read_source(spec.path)
+    val = read_source(spec.validation_path) if spec.validation_path else None
+    if val is not None:
+        val.keys = [f"{corrections.VALIDATION}{key}" for key in val.keys]
+    if spec.corrections:
+        loaded.notes.append(corrections.apply(spec.corrections, loaded, *([val] if val else [])))
     from_table = Path(spec.path).suffix.lower() in TABLE_SUFFIXES
     counts = _check_classes(loaded, spec, from_table)
     items, names, skipped, notes = loaded.items, loaded.names, list(loaded.skipped), list(loaded.notes)
     classes = sorted(counts.index)
     index = {name: i for i, name in enumerate(classes)}
     labels = [index[name] for name in names]
-    if spec.validation_path:
-        val = read_source(spec.validation_path)
+    if val is not None:
         unknown = sorted(set(val.names) - set(classes))
         if unknown:
             raise DataError(f"The validation data has class '{unknown[0]}', which the training data lacks. "
@@ -184,7 +195,7 @@ def assemble(spec: DataSpec, modality: str, seed: int, read: SourceReader, items
         notes += val.notes
         train_items, train_labels = items, labels
         val_items, val_labels = val.items, [index[name] for name in val.names]
-        val_groups = val.groups
+        val_groups, train_keys, val_keys = val.groups, loaded.keys, val.keys
         if not val_items:
             raise DataError("The validation data has no usable examples.")
     else:
@@ -192,6 +203,7 @@ def assemble(spec: DataSpec, modality: str, seed: int, read: SourceReader, items
         train_items, train_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
         val_items, val_labels = [items[i] for i in val_idx], [labels[i] for i in val_idx]
         val_groups = [loaded.groups[i] for i in val_idx] if loaded.groups is not None else None
+        train_keys, val_keys = [loaded.keys[i] for i in train_idx], [loaded.keys[i] for i in val_idx]
     report = DataReport(
         modality=modality, classes=classes,
         train_counts={c: train_labels.count(i) for i, c in enumerate(classes)},
@@ -199,7 +211,7 @@ def assemble(spec: DataSpec, modality: str, seed: int, read: SourceReader, items
         skipped=skipped)
     report.warnings = notes + _warnings(report, counts)
     return LabelledData(classes, train_items, train_labels, val_items, val_labels, report, items_are_files,
-                        val_groups)
+                        val_groups, train_keys, val_keys)
 
 
 def _warnings(report: DataReport, counts: pd.Series) -> list[str]:

@@ -16,7 +16,7 @@ from studio.engine.loop import count_parameters
 from studio.families.base import ModelInfo
 from studio.recipe import Recipe
 from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, EXAMPLES_DIR, LABELS, RunFolder
-from studio.tasks.classification import calibration, head_solver, metrics, probe, report, training
+from studio.tasks.classification import calibration, head_solver, label_issues, metrics, probe, report, training
 from studio.tasks.classification.card import write_card
 from studio.tasks.classification.data import IMBALANCE_RATIO, LabelledData
 from studio.tasks.classification.model import Classifier, save_classifier
@@ -88,6 +88,9 @@ def _fit(task, ctx, strategy: ClassificationStrategy, b: Built) -> tuple[dict, t
         probe.install(b.model, fit)
         extras["linear_probe"] = {"C": fit.C, "folds": fit.folds, "temperature": fit.temperature,
                                   "search": fit.search}
+        extras.update(label_issues.from_probe(ctx, feats, data, fit.C, task.inputs_are_files, strategy.fine_tunes))
+    else:
+        extras.update(label_issues.without_probe(strategy.pretrained))
     if not strategy.trains_epochs(recipe):  # the solved head is the whole training
         record, logits = probe.record(fit, feats, data, b.weights, 1, time.perf_counter() - started)
         ctx.events.emit("epoch", total_epochs=1, best_epoch=1, **record)

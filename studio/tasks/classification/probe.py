@@ -15,7 +15,9 @@ from torch.utils.data import DataLoader
 from studio.tasks.classification import metrics as evaluation
 from studio.tasks.classification import head_solver
 from studio.tasks.classification.model import Classifier
+from studio.tasks.classification import duplicates
 from studio.tasks.classification.data import LabelledData
+from studio.runfolder import DATA_REPORT
 from studio.tasks.classification.features import cache_key, compute_features
 from studio.engine.loop import Cancelled
 from studio.families.base import ModelInfo
@@ -43,7 +45,13 @@ def features(ctx, model: Classifier, data: LabelledData, encoder, info: ModelInf
                            cache_dir=ctx.workspace.cache_dir, events=ctx.events, cancel=ctx.cancel)
     if ctx.dist.is_main:
         ctx.dist.barrier()
-    return out
+    train, val = duplicates.in_run(data, out["train"].numpy(), out["val"].numpy(), recipe.data.drop_duplicates,
+                                   info.model, ctx.workspace.cache_dir if ctx.dist.is_main else None)
+    if ctx.dist.is_main:  # the report now says which copies the features showed
+        ctx.run.write(DATA_REPORT, data.report.to_dict())
+    if duplicates.warning(data.report.duplicates):
+        ctx.events.emit("log", message=duplicates.warning(data.report.duplicates))
+    return {"train": out["train"][train], "val": out["val"][val]}
 
 
 def solve(ctx, feats: dict[str, torch.Tensor], data: LabelledData,

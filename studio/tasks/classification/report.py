@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from studio.tasks.classification import duplicates
 from studio.tasks.classification import metrics as evaluation
 from studio.engine.device import peak_memory_mb
 from studio.tasks.classification.data import LabelledData
@@ -31,12 +32,14 @@ def build(task, logits: torch.Tensor, calibrated: torch.Tensor, data: LabelledDa
     correct = int((logits.argmax(1) == labels).sum())
     interval = evaluation.wilson_interval(correct, len(labels))
     warnings = [evaluation.overfitting_warning(result["history"], result["best_epoch"]),
-                evaluation.interval_warning(interval, report["accuracy"]), _probe_warning(extras)]
+                evaluation.interval_warning(interval, report["accuracy"]), _probe_warning(extras),
+                duplicates.warning(data.report.duplicates or {})]
     report.update(best_epoch=result["best_epoch"], steps=result["steps"], history=result["history"],
                   stopped_early=result["stopped_early"], samples_per_s=result["samples_per_s"],
                   trainable_parameters=params["trainable"], total_parameters=params["total"],
                   device=ctx.device.type, world_size=ctx.dist.world_size,
                   peak_memory_mb=peak_memory_mb(ctx.device), misclassified=wrong, accuracy_interval=interval,
+                  duplicates=data.report.duplicates,
                   **extras, warnings=[w for w in warnings if w])
     if data.val_groups:
         report["groups"] = evaluation.by_group(logits, labels, data.val_groups)

@@ -17,7 +17,7 @@ from studio.engine.loop import to_device
 from studio.families.base import ModelInfo
 from studio.recipe import DataSpec, Recipe, RecipeError
 from studio.tasks.base import ColumnChoice, Export, Metric, Task
-from studio.tasks.classification import export, metrics, pipeline
+from studio.tasks.classification import duplicates, export, metrics, pipeline
 from studio.tasks.classification.data import LabelledData, assemble
 from studio.tasks.classification.model import load_classifier
 from studio.tasks.classification.strategies import STRATEGIES
@@ -55,6 +55,7 @@ class ClassificationTask(Task):
     comparisons = ("scratch", "full")
     best = staticmethod(most_accurate)
     classes = True
+    explains = True  # explain.py: a heatmap, a weight per word or per moment (captum)
     exports = (Export("zip", "Model folder (.zip)", export.model_zip),
                Export("hf", "Transformers (pipeline) folder, zipped", export.hf, export.hf_refused),
                Export("onnx", "ONNX (model.onnx)", export.onnx))
@@ -70,8 +71,8 @@ class ClassificationTask(Task):
     # -- the recipe -----------------------------------------------------------------------------------------------
     def data_keys(self, data: DataSpec) -> tuple[str, ...]:
         if Path(data.path).suffix.lower() in TABLE_SUFFIXES:
-            return ("label_column", "group_column", self.table_item_key)
-        return ()
+            return ("label_column", "group_column", self.table_item_key, "corrections", "drop_duplicates")
+        return ("corrections", "drop_duplicates")
 
     table_item_key = "path_column"
     item_column_words = "Column with the file paths"
@@ -117,8 +118,9 @@ class ClassificationTask(Task):
 
     # -- data -----------------------------------------------------------------------------------------------------
     def load_data(self, spec: DataSpec, seed: int, uploads_dir: Path) -> LabelledData:
-        return assemble(spec, self.modality, seed, lambda path: self.read_source(path, spec, uploads_dir),
+        data = assemble(spec, self.modality, seed, lambda path: self.read_source(path, spec, uploads_dir),
                         self.inputs_are_files)
+        return duplicates.at_load(data, spec.drop_duplicates)
 
     # -- model ------------------------------------------------------------------------------------------------------
     def build_backbone(self, recipe: Recipe):
@@ -147,6 +149,10 @@ class ClassificationTask(Task):
     # -- a trained model ------------------------------------------------------------------------------------------
     def predictor(self, folder: Path) -> "Predictor":
         return Predictor(self, folder)
+
+    def explainer(self, folder: Path):
+        from studio.tasks.classification.explain import Explainer  # captum loads only when asked to explain
+        return Explainer(self, folder)
 
     def onnx_sequence_axis(self, info: ModelInfo) -> tuple[int, int] | None:
         """(axis, longest) of the inputs' length that varies in an ONNX export; None when nothing does."""

@@ -64,7 +64,7 @@ class TextClassification(ClassificationTask):
     fields = (TOKENS_KEPT,)
 
     def data_keys(self, data: DataSpec) -> tuple[str, ...]:
-        return ("text_column", "label_column", "group_column", "max_length")
+        return ("text_column", "label_column", "group_column", "max_length", "corrections", "drop_duplicates")
 
     def accepts(self, path: Path) -> bool:
         return path.suffix.lower() in TABLE_SUFFIXES

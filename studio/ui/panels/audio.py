@@ -10,6 +10,7 @@ import gradio as gr
 from studio.engine.data.audio import clip_info, duration_words, inspect_clip
 from studio.runfolder import EXAMPLES, RunFolder
 from studio.ui import charts
+from studio.ui.explain_view import segments_figure
 from studio.ui.i18n import tr
 from studio.tasks.classification.report import copied
 from studio.ui.panels.base import MISTAKE_WIDTHS, mistakes_update
@@ -120,6 +121,14 @@ class AudioPanel(ClassificationPanel):
     def show_playground(self, examples: list, run_dir) -> dict:
         return {self.input: gr.update(visible=True, value=None),
                 self.examples: gr.update(choices=_example_choices(examples, run_dir), value=None, visible=True)}
+
+    def build_explanation(self) -> None:
+        self.segments = gr.Plot(label="Moments that led to the answer", visible=False, elem_id="explain-segments",
+                                render=False)
+        self.explanation = [self.segments]
+
+    def show_explanation(self, result: dict, value, lang: str) -> dict:
+        return {self.segments: gr.update(value=segments_figure(value, result["segments"], lang), visible=True)}
 
 
 def _example_choices(paths: list[str], run_dir) -> list[tuple[str, str]]:

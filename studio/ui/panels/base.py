@@ -97,3 +97,16 @@ class Panel:
 
     def hide_playground(self) -> dict:
         return hidden(self.playground)
+
+    # -- Playground tab: why the model answered so (for a task with an explainer) ---------------------------------
+    def build_explanation(self) -> None:
+        """Components showing an explanation, created unrendered (the tab places them under the answer); states
+        among them stay unseen. None for the generic panel."""
+        self.explanation = []
+
+    def wire_explanation(self, ctx) -> None:
+        """The explanation's own controls' events, once the tab has placed them."""
+
+    def show_explanation(self, result: dict, value, lang: str) -> dict:
+        """The update of the explanation's components for an explainer's result on `value` (the input)."""
+        return {}

@@ -8,6 +8,7 @@ import gradio as gr
 
 from studio.engine.data.images import IMAGE_EXTENSIONS, inspect_image, open_rgb
 from studio.ui import charts
+from studio.ui.explain_view import DEFAULT_OPACITY, overlay
 from studio.ui.i18n import tr
 from studio.tasks.classification.report import copied
 from studio.ui.panels.classification import ClassificationPanel
@@ -92,3 +93,20 @@ class ImagePanel(ClassificationPanel):
 
     def hide_playground(self) -> dict:
         return {c: gr.update(visible=False) for c in self._parts[:4]}
+
+    def build_explanation(self) -> None:
+        self.heatmap = gr.Image(label="What the model looked at (brighter: it mattered more)", interactive=False,
+                                visible=False, elem_id="explain-heatmap", height=280, render=False)
+        self.opacity = gr.Slider(0, 1, value=DEFAULT_OPACITY, step=0.05, label="Heatmap opacity", visible=False,
+                                 elem_id="explain-opacity", render=False)
+        self.explained = gr.State(None)  # (the image's path, its heatmap's path)
+        self.explanation = [self.heatmap, self.opacity, self.explained]
+
+    def wire_explanation(self, ctx) -> None:
+        ctx.on(self.opacity.release, lambda value, paths: overlay(*paths, value) if paths else None,
+               [self.opacity, self.explained], self.heatmap, show_progress="hidden")
+
+    def show_explanation(self, result: dict, value, lang: str) -> dict:
+        return {self.heatmap: gr.update(value=overlay(value, result["heatmap"], DEFAULT_OPACITY), visible=True),
+                self.opacity: gr.update(value=DEFAULT_OPACITY, visible=True),
+                self.explained: (value, result["heatmap"])}

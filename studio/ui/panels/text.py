@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from studio.ui.explain_view import highlighted
 from studio.ui.i18n import tr
 from studio.ui.panels.base import MISTAKE_WIDTHS, SAMPLE_CHARS, mistakes_update
 from studio.ui.panels.classification import ClassificationPanel
@@ -50,3 +51,12 @@ class TextPanel(ClassificationPanel):
     def show_playground(self, examples: list, run_dir) -> dict:
         return {self.input: gr.update(visible=True, value=""),
                 self.examples: gr.update(choices=examples, value=None, visible=True)}
+
+    def build_explanation(self) -> None:
+        self.tokens = gr.HighlightedText(label="Words that led to the answer (red: for it, blue: against it)",
+                                         visible=False, elem_id="explain-tokens", combine_adjacent=False,
+                                         show_legend=False, render=False)
+        self.explanation = [self.tokens]
+
+    def show_explanation(self, result: dict, value, lang: str) -> dict:
+        return {self.tokens: gr.update(value=highlighted(result["tokens"]), visible=True)}
