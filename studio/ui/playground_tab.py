@@ -207,4 +207,4 @@ def build(ctx, tab) -> None:
     ctx.on(explain_button.click, explain_handler(ctx, note), [run, ctx.session, *[panel.input for panel in ctx.all_panels()]],
            explained)
     ctx.on(predict_button.click, on_predict, [run, ctx.session, *[panel.input for panel in ctx.all_panels()]],
-           [answer, bars])
+           [answer, bars, *explained])  # a new answer hides the explanation of the old one
