@@ -139,14 +139,15 @@ class Place:
 
 
 def wait_for_devices(run_dir: Path, kind: str, count: int, available: int, cancel: threading.Event,
-                     on_wait=None) -> tuple[DeviceLock, int] | None:
+                     on_wait=None, workspace: Path | None = None) -> tuple[DeviceLock, int] | None:
     """Waits until no earlier run needs this kind of device and `count` of them are free; returns the lock and the
     first device's index (CUDA runs take a contiguous range), or None if cancelled while waiting.
-    on_wait(place): called with Place.of's dict when what the run waits for changes (and every SAY_EVERY_S)."""
+    on_wait(place): called with Place.of's dict when what the run waits for changes (and every SAY_EVERY_S).
+    workspace: the run's workspace, when run_dir is not <workspace>/<output_dir>/<run-id> (a Data tab's check)."""
     run_dir = Path(run_dir)
     ticket = find_ticket(run_dir.name) or take_ticket(run_dir)
     me = {**(read_json(ticket) or {}), "run": run_dir.name, "run_dir": str(run_dir), "device": kind,
-          "workspace": str(run_dir.parent.parent)}  # <workspace>/<output_dir>/<run-id>
+          "workspace": str(workspace or run_dir.parent.parent)}  # <workspace>/<output_dir>/<run-id>
     write_json(ticket, {**me, **identity()})  # others can now tell which device it needs, and when it dies
     place, said, said_at = Place(kind, me["workspace"]), None, 0.0
     try:

@@ -22,6 +22,7 @@ from studio.ui import charts
 from studio.ui import session as sessions
 from studio.ui.duplicates_view import DuplicatesView
 from studio.ui.i18n import tr, tr_said
+from studio.ui.label_check_view import LabelCheckView
 
 log = logging.getLogger(__name__)
 NO_COLUMN = "(none)"  # the optional column pickers' choice of no column (its value; shown translated)
@@ -128,6 +129,8 @@ class DataTab:
         self.duplicates = DuplicatesView()
         self.duplicates.build_option()
         self.status = gr.Markdown(elem_id="data-status")
+        self.labels = LabelCheckView()
+        self.labels.build()
         with gr.Row():
             self.counts = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="counts-plot")
             with gr.Column():
@@ -137,7 +140,7 @@ class DataTab:
         ctx.nav("model", "strategy")
         self.task_view, self.show_task = ctx.shared["task_view"], ctx.shared["show_task"]
         self.preview = [self.status, self.counts, *(c for p in ctx.all_panels() for c in p.preview),
-                        *self.duplicates.components, ctx.session,
+                        *self.duplicates.components, *self.labels.components, ctx.session,
                         ctx.summary]
         self.columns_out = [self.columns_row, *self.pickers.values()]
         self._wire()
@@ -178,6 +181,7 @@ class DataTab:
             ctx.on(picker.input, self.on_columns, [session, *self.pickers.values()], self.preview)
         ctx.on(self.split.release, self.on_split, [self.split, session], self.preview)
         ctx.on(self.duplicates.drop.input, self.on_drop, [self.duplicates.drop, session], self.preview)
+        self.labels.wire(ctx)
         restored = [*self.columns_out, self.split, self.remove_name, self.limit_note, *self.preview]
         ctx.on_load(self.restore, restored)
         # A task switched on the Model tab leaves no data of the previous task on this tab.
@@ -192,7 +196,7 @@ class DataTab:
         text = (f"**{tr('The data cannot be used yet.', lang)}** {message}" if message
                 else tr("No data yet: try an example or upload your own.", lang))
         return {self.status: text, self.counts: charts.empty_figure(tr("No data to show", lang)),
-                **self.hide_previews(), **self.duplicates.hide(),
+                **self.hide_previews(), **self.duplicates.hide(), **self.labels.hide(),
                 self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
     def check(self, state: dict, reuse: bool = False, progress=None) -> dict:
@@ -229,6 +233,7 @@ class DataTab:
         return {self.status: text, self.counts: figure, **self.hide_previews(),
                 **self.ctx.panel_for(draft["task"]).show_preview(data, draft, self.ctx.workspace, lang, say),
                 **self.duplicates.show(data, draft, self.ctx.workspace, lang),
+                **self.labels.show(data, draft, self.ctx.workspace, lang),
                 self.ctx.session: state, self.ctx.summary: sessions.summary(state)}
 
     def use_path(self, state, task_name, path, columns: dict | None = None):

@@ -93,24 +93,14 @@ class LabelIssues:
                   "each, then train again.", lang, n=len(report["label_issues"]))
         if source.get("note"):
             text += f"\n\n<span class='hint'>{tr_said(source['note'], lang)}</span>"
-        images = [(str(run_dir / copied(i)), f"{_name(i)}: {i['given']} → {i['suggested']}")
-                  for i in issues if copied(i) and not _is_clip(i)]
+        images = [(str(run_dir / copied(i)), caption(i)) for i in issues if copied(i) and not _is_clip(i)]
         return {self.note: gr.update(value=text, visible=True),
                 self.gallery: gr.update(value=images, visible=bool(images)),
-                self.table: gr.update(value=self.rows(issues, {}, lang), visible=True),
+                self.table: gr.update(value=rows(issues, lang, _texts(issues), {}), visible=True),
                 self.clip: gr.update(value=None, visible=any(_is_clip(i) for i in issues)),
                 self.pick: gr.update(choices=[_name(i) for i in issues], value=None, visible=True),
                 self.decision: gr.update(choices=[], value=None, visible=True),
                 self.again: gr.update(visible=True), self.again_note: "", self.decisions: {}}
-
-    def rows(self, issues: list[dict], decisions: dict, lang: str) -> pd.DataFrame:
-        """One row per suspect: the example (a text's words), given and suggested label, quality, decision."""
-        return pd.DataFrame([{
-            tr("example", lang): _name(i) if copied(i) or not isinstance(i.get("input"), str)
-            else f"{_name(i)}: {i['input'][:CHARS]}",
-            tr("given", lang): i["given"], tr("suggested", lang): i["suggested"],
-            tr("label quality", lang): f"{i['score']:.3f}",
-            tr("decision", lang): decision_words(decisions.get(_name(i), KEEP), lang)} for i in issues])
 
     def _chosen(self, run_id, name: str | None, decisions: dict, lang: str) -> dict:
         report = self.ctx.run(run_id).read(EVAL) if run_id else None
@@ -142,8 +132,8 @@ class LabelIssues:
         if not (run_id and name and decision):
             return {}
         decisions = {**decisions, name: decision}
-        return {self.decisions: decisions,
-                self.table: self.rows(_issues(self.ctx.run(run_id).read(EVAL)), decisions, state["lang"])}
+        issues = _issues(self.ctx.run(run_id).read(EVAL))
+        return {self.decisions: decisions, self.table: rows(issues, state["lang"], _texts(issues), decisions)}
 
     # -- training again -----------------------------------------------------------------------------------------------
     def train_again(self, run_id, decisions, state):
@@ -178,6 +168,26 @@ class LabelIssues:
             writer.writerow(["example", "label"])
             writer.writerows(merged.items())
         return str(path)
+
+
+def caption(issue: dict) -> str:
+    return f"{_name(issue)}: {issue['given']} → {issue['suggested']}"
+
+
+def rows(issues: list[dict], lang: str, texts: bool, decisions: dict | None = None) -> pd.DataFrame:
+    """One row per suspect: the example (with a text's words when the examples are texts), given and suggested
+    label, quality, and the decision taken (when decisions are taken: the Evaluate tab)."""
+    return pd.DataFrame([{
+        tr("example", lang): f"{_name(i)}: {i['input'][:CHARS]}" if texts else _name(i),
+        tr("given", lang): i["given"], tr("suggested", lang): i["suggested"],
+        tr("label quality", lang): f"{i['score']:.3f}",
+        **({tr("decision", lang): decision_words(decisions.get(_name(i), KEEP), lang)} if decisions is not None
+           else {})} for i in issues])
+
+
+def _texts(issues: list[dict]) -> bool:
+    """A run's suspects are texts when none of them is a file copied into the run folder."""
+    return not any(copied(i) for i in issues) and all(isinstance(i.get("input"), str) for i in issues)
 
 
 def _is_clip(issue: dict) -> bool:

@@ -20,6 +20,11 @@ from studio.runfolder import atomic
 from studio.words import said
 
 
+def spec_of(info) -> dict:
+    """What the cached features depend on besides the data: the model and how its inputs are prepared."""
+    return {"model": info.model, "family": info.family, "arch": info.arch, "prep": info.preprocessing}
+
+
 def cache_key(spec: dict, fingerprint: str) -> str:
     return hashlib.sha256((json.dumps(spec, sort_keys=True) + fingerprint).encode()).hexdigest()[:24]
 

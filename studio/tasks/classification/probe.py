@@ -18,7 +18,7 @@ from studio.tasks.classification.model import Classifier
 from studio.tasks.classification import duplicates
 from studio.tasks.classification.data import LabelledData
 from studio.runfolder import DATA_REPORT
-from studio.tasks.classification.features import cache_key, compute_features
+from studio.tasks.classification.features import cache_key, compute_features, spec_of
 from studio.engine.loop import Cancelled
 from studio.families.base import ModelInfo
 from studio.words import said
@@ -35,8 +35,7 @@ def features(ctx, model: Classifier, data: LabelledData, encoder, info: ModelInf
         return DataLoader(encoder.dataset(items, labels), batch_size=recipe.train.batch_size,
                           collate_fn=encoder.collate, num_workers=recipe.train.num_workers,
                           pin_memory=ctx.device.type == "cuda", generator=torch.Generator().manual_seed(0))
-    spec = {"model": info.model, "family": info.family, "arch": info.arch, "prep": info.preprocessing}
-    key = cache_key(spec, data.fingerprint())
+    key = cache_key(spec_of(info), data.fingerprint())
     if not ctx.dist.is_main:
         ctx.dist.barrier()  # rank 0 computes the features; the others read its cache
     out = compute_features(model.backbone, {"train": (data.train_items, data.train_labels),
