@@ -15,14 +15,14 @@ from studio.runfolder import RunFolder
 from studio.settings import env_number
 from studio.ui import charts
 from studio.ui.i18n import tr
+from studio.ui.recent import Recent
 
 log = logging.getLogger(__name__)
 DEFAULT_CACHE_MB = 2048  # loaded models' weights kept in memory (STUDIO_PLAYGROUND_CACHE_MB)
 
 _predictors: OrderedDict[tuple, tuple[Predictor, float]] = OrderedDict()  # key → (predictor, its size in MB)
 _lock = threading.Lock()
-_explainers: OrderedDict[tuple, object] = OrderedDict()  # key → the task's explainer (its own copy of the model)
-KEPT_EXPLAINERS = 2
+_explainers = Recent(2)  # the tasks' explainers (each its own copy of a model)
 
 
 def _stamp(run: RunFolder) -> int:
@@ -53,17 +53,7 @@ def predictor(run: RunFolder) -> Predictor:
 
 def explaining(run: RunFolder):
     """A run's explainer, loaded once; the last few asked for are kept."""
-    key = (str(run.path), _stamp(run))
-    with _lock:
-        if key in _explainers:
-            _explainers.move_to_end(key)
-            return _explainers[key]
-    loaded = explainer(run.path)
-    with _lock:
-        _explainers[key] = loaded
-        while len(_explainers) > KEPT_EXPLAINERS:
-            _explainers.popitem(last=False)
-    return loaded
+    return _explainers.get((str(run.path), _stamp(run)), lambda: explainer(run.path))
 
 
 def _unseen(components: list) -> dict:

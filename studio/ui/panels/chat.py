@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
@@ -21,11 +20,10 @@ from studio.runfolder import model_folder
 from studio.tasks.instruction.model import load as load_chat
 from studio.ui.i18n import tr, tr_said
 from studio.ui.panels.base import Panel
+from studio.ui.recent import Recent
 
 log = logging.getLogger(__name__)
-CACHED_CHATS = 2  # loaded chat models kept (each holds a model in memory)
-_chats: OrderedDict = OrderedDict()
-_chats_lock = threading.Lock()
+_chats = Recent(2)  # loaded chat models kept (each holds a model in memory)
 
 
 class Stops:
@@ -52,17 +50,7 @@ class Stops:
 
 def chat_for(run_dir: Path):
     """A run's tuned model (with its base), loaded once and kept while among the most recently used."""
-    key = str(run_dir)
-    with _chats_lock:
-        if key in _chats:
-            _chats.move_to_end(key)
-            return _chats[key]
-    loaded = load_chat(model_folder(run_dir))
-    with _chats_lock:
-        _chats[key] = loaded
-        while len(_chats) > CACHED_CHATS:
-            _chats.popitem(last=False)
-    return loaded
+    return _chats.get(str(run_dir), lambda: load_chat(model_folder(run_dir)))
 
 
 # -- Data tab ------------------------------------------------------------------------------------------------------
