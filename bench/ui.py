@@ -38,6 +38,8 @@ ROLES = {
     "playground": ("tab-playground", "select"),
     "predict": ("playground-upload", "upload"),
 }
+# Where a role's trigger alone is ambiguous (several tabs have a timer): a component its endpoint must update.
+ROLE_SHOWS = {"refresh": "loss-plot"}
 SESSION = "browserstate"  # the type of the component holding the page's session
 
 
@@ -94,14 +96,17 @@ def endpoints(url: str) -> dict[str, dict]:
         for target in dep.get("targets", []):
             component = components.get(target[0], {})
             keys = {component.get("props", {}).get("elem_id"), f"type:{component.get('type')}"}
+            outputs = [components[i] for i in dep["outputs"] if not components[i].get("skip_api")]
+            shown = {c.get("props", {}).get("elem_id") for c in outputs}
             for role, (key, event) in ROLES.items():
-                if (key in keys and target[1] == event) or (key == "fn" and dep.get("api_name") == event):
+                if ((key in keys and target[1] == event) or (key == "fn" and dep.get("api_name") == event)) and \
+                        ROLE_SHOWS.get(role, None) in shown | {None}:
                     found.setdefault(role, {
                         "api": "/" + dep["api_name"],
                         "inputs": [components[i]["type"] for i in dep["inputs"]
                                    if not components[i].get("skip_api")],
-                        "outputs": [components[i]["type"] for i in dep["outputs"]
-                                    if not components[i].get("skip_api")]})
+                        "outputs": [c["type"] for c in outputs],
+                        "shows": [c.get("props", {}).get("elem_id") for c in outputs]})
     missing = sorted(set(ROLES) - set(found))
     if missing:
         raise RuntimeError(f"the app has no endpoint for: {', '.join(missing)}")
@@ -190,10 +195,11 @@ class Studio:
         start = time.perf_counter()
         out = self.call(self.a, "refresh")
         self.refresh_s.append(time.perf_counter() - start)
-        # the refresh's outputs: run heading, message, progress, loss curve, accuracy curve, log, timer
-        if run_id and run_id not in self.curve_seen and _plot_points(out[3]) > 0:
+        shown = dict(zip([e for e, kind in zip(self.api["refresh"]["shows"], self.api["refresh"]["outputs"])
+                          if kind != SESSION], out))
+        if run_id and run_id not in self.curve_seen and _plot_points(shown["loss-plot"]) > 0:
             self.curve_seen[run_id] = time.time()
-        if run_id and run_id not in self.finish_seen and "Finished in" in str(out[2]):
+        if run_id and run_id not in self.finish_seen and "Finished in" in str(shown["progress"]):
             self.finish_seen[run_id] = time.time()
         return out
 
