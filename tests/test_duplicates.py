@@ -181,3 +181,20 @@ def test_the_same_clip_under_two_labels_is_found_and_played_side_by_side(tmp_pat
     assert "1 pair(s) carry different labels" in shown[view.note]["value"]
     assert [shown[c]["visible"] for c in view.clips[:2]] == [True, True]
     assert {shown[c]["value"] for c in view.clips[:2]} == {pair["a"]["item"], pair["b"]["item"]}
+
+
+def test_the_view_stays_hidden_for_chat_data_whose_panel_counts_its_own_copies(tmp_path):
+    """The chat task's data report counts its duplicate conversations in a number (its own panel says it): the
+    classification view must hide itself, not fail (it did, and the chat example never loaded in the browser)."""
+    from studio.assets import HELPDESK_CHAT
+    from studio.ui.duplicates_view import DuplicatesView
+    data = tasks.get("instruction-tuning").load_data(DataSpec(path=str(HELPDESK_CHAT)), seed=0,
+                                                     uploads_dir=tmp_path / "uploads")
+    assert isinstance(data.report.duplicates, int)
+    view = DuplicatesView()
+    with gr.Blocks():
+        view.build_option()
+        view.build()
+    shown = view.show(data, {"task": "instruction-tuning", "model": "smollm2-135m-instruct",
+                             "data": {"path": str(HELPDESK_CHAT)}}, Workspace(tmp_path / "ws"), "en")
+    assert set(shown) == set(view.components) and not any(update["visible"] for update in shown.values())

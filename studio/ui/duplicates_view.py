@@ -44,7 +44,7 @@ class DuplicatesView:
     def show(self, data, draft: dict, workspace, lang: str) -> dict:
         """The duplicates of checked data: the near ones too when a run already found them for this model."""
         report = getattr(getattr(data, "report", None), "duplicates", None)
-        if report is None:
+        if not isinstance(report, dict):  # not checked, or a task whose own panel shows its count (chat: a number)
             return self.hide()
         found = duplicates.cached_near(data, draft.get("model"), workspace.cache_dir) or report
         pairs = found["examples"][:PAIRS_SHOWN]
