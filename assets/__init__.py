@@ -8,6 +8,7 @@ EXAMPLES = ROOT / "examples"
 RECIPES = ROOT / "recipes"
 HELPDESK_CSV = EXAMPLES / "helpdesk.csv"  # labelled help-desk messages (text classification)
 HELPDESK_CHAT = EXAMPLES / "helpdesk-chat.csv"  # prompt → answer pairs of a fictional help desk (instruction tuning)
+HELPDESK_PREFERENCES = EXAMPLES / "helpdesk-preferences.csv"  # its answers (better) beside plain ones (worse)
 SHAPES_DIR = EXAMPLES / "shapes"  # coloured shapes on noisy backgrounds, a folder per shape (images)
 COMMANDS_DIR = EXAMPLES / "commands"  # spoken command words, a folder per word (audio)
 SENTENCE_CLIP = EXAMPLES / "kitchen-lights.flac"  # a clip of known words, for the transcription test

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import studio_side, workloads
+from bench.report import GPU_KEYS
 
 # Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, first match on the device name wins.
 PEAK_BF16_TFLOPS = [("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("GH200", 989.0), ("A100", 312.0),
@@ -86,3 +87,34 @@ def measure(cfg, manager, work, device, amp, peak_override: float | None = None)
                                # cross-check: the 6 x parameters x tokens rule (attention not counted)
                                "six_n_t_tflop": 6 * params * batch * (seq_len or 1) / 1e12 if seq_len else None}
     return out
+
+
+def section(ctx, results: dict, force: bool = False, peak: float | None = None) -> None:
+    """ft_mfu and peak_memory_mb (and the instruction-tuning figures on CUDA); on a CPU null with the reason, unless
+    forced (the smoke run checks the code)."""
+    if ctx.device.type == "cuda":
+        from bench import sft
+        sft.section_gpu(ctx, results, peak)  # CUDA only: QLoRA's 4-bit base needs bitsandbytes on a GPU
+    else:
+        for key in ("sft_mfu", "sft_peak_memory_mb"):
+            results[key] = None
+            results["null_reasons"][key] = ("no CUDA device on this machine: instruction tuning's MFU and the peak "
+                                            "memory of lora / qlora / full are measured on a GPU only")
+    if ctx.device.type != "cuda" and not force:
+        reason = "no CUDA device on this machine: MFU and GPU memory are measured on a GPU only"
+        for key in GPU_KEYS:
+            results[key] = None
+            results["null_reasons"][key] = reason
+        return
+    got = measure(ctx.cfg, ctx.inproc, ctx.work, ctx.device, ctx.amp, peak)
+    results["ft_mfu"] = got["ft_mfu"]
+    results["peak_memory_mb"] = got["peak_memory_mb"]
+    if ctx.device.type != "cuda":
+        results["peak_memory_mb"] = None
+        results["null_reasons"]["peak_memory_mb"] = "measured on the CPU (forced): no CUDA allocator statistics"
+    results["details"]["gpu"] = got["details"]
+
+
+# -- checking and printing -------------------------------------------------------------------------------------------
+
+# -- main ------------------------------------------------------------------------------------------------------------

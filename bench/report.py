@@ -22,6 +22,7 @@ GOALS = {
     "ft_mfu": (">=", 0.40),
     "peak_memory_mb": None,
     "sft_lora_vs_plain_peft_ratio": (">=", 0.95),
+    "dpo_vs_trl_ratio": (">=", 0.95),  # the studio's DPO loop ÷ trl's DPOTrainer, lockstep
     "sft_packing_speedup": (">=", 1.5),
     "demo_chat_s": ("<=", 300.0),
     "sft_mfu": (">=", 0.35),
@@ -30,16 +31,20 @@ GOALS = {
     "explain_image_ms": ("<=", 3000.0),  # an explanation in the Playground: a few seconds on the CPU at most
     "explain_text_ms": ("<=", 3000.0),
     "label_issue_precision_at_k": None,  # reported against cleanlab on an expert's probabilities (details)
+    "gguf_export_s": None,  # a chat run to a checked q8_0 GGUF file and its Modelfile
+    "serve_tokens_per_s": None,  # one streamed answer from `studio serve-model`
+    "serve_concurrent_speedup": (">=", 2.0),  # 4 streams at once ÷ one: the goal is for a GPU (CPU: reported)
 }
 NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain_loop_ratio",
                "ui_p95_ms_during_training", "ui_p95_ms_idle", "first_curve_point_s", "demo_to_model_s",
                "worker_start_overhead_s", "audio_fe_vs_inference_ratio", "audio_example_fe_accuracy",
-               "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s",
+               "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s", "dpo_vs_trl_ratio",
                "explain_image_ms", "explain_text_ms",
-               "tracking_vs_none_ratio", "label_issue_precision_at_k"]
+               "tracking_vs_none_ratio", "label_issue_precision_at_k", "gguf_export_s",
+               "serve_tokens_per_s", "serve_concurrent_speedup"]
 GPU_KEYS = ["ft_mfu", "peak_memory_mb", "sft_mfu", "sft_peak_memory_mb"]
 SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "audio", "sft", "tracking",
-            "labels", "explain", "gpu"]
+            "labels", "explain", "gguf", "serve", "dpo", "gpu"]
 QUALITY_KEYS = {"fe_vs_expert": None, "ft_vs_fe": ["full", "partial", "layerwise", "lora"]}  # dicts of ratios
 
 
@@ -99,6 +104,16 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
+
+
+# What a key compares, for the sections whose table row needs nothing from their details (the details hold more).
+WORDS = {
+    "tracking_vs_none_ratio": "samples/s of the same fine-tuning reporting to TensorBoard and MLflow ÷ reporting "
+                              "nowhere, sides alternated",
+    "label_issue_precision_at_k": "share of the k most suspect examples that were really flipped (10% of the digits' "
+                                  "labels), the studio's run; cleanlab on an expert's probabilities in the details",
+    "gguf_export_s": "`studio export --format gguf` (q8_0): merge, file, Modelfile and the read-back check",
+}
 
 
 def table(results: dict) -> str:
@@ -178,6 +193,10 @@ def table(results: dict) -> str:
     row("sft_packing_speedup", _fmt(results.get("sft_packing_speedup")),
         f"learnt tokens/s with packing ÷ without ({sf.get('packing_tokens_per_s')}), answers of 6 to 60 words"
         if sf else "")
+    dp = d.get("dpo", {})
+    row("dpo_vs_trl_ratio", _fmt(results.get("dpo_vs_trl_ratio")),
+        f"studio DPO (`lora`) on {dp.get('model')} ÷ trl's DPOTrainer, lockstep, batch {dp.get('batch_size')} pairs, "
+        f"{dp.get('measured_steps')} steps after {dp.get('warmup_steps')}" if dp else "")
     row("demo_chat_s", _fmt(results.get("demo_chat_s")),
         "bundled help-desk example → Start with the defaults (worker) → first streamed piece of the tuned "
         "model's answer" if sf else "")
@@ -186,6 +205,13 @@ def table(results: dict) -> str:
         row(f"explain_{kind}_ms", _fmt(results.get(f"explain_{kind}_ms")),
             f"one {kind}'s explanation on the {d['explain']['device']}, {ex['model'].rsplit('/', 1)[-1]}, "
             f"{ex['input']}: {ex['method']} (median of {len(ex['ms'])})" if ex else "not measured")
+    sv = d.get("serve")
+    row("serve_tokens_per_s", _fmt(results.get("serve_tokens_per_s")),
+        f"`studio serve-model` on {sv['model']} ({sv['device']}): completion tokens/s of one streamed greedy answer "
+        f"through the openai client" if sv else "not measured")
+    row("serve_concurrent_speedup", _fmt(results.get("serve_concurrent_speedup")),
+        f"4 streams sent at once ({_fmt(sv['concurrent_tokens_per_s'])} tokens/s in all, batched into one generate "
+        f"call) ÷ one stream" if sv else "not measured")
     words = {"ft_mfu": "full fine-tuning, bf16 autocast", "peak_memory_mb": "full vs LoRA",
              "sft_mfu": "instruction tuning, full, Qwen2.5-0.5B shape, bf16",
              "sft_peak_memory_mb": "lora / qlora / full, Qwen2.5-0.5B shape"}
@@ -195,4 +221,7 @@ def table(results: dict) -> str:
             if isinstance(value, dict) else _fmt(value) if value is not None \
             else f"null: {results['null_reasons'].get(key, '')}"
         row(key, shown, words[key])
+    for key in GOALS:
+        if not any(line.startswith(f"| `{key}` |") for line in lines):
+            row(key, _fmt(results.get(key)), WORDS.get(key, ""))
     return "\n".join(lines)

@@ -35,6 +35,12 @@ from bench.report import (GOALS, GPU_KEYS, NUMBER_KEYS, QUALITY_KEYS, SECTIONS, 
 from bench.explain import section_explain  # noqa: E402,F401  (main finds sections by name)
 from bench.tracking import section_tracking  # noqa: E402,F401  (main finds sections by name)
 from bench.labels import section_labels  # noqa: E402,F401
+from bench.gguf_export import section_gguf  # noqa: E402,F401
+from bench.serve import section_serve  # noqa: E402,F401
+from bench.sft import section as section_sft  # noqa: E402,F401
+from bench.dpo import section as section_dpo  # noqa: E402,F401
+from bench.audio import section_audio  # noqa: E402,F401
+from bench.gpu import section as section_gpu  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results.json"
@@ -296,73 +302,6 @@ def section_ui(ctx: Context, results: dict) -> None:
         results[key] = got[key]
     results["details"]["ui"] = dict(got["details"], demo_answer=got["demo_answer"])
 
-
-def section_audio(ctx: Context, results: dict) -> None:
-    """Feature extraction on the bundled spoken commands with the offline Whisper tiny.en through a worker (cold
-    feature cache) vs one plain pass of the same encoder over the same clips, plain-studio-plain. The model is
-    converted from its package before anything is timed (once per workspace, as a user's first run does)."""
-    cfg = ctx.cfg
-    folder = cfg.audio_model
-    if cfg.audio_model == "whisper-tiny-en":
-        from studio import catalog
-        from studio.families import packages
-        os.environ["STUDIO_CONVERTED_CACHE"] = str(ctx.work / "converted")  # the workers inherit it
-        folder = str(packages.convert(catalog.find(cfg.audio_model)))
-    paths = workloads.audio_files(Path(cfg.audio_data))
-    manager = ctx.fresh_manager("workspace-audio")
-    plain_runs = [plain.audio_encoder_pass(folder, paths, cfg.fe_batch, ctx.device, ctx.amp)]
-    cold = studio_side.feature_extraction(manager, cfg.audio_model, cfg.audio_data, cfg.fe_batch, cfg.fe_epochs,
-                                          task="audio")
-    plain_runs.append(plain.audio_encoder_pass(folder, paths, cfg.fe_batch, ctx.device, ctx.amp))
-    if cold["cached"]:
-        raise RuntimeError("the audio run found its features cached: the workspace was not fresh")
-    plain_s = statistics.mean(r["seconds"] for r in plain_runs)
-    results["audio_fe_vs_inference_ratio"] = _ratio(cold["wall_s"], plain_s)
-    results["audio_example_fe_accuracy"] = cold["accuracy"]
-    results["details"]["audio"] = {
-        "model": cfg.audio_model, "clips": len(paths), "batch_size": cfg.fe_batch, "studio_cold_s": cold["wall_s"],
-        "plain_pass_s": [r["seconds"] for r in plain_runs], "plain_model_load_s": plain_runs[0]["load_s"],
-        "studio_cold_phases": cold["phases"], "studio_epochs_run": cold["epochs_run"],
-        "counted": "studio: JobManager.start() to done through a worker process (the spare one), i.e. recipe "
-                   "check, every clip decoded once to check it, split, model build, features (each clip padded "
-                   "to Whisper's 30 s window), all epochs on the head, evaluation, saved model; plain: one "
-                   "inference_mode pass of the encoder (decode, resample, log-mel features, forward, mean over "
-                   "time) over the same clips, model build excluded (plain_model_load_s)"}
-
-
-def section_sft(ctx: Context, results: dict) -> None:
-    from bench import sft
-    sft.section(ctx, results)
-
-
-def section_gpu(ctx: Context, results: dict, force: bool = False, peak: float | None = None) -> None:
-    if ctx.device.type == "cuda":
-        from bench import sft
-        sft.section_gpu(ctx, results, peak)  # CUDA only: QLoRA's 4-bit base needs bitsandbytes on a GPU
-    else:
-        for key in ("sft_mfu", "sft_peak_memory_mb"):
-            results[key] = None
-            results["null_reasons"][key] = ("no CUDA device on this machine: instruction tuning's MFU and the peak "
-                                            "memory of lora / qlora / full are measured on a GPU only")
-    if ctx.device.type != "cuda" and not force:
-        reason = "no CUDA device on this machine: MFU and GPU memory are measured on a GPU only"
-        for key in GPU_KEYS:
-            results[key] = None
-            results["null_reasons"][key] = reason
-        return
-    from bench import gpu
-    got = gpu.measure(ctx.cfg, ctx.inproc, ctx.work, ctx.device, ctx.amp, peak)
-    results["ft_mfu"] = got["ft_mfu"]
-    results["peak_memory_mb"] = got["peak_memory_mb"]
-    if ctx.device.type != "cuda":
-        results["peak_memory_mb"] = None
-        results["null_reasons"]["peak_memory_mb"] = "measured on the CPU (forced): no CUDA allocator statistics"
-    results["details"]["gpu"] = got["details"]
-
-
-# -- checking and printing -------------------------------------------------------------------------------------------
-
-# -- main ------------------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

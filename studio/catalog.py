@@ -109,9 +109,17 @@ def find(name: str) -> CatalogEntry | None:
     return next((entry for entry in CATALOG if entry.name == name), None)
 
 
+# Tasks that train another task's models: preference tuning starts from the chat models of instruction tuning.
+SHARES_MODELS = {"preference-tuning": "instruction-tuning"}
+
+
+def made_for(entry: CatalogEntry, task: str) -> bool:
+    return entry.task == SHARES_MODELS.get(task, task)
+
+
 def for_task(task: str) -> list[CatalogEntry]:
-    return [entry for entry in CATALOG if entry.task == task]
+    return [entry for entry in CATALOG if made_for(entry, task)]
 
 
 def offline_names(task: str | None = None) -> list[str]:
-    return [entry.name for entry in CATALOG if entry.offline and (task is None or entry.task == task)]
+    return [entry.name for entry in CATALOG if entry.offline and (task is None or made_for(entry, task))]

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio import cli_explain, cli_labels, cli_sweep
+from studio import cli_explain, cli_labels, cli_serve, cli_sweep
 
 PROGRESS_PHASES = {"features": "features", "step": "training", "head": "regularisation search",
                    "lr_finder": "learning-rate test"}
@@ -166,8 +166,12 @@ def cmd_export(args) -> int:
     from studio.engine.export import ExportError
     from studio.run.export import export
     from studio.workspace import RunNotFound, Workspace
+    if args.gguf_type and args.format != "gguf":
+        return _fail(f"--gguf-type goes with --format gguf (it says how the GGUF file stores its weights); "
+                     f"the format asked for is {args.format}.")
+    options = {"gguf_type": args.gguf_type} if args.gguf_type else {}
     try:
-        path = export(Workspace(args.workspace).find_run(args.run), args.format)
+        path = export(Workspace(args.workspace).find_run(args.run), args.format, **options)
     except (RunNotFound, ExportError) as exc:
         return _fail(str(exc))
     print(path)
@@ -182,12 +186,14 @@ def cmd_predict(args) -> int:
         predictor = Predictor(Workspace(args.workspace).find_run(args.run))
     except (RunNotFound, ModelNotReady) as exc:
         return _fail(str(exc))
+    if args.max_new_tokens is not None and (not predictor.chats or args.max_new_tokens < 1):
+        return _fail("--max-new-tokens is for chat runs, and at least 1")
     for item in args.inputs:  # the same checks, and words, as the data report's skipped items
         reason = predictor.task.check_input(item)
         if reason:
             return _fail(reason)
     try:
-        answers = predictor.predict(args.inputs, top_k=args.top_k)
+        answers = predictor.predict(args.inputs, top_k=args.top_k, max_new_tokens=args.max_new_tokens)
     except (OSError, ValueError) as exc:  # unreadable, or over a limit
         return _fail(f"could not read an input: {first_line(exc)}")
     for item, answer in zip(args.inputs, answers):
@@ -316,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", help="what the run's task reads: image or audio files, texts, or "
                          "messages for a chat model")
     predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                         help="chat runs: the longest answer in tokens (default 256); answers are greedy")
     predict.set_defaults(func=cmd_predict)
     chat = sub.add_parser("chat", parents=[common], help="chat with a tuned chat model (answers streamed)")
     chat.add_argument("run", help="run id (see `studio runs`) or run folder")
@@ -326,11 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="zip",
                         help="zip: the whole model folder (default); classifiers also hf (a transformers folder "
                              "pipeline() loads) and onnx (model.onnx checked against torch); chat models hf (the "
-                             "adapter merged) and adapter (the peft folder)")
+                             "adapter merged), adapter (the peft folder) and gguf (llama.cpp/Ollama, with a "
+                             "Modelfile)")
+    export.add_argument("--gguf-type", choices=("q8_0", "f16", "f32"), default=None,
+                        help="how the GGUF file stores its weights: q8_0 (8-bit, the default), f16 or f32")
     export.set_defaults(func=cmd_export)
     cli_sweep.add_parsers(sub, common, _fail)
     cli_labels.add_parsers(sub, common, _fail)
     cli_explain.add_parsers(sub, common, _fail)
+    cli_serve.add_parsers(sub, common, _fail)
     stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run, or a sweep (from any shell)")
     stop.add_argument("run", help="run id (see `studio runs`) or run folder, or a sweep's id")
     stop.set_defaults(func=cmd_stop)
@@ -361,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("runs", "stop"):
         from studio.workspace import confine_caches
         confine_caches(args.workspace)  # before the libraries read where their caches are
-    if args.command in ("train", "predict", "serve", "export", "chat", "sweep", "explain"):
+    if args.command in ("train", "predict", "serve", "export", "chat", "sweep", "explain", "serve-model"):
         _quiet_libraries()
     try:
         return args.func(args)

@@ -1,6 +1,6 @@
-"""The generator of the example data the project makes itself: coloured shapes on noisy backgrounds (images) and
-spoken command words (audio, made with Debian's espeak-ng), in assets/examples/ beside the hand-written CSVs of
-help-desk messages."""
+"""The generator of the example data the project makes itself: coloured shapes on noisy backgrounds (images),
+spoken command words (audio, made with Debian's espeak-ng) and help-desk answer pairs (preference tuning, from the
+chat example), in assets/examples/ beside the hand-written CSVs of help-desk messages."""
 from __future__ import annotations
 
 import random
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from studio.assets import COMMANDS_DIR, SENTENCE, SENTENCE_CLIP, SHAPES_DIR
+from studio.assets import COMMANDS_DIR, HELPDESK_CHAT, HELPDESK_PREFERENCES, SENTENCE, SENTENCE_CLIP, SHAPES_DIR
 from studio.engine.data.audio import to_model
 
 SHAPES = ("circle", "square", "triangle")
@@ -80,7 +80,25 @@ def make_commands(dest: Path, seed: int = 0) -> Path:
     return Path(dest)
 
 
+def make_preferences(chat_csv: Path, dest: Path) -> Path:
+    """Writes dest: each help-desk prompt with the house-style answer (its greeting and sign-off) as the better one
+    and the same answer with a plain greeting and sign-off as the worse one, about as long (a summed log-probability
+    then compares the styles, not the lengths); returns dest."""
+    import csv
+    greeting, sign_off = "Tea-riffic question! ", " Cheers, the Kettlebird crew."
+    with open(chat_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    with open(dest, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt", "chosen", "rejected"])
+        for row in rows:
+            plain = row["response"].removeprefix(greeting).removesuffix(sign_off)
+            writer.writerow([row["prompt"], row["response"], f"Hello. {plain} Regards, Support."])
+    return Path(dest)
+
+
 if __name__ == "__main__":  # regenerates the bundled examples
+    make_preferences(HELPDESK_CHAT, HELPDESK_PREFERENCES)
     make_shapes(SHAPES_DIR, per_class=40)
     make_commands(COMMANDS_DIR)
     import soundfile

@@ -41,6 +41,10 @@ class DataSpec:
     response_column: str | None = None
     system_column: str | None = None
     messages_column: str | None = None
+    # preference tuning: pairs of a better and a worse answer to each prompt (KTO: response_column and
+    # label_column, answers marked good or bad one by one)
+    chosen_column: str | None = None
+    rejected_column: str | None = None
     train_on_prompt: bool = False  # instruction tuning: also learn the prompts (off: only the answers are learnt)
     corrections: str | None = None  # classification: a .csv of example,label (a class or "exclude") applied on load
     drop_duplicates: str = "none"  # classification: none (copies only reported) | validation | all (DROP_DUPLICATES)

@@ -38,6 +38,7 @@ CHECKPOINTS = "checkpoints"
 BEST = "best.safetensors"  # the best weights so far (only the trained ones when the rest is frozen)
 LAST = "last.pt"  # the loop's state after its latest finished epoch, for resuming
 BASE_FIGURES = "base.json"  # (in checkpoints/) a base model's figures, measured before full fine-tuning changes it
+REFERENCE = "reference.pt"  # (in checkpoints/) the start model's log-probabilities of answers (preference)
 EXPORT_DIR = "export"
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard's event files (train.report_to)
 TRACKING = "tracking.json"  # the MLflow run this run reports to, so that a resumed run continues it
@@ -48,6 +49,8 @@ WEIGHTS = "model.safetensors"
 CARD = "README.md"  # the model card
 ADAPTER_DIR = "adapter"  # a peft adapter alone
 HF_DIR = "hf"  # the transformers export
+GGUF_DIR = "gguf"  # the GGUF export for llama.cpp and Ollama, with its Modelfile
+GGUF_CHECK = "gguf_check.json"  # how far the GGUF file's answers are from the merged model's
 ONNX_FILE = "model.onnx"
 ONNX_CHECK = "onnx_check.json"  # how far the ONNX model's answers are from torch's
 ONNX_PREPROCESSING = "onnx_preprocessing.json"
@@ -249,6 +252,10 @@ class RunFolder(Folder):
     @property
     def base_figures(self) -> Path:
         return self.checkpoints / BASE_FIGURES
+
+    @property
+    def reference(self) -> Path:
+        return self.checkpoints / REFERENCE
 
     def exists(self) -> bool:
         return (self.path / STATUS).exists()

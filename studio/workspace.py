@@ -124,6 +124,10 @@ class Workspace:
         """Explanations' pictures of a run's answers (`studio explain`, the Playground's Explain)."""
         return self.root / "explanations" / run
 
+    def serving_dir(self, run: str) -> Path:
+        """A model server's files for a run served from the UI: its API key (mode 0600) and its log."""
+        return self.root / "serving" / run
+
     @property
     def sweeps_dir(self) -> Path:
         """One folder per sweep (several settings of one recipe tried): its sweep.json, its optuna study."""

@@ -17,6 +17,22 @@ def wait_text(page, selector, pattern, timeout=120):
                            f"/{pattern}/.test(document.querySelector('{selector}').innerText)", timeout=timeout * 1000)
 
 
+def playground_run(page, url, data: str) -> None:
+    """A fresh page on the Playground with the run trained on `data` chosen (its name starts with the data's)."""
+    page.goto(url)
+    tab(page, "Playground")
+    page.locator("#playground-run input").click()
+    page.get_by_role("option").filter(has_text=f"{data} · ").first.click()
+
+
+def ask(page, text: str, expected: str) -> None:
+    """Types a text into the Playground, presses Enter and waits for an answer matching `expected`."""
+    box = page.locator("#playground-text textarea")
+    box.fill(text)
+    box.press("Enter")
+    wait_text(page, "#prediction", expected, timeout=60)
+
+
 def latest_run_id(page) -> str:
     """The run id the top bar names after 'Latest run' (English page)."""
     found = re.search(r"Latest run (\d{8}-\S+)", page.locator("#summary").inner_text())

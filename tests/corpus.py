@@ -25,6 +25,7 @@ import corpus_audio
 from studio.examples import make_shapes
 
 IMAGE, TEXT, CHAT = "image-classification", "text-classification", "instruction-tuning"
+PREFERENCE = "preference-tuning"
 OFFLINE_IMAGE = "Models that work offline: efficientnet-lite0"
 
 
@@ -37,7 +38,7 @@ class Models:
     chat: str = ""  # a tiny Llama with a chat template
 
     def for_task(self, task: str) -> str:
-        return {IMAGE: self.image, TEXT: self.text, CHAT: self.chat}.get(task, self.audio)
+        return {IMAGE: self.image, TEXT: self.text, CHAT: self.chat, PREFERENCE: self.chat}.get(task, self.audio)
 
 
 @dataclass
@@ -479,6 +480,64 @@ def huge_llama(folder: Path, models: Models) -> str:
     return str(model_dir)
 
 
+# -- preference cases (preference tuning) -------------------------------------------------------------------------
+
+def preference_file(content: Callable[[], str], model: Callable[[Path, Models], str] | None = None,
+                    options: dict | None = None, **spec):
+    def build(folder: Path, models: Models) -> Input:
+        path = folder / "prefs.csv"
+        path.write_text(content(), encoding="utf-8")
+        return Input(PREFERENCE, path, model=model(folder, models) if model else models.chat, spec=spec,
+                     options=options or {})
+    return build
+
+
+def _pairs(n: int = 12, same: tuple[int, ...] = (), empty: tuple[int, ...] = (), header="prompt,chosen,rejected",
+           chosen=lambda i: f"Hello! please reset your password {i}", long: tuple[int, ...] = ()) -> str:
+    rows = [["hello " * 80 if i in long else f"how do I reset my password {i}", chosen(i),
+             chosen(i) if i in same else "" if i in empty else f"reset it {i}"] for i in range(n)]
+    return _rows_text(rows, header)
+
+
+def _marked(labels: str) -> str:
+    return _rows_text([[f"how do I reset my password {i}", f"please reset it {i}", label]
+                       for i, label in enumerate(labels.split())], "prompt,response,label")
+
+
+def failed_chat_run(folder: Path, models: Models) -> str:
+    """The folder of an instruction-tuning run that failed: no model to start from."""
+    run = folder / "runs" / "20260101-000000-chat"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"task": CHAT, "status": "failed"}))
+    return str(run)
+
+
+PREFERENCE_CASES = [
+    Case("preference-missing-columns", "data",
+         preference_file(lambda: _pairs(header="question,good answer,bad answer"), chosen_column="chosen",
+                         rejected_column="rejected"),
+         (r"Column 'chosen' \(data\.chosen_column\) is not in prefs\.csv", r"Columns found: question, good answer")),
+    Case("preference-empty-chosen-column", "data", preference_file(lambda: _pairs(chosen=lambda i: "")),
+         (r"Column 'chosen' \(data\.chosen_column\) of prefs\.csv is empty in every row",)),
+    Case("preference-identical-pairs-only", "data", preference_file(lambda: _pairs(same=tuple(range(12)))),
+         (r"In every row of prefs\.csv the chosen and the rejected answer are the same", r"nothing to prefer")),
+    Case("preference-some-identical-or-empty", "data", preference_file(lambda: _pairs(same=(1,), empty=(4,))),
+         (r"row 3 \(the chosen and rejected answers are the same\)", r"row 6 \(empty rejected answer\)"),
+         "accepted"),
+    Case("preference-over-max-length", "data", preference_file(lambda: _pairs(long=(0, 1)), max_length=48),
+         (r"\d+ example\(s\) were longer than 48 tokens", r"cut from the start of the prompt"), "accepted"),
+    Case("preference-kto-one-label", "data",
+         preference_file(lambda: _marked("good " * 12), options={"loss": "kto"}),
+         (r"Every answer in prefs\.csv is marked good \(column 'label'\)", r"add some of the other kind")),
+    Case("preference-dpo-on-marked-answers", "data", preference_file(lambda: _marked("good bad " * 6)),
+         (r"answers marked good or bad one by one", r"only 'strategy_options\.loss: kto' reads")),
+    Case("preference-from-a-failed-run", "model", preference_file(_pairs, failed_chat_run),
+         (r"is a run of instruction-tuning whose status is failed", r"completed instruction-tuning run")),
+    Case("preference-with-a-classifier", "model", preference_file(_pairs, lambda f, m: m.text),
+         (r"bert model: it reads texts .* but cannot write answers", r"smollm2-135m-instruct")),
+]
+
+
 # -- the table ---------------------------------------------------------------------------------------------------------
 
 SKIPPED_UNREADABLE = r"not a readable image"
@@ -680,6 +739,7 @@ CASES += [
     Case("chat-model-too-big", "model", chat_file("qa.csv", lambda p: _qa_rows(), huge_llama),
          (r"70\.\d+ billion parameters", r"needs about \d+(\.\d)? GB", r"memory is \d+\.\d GB")),
 ]
+CASES += PREFERENCE_CASES
 
 BY_ID = {case.id: case for case in CASES}
 assert len(BY_ID) == len(CASES), "case ids must be unique"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from corpus import CASES, BY_ID, CHAT, Case, Input, Models
+from corpus import CASES, BY_ID, CHAT, PREFERENCE, Case, Input, Models
 from studio import cli, tasks
 from studio import recipe as recipes
 from studio.run import jobs
@@ -22,6 +22,7 @@ from studio.engine.data import DataError
 from studio.families.base import ModelError
 from studio.recipe import DataSpec, Recipe, TrainSpec
 from studio.tasks.instruction import pipeline as chat_pipeline
+from studio.tasks.instruction import preference_pipeline
 from studio.workspace import CACHE_VARIABLES, Workspace
 
 STUDIO = str(Path(sys.executable).with_name("studio"))
@@ -49,7 +50,8 @@ class Sandbox:
             self.recipe.write_text(text, encoding="utf-8")
         else:
             model = self.input.model or models.for_task(self.input.task)
-            strategy = self.input.strategy or ("lora" if self.input.task == CHAT else "feature-extraction")
+            strategy = self.input.strategy or ("lora" if self.input.task in (CHAT, PREFERENCE) else
+                                               "feature-extraction")
             Recipe(task=self.input.task, model=model, data=DataSpec(path=str(self.input.data), **self.input.spec),
                    strategy=strategy, strategy_options=self.input.options,
                    train=TrainSpec(epochs=1, batch_size=8)).save(self.recipe)
@@ -87,6 +89,11 @@ def engine_answer(box: Sandbox) -> tuple[str, Exception | None]:
         if recipe.task == "instruction-tuning":  # checked as far as a run goes before its first step
             prepared = chat_pipeline.prepare(task, recipe, Workspace(box.ws), torch.device("cpu"), lambda m: None)
             task.strategies[recipe.strategy].prepare(prepared.model, recipe)
+            data = prepared.data
+        elif recipe.task == PREFERENCE:  # the same, through the preference pipeline
+            prepared = preference_pipeline.prepare(task, recipe, Workspace(box.ws), torch.device("cpu"),
+                                                   lambda m: None)
+            task.strategies[recipe.strategy].prepare(prepared.weights, recipe)
             data = prepared.data
         else:
             data = task.load_data(recipe.data, seed=0, uploads_dir=Workspace(box.ws).uploads_dir)

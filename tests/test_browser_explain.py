@@ -3,7 +3,7 @@ heatmap over it with an opacity slider (#explain-heatmap, #explain-opacity), wit
 a changed input drops its old explanation."""
 import pytest
 
-from browser_helpers import shot, tab, wait_text
+from browser_helpers import ask, playground_run, shot, wait_text
 from helpers import write_text_csv
 from studio.recipe import DataSpec, Recipe
 from studio.run.jobs import JobManager
@@ -26,19 +26,9 @@ def runs(workspace, tmp_path_factory):
         assert job.wait(600) and job.status["status"] == "completed", job.status
 
 
-def pick(page, data: str) -> None:
-    page.locator("#playground-run input").click()
-    page.get_by_role("option").filter(has_text=f"{data} · ").first.click()
-
-
 def test_a_text_is_explained_word_by_word_and_a_new_text_drops_it(page, url, runs):
-    page.goto(url)
-    tab(page, "Playground")
-    pick(page, "topics")
-    box = page.locator("#playground-text textarea")
-    box.fill("the match and the goal of the team")
-    box.press("Enter")
-    wait_text(page, "#prediction", "sports", timeout=60)
+    playground_run(page, url, "topics")
+    ask(page, "the match and the goal of the team", "sports")
     page.locator("#explain").click()
     wait_text(page, "#explain-note", r"Why sports .* explained in [\d.]+ s", timeout=60)
     tokens = page.locator("#explain-tokens")
@@ -46,15 +36,14 @@ def test_a_text_is_explained_word_by_word_and_a_new_text_drops_it(page, url, run
     for word in ("match", "goal", "team"):
         assert word in tokens.inner_text()
     shot(page, "explain-text")
+    box = page.locator("#playground-text textarea")
     box.press("End")
     box.type(" today")
     tokens.wait_for(state="hidden", timeout=30_000)
 
 
 def test_an_image_gets_a_heatmap_with_an_opacity_slider(page, url, runs):
-    page.goto(url)
-    tab(page, "Playground")
-    pick(page, "shapes")
+    playground_run(page, url, "shapes")
     page.locator("#playground-examples .thumbnail-item").first.click()
     wait_text(page, "#prediction", "sure", timeout=60)
     page.locator("#explain").click()

@@ -31,7 +31,8 @@ class Progress(Callback):
         rates = {"tokens_per_s": loop.tokens / seconds} if loop.config.tokens is not None else {}
         loop.events.emit("step", step=loop.step, total_steps=loop.total_steps, epoch=loop.epoch,
                          train_loss=loop.loss, lr=loop.scheduler.get_last_lr()[0],
-                         samples_per_s=loop.samples / seconds, **rates, elapsed=now - loop.started,
+                         samples_per_s=loop.samples / seconds, **rates, **loop.figures,
+                         elapsed=now - loop.started,
                          eta=(loop.total_steps - loop.step) * (now - loop.started) / (loop.step - loop.first_step))
 
     def on_epoch_end(self, loop: Loop) -> None:

@@ -142,6 +142,8 @@ class Loop:
     train_time: float = 0.0  # seconds of finished epochs spent training (evaluation left out)
     epoch_start: float = 0.0
     record: dict | None = None  # the latest epoch's line of history
+    figures: dict = field(default_factory=dict)  # a task's own figures of the latest step (a callback fills
+    # them before Progress runs), sent with its step event: e.g. preference tuning's reward accuracy
 
     def __post_init__(self):
         self.steps_per_epoch = math.ceil(len(self.train_loader) / self.config.accumulation)

@@ -39,7 +39,7 @@ class Source:
 
 def resolve(model: str, task: str, models_dir: Path, log=lambda message: None) -> Source:
     entry = catalog.find(model)
-    if entry is not None and entry.task != task:
+    if entry is not None and not catalog.made_for(entry, task):
         raise ModelError(f"'{model}' is made for {entry.task}, but the recipe's task is {task}. "
                          f"Pick one of: {', '.join(e.name for e in catalog.for_task(task))}.")
     if entry is not None and entry.family == "gguf":

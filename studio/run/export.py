@@ -21,14 +21,22 @@ def offered(run: RunFolder) -> list[tuple[Export, str | None]]:
     return [(e, (strategy.export_refused(e.name) if strategy else None) or e.refused(info)) for e in task.exports]
 
 
-def export(run_dir: Path, fmt: str) -> Path:
-    """Writes one export of a finished run and returns its path; ExportError in words when it cannot."""
+def sizes(run: RunFolder) -> dict[str, int]:
+    """About how many bytes each format that can say so before writing will take."""
+    info = ModelInfo.read(model_folder(run))
+    return {e.name: size for e in tasks.get(info.task).exports if (size := e.size(info))}
+
+
+def export(run_dir: Path, fmt: str, **options) -> Path:
+    """Writes one export of a finished run and returns its path; ExportError in words when it cannot. options:
+    what the format reads besides the run (gguf_type)."""
     run = RunFolder(run_dir)
     formats = offered(run)
     chosen = next(((e, why) for e, why in formats if e.name == fmt), None)
     if chosen is None:
-        raise ExportError(f"Unknown export format '{fmt}' for this model; choose one of: "
+        task = ModelInfo.read(model_folder(run)).task
+        raise ExportError(f"'{fmt}' is not an export format for {task} models; choose one of: "
                           f"{', '.join(e.name for e, _ in formats)}.")
     if chosen[1]:
         raise ExportError(chosen[1])
-    return chosen[0].write(run)
+    return chosen[0].write(run, **options)

@@ -20,8 +20,14 @@ class Predictor:
         self.impl = self.task.predictor(self.folder)
         self.labels = self.info.labels
 
-    def predict(self, inputs: list, top_k: int = 3) -> list[dict]:
-        return self.impl.predict(inputs, top_k=top_k)
+    @property
+    def chats(self) -> bool:
+        """Its answers are written by a chat model (predict then takes max_new_tokens)."""
+        return hasattr(self.impl, "chat")
+
+    def predict(self, inputs: list, top_k: int = 3, max_new_tokens: int | None = None) -> list[dict]:
+        options = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+        return self.impl.predict(inputs, top_k=top_k, **options)
 
 
 def explainer(path: Path | str):

@@ -129,7 +129,7 @@ def launch_ranks(run: RunFolder, kind: str, count: int, first: int, resume: bool
     env = worker_environment()
     if kind == "cuda":
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(first, first + count))
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(count),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(port), "-m", "studio.run.worker", "--rank", str(run.path)]
@@ -217,7 +217,8 @@ def spawn(run: RunFolder, resume: bool = False) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL, cwd=workspace_of(run).root, start_new_session=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free at this moment."""
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

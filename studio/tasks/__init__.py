@@ -20,7 +20,8 @@ from studio.tasks.base import Strategy, Task
 BUILTIN = {"image-classification": "studio.tasks.classification.image",
            "text-classification": "studio.tasks.classification.text",
            "audio-classification": "studio.tasks.classification.audio",
-           "instruction-tuning": "studio.tasks.instruction.task"}
+           "instruction-tuning": "studio.tasks.instruction.task",
+           "preference-tuning": "studio.tasks.instruction.preference"}
 COMMON_DATA_KEYS = ("path", "validation_split", "validation_path")
 TASK_TRAIN_KEYS = ("packing", "class_weights")  # train.* keys only some tasks read (Task.train_keys)
 _registered: dict[str, Task] = {}

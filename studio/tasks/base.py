@@ -112,8 +112,9 @@ class Export:
     """A format a task's models can be exported as."""
     name: str  # e.g. "onnx": `studio export --format onnx`
     words: str  # e.g. "ONNX (model.onnx)"
-    write: Callable[[RunFolder], Path]  # writes it and returns its path
+    write: Callable[..., Path]  # (run folder, options the command line passes, e.g. gguf_type) → its path
     refused: Callable[[Any], str | None] = lambda info: None  # (the model's ModelInfo) → why not, or None
+    size: Callable[[Any], int | None] = lambda info: None  # (the model's ModelInfo) → about how many bytes, if known
 
 
 class Task:
@@ -196,6 +197,9 @@ class Task:
     exports: tuple[Export, ...] = ()
 
     explains = False  # its saved models' answers can be explained (explainer() gives one)
+    # How `studio serve-model` offers its models to other programs: "chat" (OpenAI's /v1/chat/completions),
+    # "classify" (/v1/classify), or "" (not served).
+    served_as = ""
 
     def explainer(self, folder: Path):
         """What made a saved model answer as it did: an object with check_input(value) and explain(inputs,

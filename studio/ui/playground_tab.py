@@ -13,7 +13,7 @@ from studio.errors import UserError, first_line
 from studio.run.inference import Predictor, explainer, model_folder
 from studio.runfolder import RunFolder
 from studio.settings import env_number
-from studio.ui import charts
+from studio.ui import charts, serve_panel
 from studio.ui.i18n import tr
 from studio.ui.recent import Recent
 
@@ -112,6 +112,27 @@ def render_explanations(ctx) -> None:
         panel.wire_explanation(ctx)
 
 
+def predict_handler(ctx, answer, bars, explained):
+    """(run id, the input's value, session) → the answer and its chart; an explanation of an earlier input hidden."""
+    def run_predict(run_id, value, state) -> dict:
+        lang = state["lang"]
+        if not run_id:
+            return {answer: tr("Finish a run first (Train tab), then choose it above.", lang),
+                    bars: charts.empty_figure(tr("No model yet", lang))}
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return {answer: tr("Give the model an input first.", lang),
+                    bars: charts.empty_figure(tr("No input yet", lang))}
+        try:
+            result = predictor(ctx.run(run_id)).predict([value], top_k=5)[0]
+        except (OSError, ValueError, LookupError) as exc:
+            return {answer: f"**{tr('Could not predict:', lang)}** {first_line(exc)}",
+                    bars: charts.empty_figure(tr("No answer", lang))}
+        chart = (charts.top_k_figure(result, tr("Most likely labels", lang), tr("probability", lang))
+                 if result.get("top_k") else charts.empty_figure(""))
+        return {answer: answer_markdown(result, lang), bars: chart, **_unseen(explained)}
+    return run_predict
+
+
 def build(ctx, tab) -> None:
     ctx.static(gr.Markdown("### 6. Try it\n<span class='hint'>Give the model something new, or click one of the "
                            "examples it was not trained on.</span>"))
@@ -132,23 +153,7 @@ def build(ctx, tab) -> None:
                 **_unseen(explained)}
     ctx.shared["no_answer"] = no_answer
 
-    def run_predict(run_id, value, state) -> dict:
-        lang = state["lang"]
-        if not run_id:
-            return {answer: tr("Finish a run first (Train tab), then choose it above.", lang),
-                    bars: charts.empty_figure(tr("No model yet", lang))}
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return {answer: tr("Give the model an input first.", lang),
-                    bars: charts.empty_figure(tr("No input yet", lang))}
-        try:
-            result = predictor(ctx.run(run_id)).predict([value], top_k=5)[0]
-        except (OSError, ValueError, LookupError) as exc:
-            return {answer: f"**{tr('Could not predict:', lang)}** {first_line(exc)}",
-                    bars: charts.empty_figure(tr("No answer", lang))}
-        chart = (charts.top_k_figure(result, tr("Most likely labels", lang), tr("probability", lang))
-                 if result.get("top_k") else charts.empty_figure(""))
-        return {answer: answer_markdown(result, lang), bars: chart, **_unseen(explained)}
-
+    run_predict = predict_handler(ctx, answer, bars, explained)
     with gr.Row():
         with gr.Column():  # inputs whose answer is the shared one, shown beside them
             for panel in ctx.all_panels():
@@ -165,8 +170,8 @@ def build(ctx, tab) -> None:
     for panel in ctx.all_panels():  # a playground with answers of its own (a chat) takes the whole width
         if not panel.answers_shared:
             panel.build_playground(ctx, run, run_predict)
+    parts = [c for panel in ctx.all_panels() for c in panel.playground] + serve_panel.build(ctx, run)
     ctx.nav("evaluate", "runs")
-    parts = [c for panel in ctx.all_panels() for c in panel.playground]
 
     def choose(run_id, state) -> dict:
         lang = state["lang"]
@@ -183,7 +188,7 @@ def build(ctx, tab) -> None:
             out.update(panel.hide_playground())
         if own is not None:
             out.update(own.show_playground(ctx.task_of(status).example_inputs(ctx.run(run_id)), ctx.run_dir(run_id)))
-        return out
+        return {**out, **ctx.shared["serve_panel"](run_id, lang)}
 
     def on_predict(run_id, state, *values):
         return run_predict(run_id, own_input(ctx, run_id, values)[1], state)

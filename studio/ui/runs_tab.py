@@ -12,7 +12,7 @@ import pandas as pd
 from studio import recipe as recipes
 from studio import tasks
 from studio.engine.export import ExportError
-from studio.run.export import export, offered
+from studio.run.export import export, offered, sizes
 from studio.run.jobs import ResumeError
 from studio.run.summary import headline
 from studio.runfolder import EVAL, FINISHED, ONNX_CHECK, RECIPE, RESUMABLE, read_json
@@ -221,9 +221,11 @@ class RunsTab:
         """The formats this run can be exported as, and why any other of its task's formats cannot be made."""
         try:
             formats = offered(run_folder) if run_folder is not None else []
+            estimates = sizes(run_folder) if formats else {}  # bytes, for formats that know before writing
         except ExportError:
-            formats = []  # no model yet
-        usable = [(tr(e.words, lang), e.name) for e, why in formats if not why]
+            formats, estimates = [], {}  # no model yet
+        usable = [(tr(e.words, lang) + (" " + tr("(about {mb} MB)", lang, mb=f"{estimates[e.name] / 1e6:,.0f}")
+                                        if e.name in estimates else ""), e.name) for e, why in formats if not why]
         refused = "".join(f"\n- **{tr(e.words, lang)}**: {why}" for e, why in formats if why)
         return {self.export_format: gr.update(choices=usable, value=usable[0][1] if usable else None),
                 self.export_refused: (f"<span class='hint'>{tr('Not offered for this run:', lang)}</span>{refused}"

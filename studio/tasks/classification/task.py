@@ -55,6 +55,7 @@ class ClassificationTask(Task):
     comparisons = ("scratch", "full")
     best = staticmethod(most_accurate)
     classes = True
+    served_as = "classify"
     explains = True  # explain.py: a heatmap, a weight per word or per moment (captum)
     exports = (Export("zip", "Model folder (.zip)", export.model_zip),
                Export("hf", "Transformers (pipeline) folder, zipped", export.hf, export.hf_refused),

@@ -28,12 +28,8 @@ def render(run: RunFolder) -> str:
              + f" At most {prep['max_length']} tokens per example; longer ones were cut from the start of the "
                "prompt so the answer stays whole.", "",
              "## Results on the validation examples", ""]
-    if report:
-        lines += ["| | tuned | base |", "|---|---|---|",
-                  f"| loss | {report['loss']:.4f} | {_num(report.get('base_loss'))} |",
-                  f"| perplexity | {report['perplexity']:.2f} | {_num(report.get('base_perplexity'), 2)} |",
-                  f"| answer tokens predicted exactly | {report['accuracy']:.1%} | "
-                  f"{_pct(report.get('base_accuracy'))} |", ""]
+    if report:  # instruction tuning's figures, or preference tuning's
+        lines += (chat_results if "perplexity" in report else preference_results)(report)
         for warning in report.get("warnings", []):
             lines += [f"> {warning}", ""]
         if report.get("samples"):
@@ -49,6 +45,22 @@ def render(run: RunFolder) -> str:
               "## How to load it", "", "```python", strategy.how_to_load, "```", "",
               "## Recipe", "", "```yaml", recipe.strip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def chat_results(report: dict) -> list[str]:
+    return ["| | tuned | base |", "|---|---|---|",
+            f"| loss | {report['loss']:.4f} | {_num(report.get('base_loss'))} |",
+            f"| perplexity | {report['perplexity']:.2f} | {_num(report.get('base_perplexity'), 2)} |",
+            f"| answer tokens predicted exactly | {report['accuracy']:.1%} | {_pct(report.get('base_accuracy'))} |",
+            ""]
+
+
+def preference_results(report: dict) -> list[str]:
+    return ["| | tuned | start model |", "|---|---|---|",
+            f"| better answer more probable | {_pct(report.get('preference_accuracy'))} | "
+            f"{_pct(report.get('base_preference_accuracy'))} |",
+            f"| reward accuracy ({report['loss_name']}) | {_pct(report.get('reward_accuracy'))} | |",
+            f"| reward margin | {report['reward_margin']:.4f} | |", f"| loss | {report['loss']:.4f} | |", ""]
 
 
 def _num(value, digits: int = 4) -> str:

@@ -48,17 +48,21 @@ class Chat:
         head = [{"role": "system", "content": system}] if system.strip() else []
         return head + [dict(m) for m in history] + [{"role": "user", "content": message}]
 
+    def generate_options(self, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, temperature: float,
+                         top_p: float, **extra) -> dict:
+        """generate()'s arguments for a batch of prompts (the model server batches requests with them)."""
+        sample = temperature > 0
+        # A mild repetition penalty: small models decoding greedily otherwise loop on a word ("ring ring ring…").
+        return dict(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                    do_sample=sample, eos_token_id=self.stop_ids, pad_token_id=self.fmt.tokenizer.pad_token_id,
+                    repetition_penalty=REPETITION_PENALTY,
+                    **({"temperature": temperature, "top_p": top_p} if sample else {"top_p": None, "top_k": None}),
+                    **extra)
+
     def _generate(self, messages: list[dict], tuned: bool, max_new_tokens: int, temperature: float, top_p: float,
                   **extra):
         ids = torch.tensor([self.fmt.prompt_ids(messages)], device=self.device)
-        sample = temperature > 0
-        # A mild repetition penalty: small models decoding greedily otherwise loop on a word ("ring ring ring…").
-        options = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                       do_sample=sample, eos_token_id=self.stop_ids, pad_token_id=self.fmt.tokenizer.pad_token_id,
-                       repetition_penalty=REPETITION_PENALTY,
-                       **({"temperature": temperature, "top_p": top_p} if sample else {"top_p": None,
-                                                                                        "top_k": None}),
-                       **extra)
+        options = self.generate_options(ids, torch.ones_like(ids), max_new_tokens, temperature, top_p, **extra)
         model = self.model
         with self.lock, torch.inference_mode():
             if tuned:

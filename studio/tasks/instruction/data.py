@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from studio.engine.data.errors import DataError, existing
 from studio.engine.data.tables import TABLE_SUFFIXES, cell, missing_column, read_table
@@ -109,19 +110,27 @@ def _messages(value, row: str) -> tuple[list[dict] | None, str | None]:
     return out, None
 
 
-def _read(path: Path, spec: DataSpec, form_columns: tuple[str, dict] | None = None):
-    """(form, columns, items, skipped, notes) of one file."""
+def read_checked(path: Path, expected: str, pick: Callable[[list[str]], tuple]):
+    """(the table, (its form, {data key: column}), skipped, notes) of a .csv or .jsonl file whose columns
+    `pick(found columns)` names and which has rows; DataError in words otherwise (`expected`: what to give)."""
     if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise DataError(f"{path.name} is not a .csv or .jsonl file. For instruction tuning give a table with "
-                        "prompt and response columns, or JSON Lines with a 'messages' list per line.")
+        raise DataError(f"{path.name} is not a .csv or .jsonl file. {expected}")
     frame, skipped, notes = read_table(path)
     found = [str(c) for c in frame.columns]
-    form, columns = form_columns or columns_for(spec, found)
+    form, columns = pick(found)
     for key, column in columns.items():
         if column not in found:
             raise missing_column(column, key, found, path.name)
     if frame.empty:
         raise DataError(f"{path.name} has a header but no rows of data.")
+    return frame, (form, columns), skipped, notes
+
+
+def _read(path: Path, spec: DataSpec, form_columns: tuple[str, dict] | None = None):
+    """(form, columns, items, skipped, notes) of one file."""
+    frame, (form, columns), skipped, notes = read_checked(
+        path, "For instruction tuning give a table with prompt and response columns, or JSON Lines with a "
+        "'messages' list per line.", lambda found: form_columns or columns_for(spec, found))
     items = []
     for row, values in frame.iterrows():
         if form == "text":

@@ -41,7 +41,8 @@ class TokenLoss:
     def _keep(self, module, args, output) -> None:
         self.hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
 
-    def __call__(self, model, inputs: dict, labels: torch.Tensor):
+    def learnt_logits(self, model, inputs: dict, labels: torch.Tensor):
+        """(fp32 logits of the learnt positions, their target tokens, the (rows, length - 1) mask of them)."""
         length = labels.shape[1]
         targets = labels[:, 1:]
         learnt = targets != IGNORE
@@ -52,7 +53,10 @@ class TokenLoss:
             logits = self.head(hidden[:, :-1][learnt]).float()
         else:
             logits = model(**inputs, use_cache=False).logits[:, -length:][:, :-1][learnt].float()
-        chosen = targets[learnt]
+        return logits, targets[learnt], learnt
+
+    def __call__(self, model, inputs: dict, labels: torch.Tensor):
+        logits, chosen, learnt = self.learnt_logits(model, inputs, labels)
         loss_sum = F.cross_entropy(logits, chosen, reduction="sum")
         count = learnt.sum()
         correct = (logits.detach().argmax(-1) == chosen).sum()

@@ -8,7 +8,7 @@ from pathlib import Path
 from studio import catalog
 from studio.engine.device import pick_device
 from studio.families.base import ModelError, ModelInfo
-from studio.tasks.instruction.chat import Chat
+from studio.tasks.instruction.chat import DEFAULT_MAX_NEW_TOKENS, Chat
 from studio.tasks.instruction.strategies import STRATEGIES, ChatStrategy
 from studio.tasks.instruction.tokens import ChatFormat
 from studio.families.gguf import converted
@@ -63,5 +63,6 @@ class Predictor:
     def __init__(self, folder: Path):
         self.chat = load(folder, with_base=False)
 
-    def predict(self, inputs: list, top_k: int = 3) -> list[dict]:
-        return [{"answer": self.chat.answer(self.chat.messages(str(text)))} for text in inputs]
+    def predict(self, inputs: list, top_k: int = 3, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[dict]:
+        return [{"answer": self.chat.answer(self.chat.messages(str(text)), max_new_tokens=max_new_tokens)}
+                for text in inputs]

@@ -88,25 +88,39 @@ def prepare(task, recipe, workspace, device, log) -> Prepared:
     """Everything a run of this (resolved) recipe checks and builds before the strategy changes the model: the
     data, the model's files (checked from its config alone: it can chat, training it fits), tokens and the model on
     the device. Errors in words."""
-    strategy = task.strategies[recipe.strategy]
     data = task.load_data(recipe.data, recipe.train.seed, workspace.uploads_dir)
+    source, tokenizer = start_model(task, recipe, workspace, device, data.report.warnings, log)
+    fmt = ChatFormat(tokenizer, recipe.data.max_length, recipe.data.train_on_prompt)
+    train_tokens, counts = tokenize(data.train_items, data.form, fmt, workspace.datasets_dir)
+    val_tokens, val_counts = tokenize(data.val_items, data.form, fmt, workspace.datasets_dir)
+    _report_lengths(data, counts, val_counts, recipe.data.max_length, log)
+    return Prepared(data, source, tokenizer, fmt, train_tokens, val_tokens, load_weights(task, recipe, source, device,
+                                                                                         log))
+
+
+def start_model(task, recipe, workspace, device, warnings: list, log):
+    """(where the start model is, its tokenizer): checked from its config alone (it can chat, training it fits);
+    a note about its chat template goes into `warnings` and the log."""
+    strategy = task.strategies[recipe.strategy]
     source = causal_lm.resolve(recipe.model, task.name, workspace.models_dir, log)
     config = causal_lm.load_config(source.path, task.name, recipe.trust_remote_code)
     strategy.check_fits(recipe.model, causal_lm.parameter_count(config, recipe.trust_remote_code), device)
     tokenizer, note = causal_lm.load_tokenizer(source.path, task.name, recipe.trust_remote_code)
     if note:
-        data.report.warnings.append(note)
+        warnings.append(note)
         log(note)
-    fmt = ChatFormat(tokenizer, recipe.data.max_length, recipe.data.train_on_prompt)
-    train_tokens, counts = tokenize(data.train_items, data.form, fmt, workspace.datasets_dir)
-    val_tokens, val_counts = tokenize(data.val_items, data.form, fmt, workspace.datasets_dir)
-    _report_lengths(data, counts, val_counts, recipe.data.max_length, log)
+    return source, tokenizer
+
+
+def load_weights(task, recipe, source, device, log):
+    """The start model's weights on the device, as the strategy keeps them."""
+    strategy = task.strategies[recipe.strategy]
     log(said("Loading model {model}", model=recipe.model))
     weights = causal_lm.load_model(source.path, task.name, strategy.weights_dtype(device), strategy.quantized,
                                    recipe.trust_remote_code)
     if not strategy.quantized:  # a 4-bit model is placed on its GPU as it loads
         weights.to(device)
-    return Prepared(data, source, tokenizer, fmt, train_tokens, val_tokens, weights)
+    return weights
 
 
 def _loop(ctx, task, trained_model, groups, p: Prepared, packing: bool, log):

@@ -20,6 +20,7 @@ LORA_OPTIONS = {"lora_r": Option(int, 16, 1, 1024, words="LoRA rank"),
                 "lora_dropout": Option(float, 0.05, 0.0, 0.9, words="LoRA dropout"),
                 "target_modules": Option(str, "all-linear", words="Layers to adapt",
                                          info="all-linear, or layer names separated by commas")}
+MERGED_FORMATS = ("hf", "gguf")  # exports that fold the adapter into the base's weights
 VIRTUAL = {"num_virtual_tokens": Option(int, 20, 1, 512, words="Virtual tokens")}
 
 
@@ -152,7 +153,7 @@ class QLora(Lora):
                               "same adapters on the full-precision model.")
 
     def export_refused(self, fmt):
-        if fmt == "hf":
+        if fmt in MERGED_FORMATS:
             return ("A QLoRA adapter was trained against a 4-bit base; merging it into full-precision weights "
                     "changes its answers. Export the adapter, or train with lora to merge.")
         return None
@@ -184,7 +185,7 @@ class PromptTuning(ChatStrategy):
                                        num_virtual_tokens=recipe.option("num_virtual_tokens"))
 
     def export_refused(self, fmt):
-        if fmt == "hf":
+        if fmt in MERGED_FORMATS:
             return (f"{self.words} adds learnt virtual tokens in front of every prompt, which no plain transformers "
                     "model has, so it cannot be merged. Export the adapter (peft loads it on the base model), or "
                     "train with lora to get a mergeable model.")

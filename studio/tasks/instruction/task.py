@@ -53,9 +53,12 @@ class InstructionTuning(Task):
               Field("data.train_on_prompt", "Learn the prompts too",
                     "Off: the model learns only to write the answers (the usual choice).", bool))
     comparisons = ("full",)
+    served_as = "chat"
     exports = (Export("adapter", "Adapter alone (peft folder), zipped", export.adapter),
                Export("hf", "Transformers (pipeline) folder, zipped", export.hf),
-               Export("zip", "Model folder (.zip)", export.model_zip))
+               Export("zip", "Model folder (.zip)", export.model_zip),
+               Export("gguf", "GGUF for llama.cpp and Ollama (8-bit), with a Modelfile, zipped", export.gguf,
+                      export.gguf_refused, export.gguf_size))
     cpu_tokens_per_s = 200.0  # SmolLM2-135M, LoRA, 2 CPU cores
 
     # -- the recipe ---------------------------------------------------------------------------------------------

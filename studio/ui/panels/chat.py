@@ -62,9 +62,18 @@ def pieces_html(pieces: list) -> str:
     return f"<pre class='chat-example'>{spans}</pre>"
 
 
+def pairs_html(pairs: list[dict], lang: str = "en") -> str:
+    """Preference pairs side by side: the prompt, the better answer, the worse one."""
+    head = "".join(f"<th>{html.escape(tr(c, lang))}</th>" for c in ("prompt", "better answer", "worse answer"))
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(p[k])}</td>" for k in ("prompt", "chosen", "rejected"))
+                   + "</tr>" for p in pairs)
+    return f"<table class='chat-pairs'><tr>{head}</tr>{rows}</table>"
+
+
 PREVIEW_CSS = ("<style>.chat-example{white-space:pre-wrap;font-size:0.85em;border:1px solid "
                "var(--border-color-primary);border-radius:8px;padding:8px;} .chat-example .learnt{background:#dcfce7;"
-               "color:#14532d;} .chat-example .prompt{color:var(--body-text-color-subdued);}</style>")
+               "color:#14532d;} .chat-example .prompt{color:var(--body-text-color-subdued);} .chat-pairs td{"
+               "vertical-align:top;font-size:0.85em;}</style>")
 
 
 def lengths_figure(lengths: list[int], max_length: int, lang: str = "en") -> go.Figure:
@@ -113,6 +122,12 @@ def results_markdown(report: dict, status: dict, lang: str = "en") -> str:
     notes = "".join(f"\n\n> ⚠️ {tr_said(w, lang)}" for w in report.get("warnings", []))
     speed = (" · " + tr("{rate} learnt tokens/s", lang, rate=f"{report['tokens_per_s']:.0f}")
              if report.get("tokens_per_s") else "")
+    if "perplexity" not in report:  # another task on chat models (preference tuning): the figures it names
+        task = tasks.get(status["task"])
+        figures = " · ".join(f"**{tr(m.words, lang)}** {m.format(report[m.key])}"
+                             for m in (task.headline, *task.curves) if isinstance(report.get(m.key), (int, float)))
+        return (f"{figures}{speed} · {status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>"
+                f"{tr_said(report.get('comparison', ''), lang)}</span>{notes}")
     figures = tr("**Validation loss {loss}** (base model {base_loss}) · perplexity {perplexity} (base "
                  "{base_perplexity}) · answer tokens predicted exactly {accuracy} (base {base_accuracy}) · {n} "
                  "validation examples · best epoch {epoch} · {trained} trained weights", lang,
@@ -165,7 +180,8 @@ class ChatPanel(Panel):
             except Exception as exc:  # a model that cannot be read is said on the Model tab; here it only hides
                 log.info("no chat-template preview for %s: %s", model, exc)
         if view:
-            shown = "".join(pieces_html(p) for p in view["examples"])
+            shown = "".join(pieces_html(p) for p in view["examples"]) + (
+                pairs_html(view["pairs"], lang) if view.get("pairs") else "")  # preference tuning's pairs
             figure = gr.update(value=lengths_figure(view["lengths"], view["max_length"], lang), visible=True)
         else:
             shown = "".join(pieces_html([(f"{m['role']}: {m['content']}\n", m["role"] == "assistant")
