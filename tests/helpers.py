@@ -47,6 +47,29 @@ def finished_run(manager, recipe, callbacks=()) -> tuple[Path, dict]:
     return job.run_dir, json.loads((job.run_dir / "eval.json").read_text())
 
 
+def run_counting_loads(workspace, recipe):
+    """Runs a recipe in-process to its end while counting AutoModelForCausalLM.from_pretrained calls (a base or
+    reference model must be the same weights with the adapter off, never a second copy): (job, the paths loaded)."""
+    from transformers import AutoModelForCausalLM
+
+    from studio.run.jobs import JobManager
+    from studio.workspace import Workspace
+    loads = []
+    original = AutoModelForCausalLM.from_pretrained.__func__
+
+    def counting(cls, *args, **kwargs):
+        loads.append(args[0])
+        return original(cls, *args, **kwargs)
+    AutoModelForCausalLM.from_pretrained = classmethod(counting)
+    try:
+        job = JobManager(Workspace(workspace), in_process=True).start(recipe)
+        assert job.wait(300)
+    finally:
+        AutoModelForCausalLM.from_pretrained = classmethod(original)
+    assert job.status["status"] == "completed", job.status.get("error")
+    return job, loads
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import write_chat_csv
+from helpers import run_counting_loads, write_chat_csv
 from studio import cli
 from studio.run.jobs import JobManager
 from studio import tasks
@@ -37,22 +37,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lora_run(workspace, tiny_llama, data):
     """One LoRA run; from_pretrained is counted: the base answers must not come from a second copy."""
-    from transformers import AutoModelForCausalLM
-    loads = []
-    original = AutoModelForCausalLM.from_pretrained.__func__
-
-    def counting(cls, *args, **kwargs):
-        loads.append(args[0])
-        return original(cls, *args, **kwargs)
-    AutoModelForCausalLM.from_pretrained = classmethod(counting)
-    try:
-        job = JobManager(Workspace(workspace), in_process=True).start(chat_recipe(tiny_llama, data, epochs=2,
-                                                                                  packing=True))
-        assert job.wait(300)
-    finally:
-        AutoModelForCausalLM.from_pretrained = classmethod(original)
-    assert job.status["status"] == "completed", job.status.get("error")
-    return job, loads
+    return run_counting_loads(workspace, chat_recipe(tiny_llama, data, epochs=2, packing=True))
 
 
 def test_eval_holds_tuned_and_base_figures_and_samples(lora_run):

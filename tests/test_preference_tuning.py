@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers import run_counting_loads
 from studio import tasks
 from studio.engine.callbacks import Callback
 from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec
@@ -41,22 +42,7 @@ def pairs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dpo_run(tmp_path_factory, tiny_llama, pairs):
     """One DPO LoRA run of two epochs; from_pretrained is counted: the reference must not be a second copy."""
-    from transformers import AutoModelForCausalLM
-    loads = []
-    original = AutoModelForCausalLM.from_pretrained.__func__
-
-    def counting(cls, *args, **kwargs):
-        loads.append(args[0])
-        return original(cls, *args, **kwargs)
-    AutoModelForCausalLM.from_pretrained = classmethod(counting)
-    try:
-        job = JobManager(Workspace(tmp_path_factory.mktemp("pref-ws")), in_process=True).start(
-            preference_recipe(tiny_llama, pairs, epochs=2))
-        assert job.wait(300)
-    finally:
-        AutoModelForCausalLM.from_pretrained = classmethod(original)
-    assert job.status["status"] == "completed", job.status.get("error")
-    return job, loads
+    return run_counting_loads(tmp_path_factory.mktemp("pref-ws"), preference_recipe(tiny_llama, pairs, epochs=2))
 
 
 def test_eval_holds_the_preference_figures_and_samples(dpo_run):

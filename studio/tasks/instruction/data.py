@@ -126,6 +126,19 @@ def read_checked(path: Path, expected: str, pick: Callable[[list[str]], tuple]):
     return frame, (form, columns), skipped, notes
 
 
+def held_out(items: list, spec: DataSpec, seed: int, read_validation: Callable[[Path], tuple]):
+    """(training, validation, skipped, notes): validation from data.validation_path (read_validation(path) gives
+    its (items, skipped, notes), each skipped row named with its file) or a seeded share of the items."""
+    if spec.validation_path:
+        val, skipped, notes = read_validation(existing(spec.validation_path))
+        name = Path(spec.validation_path).name
+        return items, val, [{**s, "item": f"{name} {s['item']}"} for s in skipped], notes
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    cut = max(1, round(len(items) * spec.validation_split))
+    return [items[i] for i in order[cut:]], [items[i] for i in order[:cut]], [], []
+
+
 def _read(path: Path, spec: DataSpec, form_columns: tuple[str, dict] | None = None):
     """(form, columns, items, skipped, notes) of one file."""
     frame, (form, columns), skipped, notes = read_checked(
@@ -163,16 +176,8 @@ def load(spec: DataSpec, seed: int) -> ChatData:
         raise DataError(f"{path.name} is a folder. For instruction tuning give a .csv or .jsonl file.")
     form, columns, items, skipped, notes = _read(path, spec)
     items, duplicates = _unique(items)
-    if spec.validation_path:
-        _, _, val, val_skipped, val_notes = _read(existing(spec.validation_path), spec, (form, columns))
-        skipped += [{**s, "item": f"{Path(spec.validation_path).name} {s['item']}"} for s in val_skipped]
-        notes += val_notes
-        train = items
-    else:
-        order = list(range(len(items)))
-        random.Random(seed).shuffle(order)
-        cut = max(1, round(len(items) * spec.validation_split))
-        val, train = [items[i] for i in order[:cut]], [items[i] for i in order[cut:]]
+    train, val, val_skipped, val_notes = held_out(items, spec, seed, lambda p: _read(p, spec, (form, columns))[2:])
+    skipped, notes = skipped + val_skipped, notes + val_notes
     if len(train) < 2 or not val:
         reasons = Counter(s["reason"] for s in skipped)
         why = f" ({'; '.join(f'{n} × {r}' for r, n in reasons.most_common(3))} skipped)" if reasons else ""

@@ -8,7 +8,6 @@ or line number and the reason; nothing is dropped silently."""
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from studio.engine.data.tables import cell
 from studio.engine.data.words import listing
 from studio.recipe import DataSpec
 from studio.tasks.instruction.data import (PROMPT_GUESSES, RESPONSE_GUESSES, ROLES, SYSTEM_GUESSES, ChatReport,
-                                           _system_prompt, _unique, read_checked)
+                                           _system_prompt, _unique, held_out, read_checked)
 from studio.words import said
 
 CHOSEN_GUESSES = ("chosen", "better", "good", "preferred", "accepted", "winner", "chosen_response")
@@ -193,16 +192,9 @@ def load(spec: DataSpec, seed: int) -> PreferenceData:
     paired, columns, examples, skipped, notes = _read(path, spec)
     _refuse_unusable(path.name, examples, skipped, paired, columns)
     examples, duplicates = _unique(examples)
-    if spec.validation_path:
-        _, _, val, val_skipped, val_notes = _read(existing(spec.validation_path), spec, (paired, columns))
-        skipped += [{**s, "item": f"{Path(spec.validation_path).name} {s['item']}"} for s in val_skipped]
-        notes += val_notes
-        train = examples
-    else:
-        order = list(range(len(examples)))
-        random.Random(seed).shuffle(order)
-        cut = max(1, round(len(examples) * spec.validation_split))
-        val, train = [examples[i] for i in order[:cut]], [examples[i] for i in order[cut:]]
+    train, val, val_skipped, val_notes = held_out(examples, spec, seed,
+                                                  lambda p: _read(p, spec, (paired, columns))[2:])
+    skipped, notes = skipped + val_skipped, notes + val_notes
     if not val:
         raise DataError(f"{path.name} leaves no example for validation; give more rows or data.validation_path.")
     report = ChatReport("chat", columns, _counts(train, paired), _counts(val, paired), skipped=skipped,
