@@ -116,23 +116,43 @@ WORDS = {
 }
 
 
-def table(results: dict) -> str:
-    d, g = results["details"], results.get("goals", {})
-    lines = ["| key | value | goal | met | what is compared |", "|---|---|---|---|---|"]
+class Rows:
+    """The table's lines; calling it adds a key's row with its goal and whether the goal is met."""
 
-    def row(key, value, note):
-        goal = g.get(key, {})
+    def __init__(self, goals: dict):
+        self.goals = goals
+        self.lines = ["| key | value | goal | met | what is compared |", "|---|---|---|---|---|"]
+
+    def __call__(self, key: str, value: str, note: str) -> None:
+        goal = self.goals.get(key, {})
         met = {True: "yes", False: "**no**"}.get(goal.get("met"), "")
-        lines.append(f"| `{key}` | {value} | {goal.get('goal', '')} | {met} | {note} |")
+        self.lines.append(f"| `{key}` | {value} | {goal.get('goal', '')} | {met} | {note} |")
+
+    def has(self, key: str) -> bool:
+        return any(line.startswith(f"| `{key}` |") for line in self.lines)
+
+
+def table(results: dict) -> str:
+    row = Rows(results.get("goals", {}))
+    _classifier_rows(results, results["details"], row)
+    _chat_rows(results, results["details"], row)
+    _gpu_rows(results, row)
+    for key in GOALS:  # sections whose row needs nothing from their details
+        if not row.has(key):
+            row(key, _fmt(results.get(key)), WORDS.get(key, ""))
+    return "\n".join(row.lines)
+
+
+def _classifier_rows(results: dict, d: dict, row: Rows) -> None:
     fe = d.get("fe", {})
     if fe:
         row("fe_vs_inference_ratio", _fmt(results.get("fe_vs_inference_ratio")),
             f"studio FE run, cold cache, everything counted ({fe['studio_cold_s']:.1f} s) ÷ one plain "
             f"inference pass ({statistics.mean(fe['plain_pass_s']):.1f} s, mean of 2), {fe['images']} images, "
             f"batch {fe['batch_size']}, head solved with its regularisation searched, {fe['threads']} threads")
-        lines.append(f"| (warm cache) | {_fmt(fe['warm_vs_inference_ratio'])} | | | second run, features from the "
+        row.lines.append(f"| (warm cache) | {_fmt(fe['warm_vs_inference_ratio'])} | | | second run, features from the "
                      f"cache ({fe['studio_warm_s']:.1f} s) |")
-        lines.append(f"| (naive way) | {_fmt(fe['naive_vs_inference_ratio'])} | | | frozen backbone run every "
+        row.lines.append(f"| (naive way) | {_fmt(fe['naive_vs_inference_ratio'])} | | | frozen backbone run every "
                      f"epoch of a head trained for {fe['epochs']} epochs ({fe['naive_s']:.0f} s{', extrapolated from one epoch on ' + str(fe['naive_measured_images']) + ' images' if fe['naive_extrapolated'] else ''}) |")
     else:
         row("fe_vs_inference_ratio", "—", "not measured")
@@ -186,6 +206,9 @@ def table(results: dict) -> str:
             f"{_fmt(v['scratch_at_equal_time'])})" for k, v in tr["per_class"].items())
         row("transfer_vs_scratch", cells, f"validation accuracy on {tr['validation_examples']} held-out digits "
             f"of {tr['classes']} classes (chance {tr['chance']:.0%}); scratch under its own recipe")
+
+
+def _chat_rows(results: dict, d: dict, row: Rows) -> None:
     sf = d.get("sft", {})
     row("sft_lora_vs_plain_peft_ratio", _fmt(results.get("sft_lora_vs_plain_peft_ratio")),
         f"studio `lora` on {sf.get('model')} ÷ a plain peft loop, lockstep, batch {sf.get('batch_size')}, "
@@ -212,6 +235,9 @@ def table(results: dict) -> str:
     row("serve_concurrent_speedup", _fmt(results.get("serve_concurrent_speedup")),
         f"4 streams sent at once ({_fmt(sv['concurrent_tokens_per_s'])} tokens/s in all, batched into one generate "
         f"call) ÷ one stream" if sv else "not measured")
+
+
+def _gpu_rows(results: dict, row: Rows) -> None:
     words = {"ft_mfu": "full fine-tuning, bf16 autocast", "peak_memory_mb": "full vs LoRA",
              "sft_mfu": "instruction tuning, full, Qwen2.5-0.5B shape, bf16",
              "sft_peak_memory_mb": "lora / qlora / full, Qwen2.5-0.5B shape"}
@@ -221,7 +247,3 @@ def table(results: dict) -> str:
             if isinstance(value, dict) else _fmt(value) if value is not None \
             else f"null: {results['null_reasons'].get(key, '')}"
         row(key, shown, words[key])
-    for key in GOALS:
-        if not any(line.startswith(f"| `{key}` |") for line in lines):
-            row(key, _fmt(results.get(key)), WORDS.get(key, ""))
-    return "\n".join(lines)
