@@ -13,3 +13,4 @@ SHAPES_DIR = EXAMPLES / "shapes"  # coloured shapes on noisy backgrounds, a fold
 COMMANDS_DIR = EXAMPLES / "commands"  # spoken command words, a folder per word (audio)
 SENTENCE_CLIP = EXAMPLES / "kitchen-lights.flac"  # a clip of known words, for the transcription test
 SENTENCE = "please turn on the kitchen lights"
+GENERAL_TEXT = ROOT / "general" / "general_text.txt"  # general knowledge, one passage a line (chat tasks)

@@ -89,6 +89,11 @@ class Workspace:
         return self.root / "cache" / "datasets"
 
     @property
+    def general_loss_cache(self) -> Path:
+        """Base models' loss on the bundled general text, measured once per model (the chat tasks' evaluation)."""
+        return self.root / "cache" / "general-loss.json"
+
+    @property
     def session_key(self) -> Path:
         """The key that encrypts the browser sessions of this workspace's studio."""
         return self.root / "cache" / "ui-session-key"

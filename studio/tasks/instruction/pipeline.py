@@ -16,7 +16,7 @@ from studio.families import causal_lm
 from studio.families.base import ModelError, ModelInfo
 from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, EXAMPLES_DIR, RunFolder, read_json, write_json
 from studio.tasks.instruction import data as chat_data
-from studio.tasks.instruction import evaluation, model
+from studio.tasks.instruction import evaluation, general_knowledge, model
 from studio.tasks.instruction.card import write_card
 from studio.tasks.instruction.chat import Chat
 from studio.tasks.instruction.loss import TokenLoss, TokenMetrics, packing_works
@@ -60,6 +60,8 @@ def train(task, ctx) -> dict:
     loop, best = _loop(ctx, task, trained_model, groups, p, packing, log)
     chat = Chat(unwrap(trained_model), p.fmt, ctx.device, data.system_prompt)
     base = None if strategy.adapter else _base_before_training(loop, chat, data, run, ctx)
+    base_general = general_knowledge.base_loss(unwrap(trained_model), p.tokenizer, ctx.device, p.source.path,
+                                               ctx.workspace.general_loss_cache, dist.is_main)
     if ctx.resume and run.last_state.exists():
         loop.restore(load_state_file(run.last_state))
     reset_peak_memory(ctx.device)
@@ -67,6 +69,7 @@ def train(task, ctx) -> dict:
     best.restore(loop)
     log(said("Evaluating the tuned model and the base model on the validation examples"))
     report = _report(loop, chat, data, result, params, ctx, base, packing)
+    general_knowledge.add_to(report, unwrap(trained_model), p.tokenizer, ctx.device, base_general)
     if dist.is_main:
         run.write(EVAL, report)
         info = ModelInfo(model=recipe.model, family=model.FAMILY, arch=p.model.config.model_type, task=task.name,

@@ -20,7 +20,7 @@ from studio.engine.export import ExportError
 from studio.engine.loop import Loop, LoopConfig, count_parameters
 from studio.families.base import ModelError, ModelInfo
 from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, HF_DIR, STATUS, RunFolder, read_json, write_json
-from studio.tasks.instruction import evaluation, model
+from studio.tasks.instruction import evaluation, general_knowledge, model
 from studio.tasks.instruction import export as chat_export
 from studio.tasks.instruction.card import write_card
 from studio.tasks.instruction.chat import Chat
@@ -127,6 +127,8 @@ def train(task, ctx) -> dict:
     loop, best = _loop(ctx, task, trained_model, groups, compute, p.train_set, p.val_set, collate)
     chat = Chat(unwrap(trained_model), p.fmt, ctx.device, p.data.system_prompt)
     base_answers = None if strategy.adapter else _base_answers(chat, conversations, run, ctx)
+    base_general = general_knowledge.base_loss(unwrap(trained_model), p.tokenizer, ctx.device, p.source.path,
+                                               ctx.workspace.general_loss_cache, dist.is_main)
     if ctx.resume and run.last_state.exists():
         loop.restore(load_state_file(run.last_state))
     reset_peak_memory(ctx.device)
@@ -134,6 +136,7 @@ def train(task, ctx) -> dict:
     best.restore(loop)
     log(said("Evaluating the tuned model and the base model on the validation examples"))
     figures = _report(loop, chat, conversations, result, params, ctx, base_answers, settings)
+    general_knowledge.add_to(figures, unwrap(trained_model), p.tokenizer, ctx.device, base_general)
     if dist.is_main:
         run.write(EVAL, figures)
         _save(task, recipe, p, unwrap(trained_model), settings, run)

@@ -122,12 +122,13 @@ def results_markdown(report: dict, status: dict, lang: str = "en") -> str:
     notes = "".join(f"\n\n> ⚠️ {tr_said(w, lang)}" for w in report.get("warnings", []))
     speed = (" · " + tr("{rate} learnt tokens/s", lang, rate=f"{report['tokens_per_s']:.0f}")
              if report.get("tokens_per_s") else "")
+    kept = f"\n\n{tr_said(report['general_knowledge'], lang)}" if report.get("general_knowledge") else ""
     if "perplexity" not in report:  # another task on chat models (preference tuning): the figures it names
         task = tasks.get(status["task"])
         figures = " · ".join(f"**{tr(m.words, lang)}** {m.format(report[m.key])}"
                              for m in (task.headline, *task.curves) if isinstance(report.get(m.key), (int, float)))
         return (f"{figures}{speed} · {status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>"
-                f"{tr_said(report.get('comparison', ''), lang)}</span>{notes}")
+                f"{tr_said(report.get('comparison', ''), lang)}</span>{kept}{notes}")
     figures = tr("**Validation loss {loss}** (base model {base_loss}) · perplexity {perplexity} (base "
                  "{base_perplexity}) · answer tokens predicted exactly {accuracy} (base {base_accuracy}) · {n} "
                  "validation examples · best epoch {epoch} · {trained} trained weights", lang,
@@ -139,7 +140,7 @@ def results_markdown(report: dict, status: dict, lang: str = "en") -> str:
     return (f"{figures}{speed} · {status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>"
             f"{tr_said(report.get('comparison', ''), lang)} "
             + tr("The base model's figures come from the same weights with the adapter switched off.", lang)
-            + "</span>" + (notes or f"\n\n<span class='hint'>{healthy}</span>"))
+            + "</span>" + kept + (notes or f"\n\n<span class='hint'>{healthy}</span>"))
 
 
 class ChatResults:
