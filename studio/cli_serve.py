@@ -46,6 +46,24 @@ def _listening_socket(host: str, port: int):
     return sock
 
 
+def _stop_with(pid: int) -> None:
+    """Ends this server once process `pid` is gone (the studio that started it, however it ended: a SIGTERM or a
+    kill skips its exit handlers, and this server runs in a session of its own)."""
+    import threading
+    import time
+
+    def watch():
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, another user's
+                pass
+            time.sleep(2)
+    threading.Thread(target=watch, name="stop-with", daemon=True).start()
+
+
 def cmd_serve_model(args, fail) -> int:
     import uvicorn
 
@@ -80,6 +98,8 @@ def cmd_serve_model(args, fail) -> int:
                                            timeout_graceful_shutdown=5))  # Ctrl-C ends streams left open
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Serving {len(models)} model(s) at http://{host}:{port}/v1", flush=True)
+    if args.stop_with:
+        _stop_with(args.stop_with)
     load_all(list(models.values()))
     server.run(sockets=[sock])
     return 0
@@ -100,4 +120,6 @@ def add_parsers(sub, common, fail) -> None:
                        help="requests that may wait per model before the server answers 429 (default 16)")
     serve.add_argument("--max-body-mb", type=float, default=20.0, metavar="MB",
                        help="largest request body (default 20 MB)")
+    serve.add_argument("--stop-with", type=int, default=None, metavar="PID",
+                       help="stop when process PID ends (the studio's Playground starts servers so)")
     serve.set_defaults(func=lambda args: cmd_serve_model(args, fail))

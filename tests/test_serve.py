@@ -215,3 +215,28 @@ def test_smollm2_chat_run_answers_as_predict_does_and_says_when_it_is_busy(chat_
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_a_server_started_from_the_ui_ends_with_the_studio_however_it_ends(runs, workspace, tmp_path):
+    """The Playground's servers run in sessions of their own; a studio killed outright (no exit handlers) must not
+    leave them behind: each watches the studio's process and ends with it."""
+    import os
+    import signal
+    import subprocess
+    script = ("import sys, time\nfrom pathlib import Path\nfrom studio.run.model_server import ModelServers\n"
+              "from studio.workspace import Workspace\nws = Workspace(sys.argv[1])\n"
+              "served = ModelServers(ws).start(ws.find_run(sys.argv[2]))\n"
+              "print(served.process.pid, flush=True)\ntime.sleep(600)\n")
+    studio = subprocess.Popen([sys.executable, "-c", script, str(workspace), runs[1]], stdout=subprocess.PIPE,
+                              text=True)
+    server = int(studio.stdout.readline())
+    os.kill(studio.pid, signal.SIGKILL)
+    studio.wait(30)
+
+    def gone() -> bool:
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            return True
+        return open(f"/proc/{server}/stat").read().split()[2] == "Z"  # ended, not yet reaped
+    wait_for(gone, 60, "the model server to end with its studio")

@@ -81,7 +81,8 @@ class ModelServers:
             f.write(key)
         port, log = free_port(), folder / "server.log"
         command = [sys.executable, "-m", "studio.cli", "--workspace", str(self.workspace.root), "serve-model",
-                   str(run_dir), "--host", HOST, "--port", str(port), "--api-key-file", str(key_file)]
+                   str(run_dir), "--host", HOST, "--port", str(port), "--api-key-file", str(key_file),
+                   "--stop-with", str(os.getpid())]
         with open(log, "w") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        cwd=self.workspace.root, start_new_session=True)
