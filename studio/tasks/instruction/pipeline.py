@@ -39,6 +39,23 @@ class Prepared:
     model: object  # on the device
 
 
+def trained_and_reported(ctx, loop, best, model, tokenizer, base_path: str, report) -> tuple[dict, dict]:
+    """Trains to the end (from where a resumed run stopped), puts the best epoch's weights back and returns the
+    loop's result and report(result) with the general-knowledge figures (the base one measured before training
+    changes the weights)."""
+    base_general = general_knowledge.base_loss(model, tokenizer, ctx.device, base_path,
+                                               ctx.workspace.general_loss_cache, ctx.dist.is_main)
+    if ctx.resume and ctx.run.last_state.exists():
+        loop.restore(load_state_file(ctx.run.last_state))
+    reset_peak_memory(ctx.device)
+    result = loop.run()
+    best.restore(loop)
+    ctx.events.emit("log", message=said("Evaluating the tuned model and the base model on the validation examples"))
+    figures = report(result)
+    general_knowledge.add_to(figures, model, tokenizer, ctx.device, base_general)
+    return result, figures
+
+
 def train(task, ctx) -> dict:
     """Trains ctx's recipe start to finish (every rank of it); returns the figures status.json keeps."""
     recipe, run, events, dist = ctx.recipe, ctx.run, ctx.events, ctx.dist
@@ -60,16 +77,9 @@ def train(task, ctx) -> dict:
     loop, best = _loop(ctx, task, trained_model, groups, p, packing, log)
     chat = Chat(unwrap(trained_model), p.fmt, ctx.device, data.system_prompt)
     base = None if strategy.adapter else _base_before_training(loop, chat, data, run, ctx)
-    base_general = general_knowledge.base_loss(unwrap(trained_model), p.tokenizer, ctx.device, p.source.path,
-                                               ctx.workspace.general_loss_cache, dist.is_main)
-    if ctx.resume and run.last_state.exists():
-        loop.restore(load_state_file(run.last_state))
-    reset_peak_memory(ctx.device)
-    result = loop.run()
-    best.restore(loop)
-    log(said("Evaluating the tuned model and the base model on the validation examples"))
-    report = _report(loop, chat, data, result, params, ctx, base, packing)
-    general_knowledge.add_to(report, unwrap(trained_model), p.tokenizer, ctx.device, base_general)
+    result, report = trained_and_reported(ctx, loop, best, unwrap(trained_model), p.tokenizer, p.source.path,
+                                          lambda result: _report(loop, chat, data, result, params, ctx, base,
+                                                                 packing))
     if dist.is_main:
         run.write(EVAL, report)
         info = ModelInfo(model=recipe.model, family=model.FAMILY, arch=p.model.config.model_type, task=task.name,

@@ -13,18 +13,18 @@ import torch
 
 from studio import recipe as recipes
 from studio.engine.callbacks import Callback, load_state_file, save_state, standard
-from studio.engine.device import peak_memory_mb, reset_peak_memory
+from studio.engine.device import peak_memory_mb
 from studio.engine.distributed import ShardedSampler, unwrap
 from studio.engine.data.errors import DataError
 from studio.engine.export import ExportError
 from studio.engine.loop import Loop, LoopConfig, count_parameters
 from studio.families.base import ModelError, ModelInfo
 from studio.runfolder import DATA_REPORT, EVAL, EXAMPLES, HF_DIR, STATUS, RunFolder, read_json, write_json
-from studio.tasks.instruction import evaluation, general_knowledge, model
+from studio.tasks.instruction import evaluation, model
 from studio.tasks.instruction import export as chat_export
 from studio.tasks.instruction.card import write_card
 from studio.tasks.instruction.chat import Chat
-from studio.tasks.instruction.pipeline import _examples, load_weights, start_model
+from studio.tasks.instruction.pipeline import _examples, load_weights, start_model, trained_and_reported
 from studio.tasks.instruction.preference_batches import Answers, Pairs, PreferenceCollate, measure_reference
 from studio.tasks.instruction.preference_data import PreferenceData
 from studio.tasks.instruction.preference_loss import PreferenceLoss, PreferenceMetrics, Settings, learnt_tokens
@@ -127,16 +127,9 @@ def train(task, ctx) -> dict:
     loop, best = _loop(ctx, task, trained_model, groups, compute, p.train_set, p.val_set, collate)
     chat = Chat(unwrap(trained_model), p.fmt, ctx.device, p.data.system_prompt)
     base_answers = None if strategy.adapter else _base_answers(chat, conversations, run, ctx)
-    base_general = general_knowledge.base_loss(unwrap(trained_model), p.tokenizer, ctx.device, p.source.path,
-                                               ctx.workspace.general_loss_cache, dist.is_main)
-    if ctx.resume and run.last_state.exists():
-        loop.restore(load_state_file(run.last_state))
-    reset_peak_memory(ctx.device)
-    result = loop.run()
-    best.restore(loop)
-    log(said("Evaluating the tuned model and the base model on the validation examples"))
-    figures = _report(loop, chat, conversations, result, params, ctx, base_answers, settings)
-    general_knowledge.add_to(figures, unwrap(trained_model), p.tokenizer, ctx.device, base_general)
+    result, figures = trained_and_reported(
+        ctx, loop, best, unwrap(trained_model), p.tokenizer, p.source.path,
+        lambda result: _report(loop, chat, conversations, result, params, ctx, base_answers, settings))
     if dist.is_main:
         run.write(EVAL, figures)
         _save(task, recipe, p, unwrap(trained_model), settings, run)
