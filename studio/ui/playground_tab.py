@@ -2,6 +2,7 @@
 inputs (an image, a text, …); the answer and the probabilities chart are shared."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -112,8 +113,15 @@ def render_explanations(ctx) -> None:
         panel.wire_explanation(ctx)
 
 
+def answered_key(run_id, value) -> str | None:
+    """What an answer was computed for, kept in the session: a text's change that arrives after the answer it
+    triggered (the events reach the server in either order) must not clear it."""
+    return hashlib.sha256(f"{run_id}\0{value}".encode()).hexdigest()[:16] if isinstance(value, str) else None
+
+
 def predict_handler(ctx, answer, bars, explained):
-    """(run id, the input's value, session) → the answer and its chart; an explanation of an earlier input hidden."""
+    """(run id, the input's value, session) → the answer and its chart; an explanation of an earlier input hidden;
+    the session remembers what was answered."""
     def run_predict(run_id, value, state) -> dict:
         lang = state["lang"]
         if not run_id:
@@ -129,7 +137,8 @@ def predict_handler(ctx, answer, bars, explained):
                     bars: charts.empty_figure(tr("No answer", lang))}
         chart = (charts.top_k_figure(result, tr("Most likely labels", lang), tr("probability", lang))
                  if result.get("top_k") else charts.empty_figure(""))
-        return {answer: answer_markdown(result, lang), bars: chart, **_unseen(explained)}
+        return {answer: answer_markdown(result, lang), bars: chart, **_unseen(explained),
+                ctx.session: {**state, "answered": answered_key(run_id, value)}}
     return run_predict
 
 
@@ -145,10 +154,13 @@ def build(ctx, tab) -> None:
         panel.build_explanation()
     explained = [note, *[c for panel in ctx.all_panels() for c in panel.explanation]]
     # an explanation is part of the answer: cleared, like it, when the input changes
-    ctx.shared["answer"] = [answer, bars, *explained]
+    ctx.shared["answer"] = [answer, bars, *explained, ctx.session]
 
-    def no_answer(state) -> dict:
-        """The answer cleared while the input changes: it was computed for what stood there before."""
+    def no_answer(run_id, value, state) -> dict:
+        """The answer cleared while the input changes: it was computed for what stood there before (unless it was
+        computed for this very value: the change reached the server after the answer it led to)."""
+        if state.get("answered") and state["answered"] == answered_key(run_id, value):
+            return {}
         return {answer: tr("Press Enter or Predict for an answer.", state["lang"]), bars: charts.empty_figure(""),
                 **_unseen(explained)}
     ctx.shared["no_answer"] = no_answer
@@ -202,4 +214,4 @@ def build(ctx, tab) -> None:
     ctx.on(explain_button.click, explain_handler(ctx, note), [run, ctx.session, *[panel.input for panel in ctx.all_panels()]],
            explained)
     ctx.on(predict_button.click, on_predict, [run, ctx.session, *[panel.input for panel in ctx.all_panels()]],
-           [answer, bars, *explained])  # a new answer hides the explanation of the old one
+           [answer, bars, *explained, ctx.session])  # a new answer hides the explanation of the old one

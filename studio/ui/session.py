@@ -47,6 +47,7 @@ def new_session(previous: dict | None = None) -> dict:
         "run_strategy": None,  # the latest run's [task, strategy]: it may differ from the draft's (a comparison)
         "runs": [],  # every run this session started, oldest first
         "sweep_id": None,  # the latest sweep this session started (the Runs tab shows it first)
+        "answered": None,  # what the Playground's answer was computed for (playground_tab.answered_key)
     }
 
 

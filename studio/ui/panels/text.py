@@ -41,7 +41,7 @@ class TextPanel(ClassificationPanel):
         answer = ctx.shared["answer"]
         ctx.on(text.submit, predict, [run, text, ctx.session], answer)
         # an answer never stands beside a text it was not computed for
-        ctx.on(text.input, ctx.shared["no_answer"], [ctx.session], answer, show_progress="hidden",
+        ctx.on(text.input, ctx.shared["no_answer"], [run, text, ctx.session], answer, show_progress="hidden",
                trigger_mode="always_last")
         ctx.on(examples.input, lambda r, value, state: {text: value, **predict(r, value, state)},
                [run, examples, ctx.session], [text, *answer])
