@@ -46,6 +46,15 @@ def choose_example(page, name):
     wait_text(page, "#data-status", "Ready", timeout=60)
 
 
+def try_model(page, name: str) -> None:
+    tab(page, "Model")
+    box = page.get_by_label("Model name or folder")
+    if not box.is_visible():
+        page.get_by_text("Use another model (a name from huggingface.co, or a folder on this machine)").click()
+    box.fill(name)
+    page.locator("#use-custom").click()
+
+
 def set_epochs(page, epochs, patience=None):
     """Epochs (and early-stopping patience: 0 makes a long run last, whatever the feature cache holds). Feature
     extraction then trains its head over the epochs (head_solver: sgd), not solved at once."""

@@ -3,7 +3,6 @@ Screenshots of every tab land in test-artifacts/screenshots/."""
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 

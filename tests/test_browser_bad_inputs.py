@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import tab
+from browser_helpers import tab, try_model
 from corpus import CASES, Case, Models
 from helpers import free_port, start_server
 from studio import tasks
@@ -82,15 +82,6 @@ def upload(page, path: Path) -> None:
     if clear.count() and clear.first.is_visible():
         clear.first.click()
     page.locator("#data-upload input[type=file]").set_input_files(str(path))
-
-
-def try_model(page, name: str) -> None:
-    tab(page, "Model")
-    box = page.get_by_label("Model name or folder")
-    if not box.is_visible():
-        page.get_by_text("Use another model (a name from huggingface.co, or a folder on this machine)").click()
-    box.fill(name)
-    page.locator("#use-custom").click()
 
 
 @pytest.mark.parametrize("case", BROWSER_CASES, ids=lambda c: c.id)

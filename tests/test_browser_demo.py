@@ -4,7 +4,6 @@ it needs); feature extraction shows progress before it ends; the page speaks Ger
 with a screenshot of every tab in every language; Start over clears the wizard."""
 import re
 import time
-from pathlib import Path
 
 import pytest
 

@@ -52,8 +52,9 @@ def table_texts() -> set[str]:
     for option in strategy_tab.all_options().values():
         out |= {option.words} | ({option.info} if option.info else set())
     out |= set(strategy_tab.FIELD_WORDS.values())
-    from studio.ui.panels import base, chat
-    out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS) | set(chat.SAMPLE_COLUMNS)
+    from studio.ui.panels import base, chat_results
+    out |= set(runs_tab.COLUMNS) | set(runs_tab.COMPARE_COLUMNS) | set(chat_results.PAIR_COLUMNS)
+    out |= set(chat_results.SAMPLE_COLUMNS) | {row[0] for row in chat_results.VERSUS}
     from studio.ui import data_tab
     out |= set(base.MISTAKE_COLUMNS) | {"example", "clip", "text", data_tab.NO_COLUMN}
     out |= {f"best {m.words}" for name in tasks.names() for m in tasks.get(name).curves}

@@ -70,13 +70,23 @@ def test_steps_and_epochs_carry_reward_accuracy_and_margin(dpo_run):
 
 
 def test_the_evaluate_tab_shows_the_figures_the_task_names(dpo_run):
-    from studio.ui.panels.chat import results_markdown, samples_table
+    from studio.ui.panels.chat_results import results_markdown, samples_table, versus_table
     job, _ = dpo_run
     report = json.loads((job.run_dir / "eval.json").read_text())
     shown = results_markdown(report, job.status)
     assert f"**reward accuracy** {report['reward_accuracy']:.1%}" in shown
     assert "**better answer more probable**" in shown and "(the start model: " in shown
-    assert list(samples_table(report)["reference"]) == [s["reference"] for s in report["samples"]]
+    table = samples_table(report)
+    assert list(table["better answer"]) == [s["reference"] for s in report["samples"]]
+    versus = versus_table(report).set_index("measure")
+    assert versus.loc["better answer more probable"].tolist() == [f"{report['base_preference_accuracy']:.0%}",
+                                                                  f"{report['preference_accuracy']:.0%}"]
+    # DPO's start model is its own reference: its rewards are zero, so no pair's better answer out-rewards the worse
+    assert versus.loc["reward accuracy", "start model"] == "0%" and report["base_reward_margin"] == 0
+    assert len(versus) == 6  # every figure both models have, general knowledge and ROUGE-L included
+    # each prompt's worse answer is its own pair's (the better one with the greeting and sign-off taken off)
+    assert list(table["worse answer"]) == [s["reference"].removeprefix("Hello! please ").removesuffix(" thank you")
+                                           for s in report["samples"]]
 
 
 def test_the_tuned_adapter_chats_and_exports_as_the_chat_task_does(dpo_run):

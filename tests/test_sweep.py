@@ -4,12 +4,10 @@ many runs and about how long, stops a sweep from another shell and resumes it.""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna

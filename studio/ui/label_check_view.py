@@ -47,8 +47,8 @@ class LabelCheckView:
 
     def show(self, data, draft: dict, workspace, lang: str) -> dict:
         """Checked data: the check's result when there is one, else the check started (features cached only)."""
-        if getattr(getattr(data, "report", None), "duplicates", None) is None or not draft.get("model"):
-            return self.hide()  # not a classifier's data, or no model chosen yet
+        if not draft.get("model") or not tasks.get(draft["task"]).classes:
+            return self.hide()  # no model chosen yet, or a task without classes (no labels to doubt)
         try:
             recipe = tasks.from_dict(copy.deepcopy(draft))
         except RecipeError:

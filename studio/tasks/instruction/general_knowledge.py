@@ -93,7 +93,7 @@ def add_to(report: dict, model, tokenizer, device, base: float) -> None:
     a warning among the report's when the tuned model's loss rose more than RISE_WARNING."""
     loss = mean_loss(model, tokenizer, device)
     change = (loss - base) / max(base, 1e-9)
-    values = dict(change=f"{abs(change):.0%}")
+    values = dict(change=f"{abs(change):.1%}")  # a tenth of a percent: a small change is not said as 0%
     sentence = (said("General knowledge kept: the tuned model's loss on general text rose {change}.", **values)
                 if change >= 0 else
                 said("General knowledge kept: the tuned model's loss on general text fell {change}.", **values))

@@ -48,6 +48,10 @@ class PreferenceData:
                                    else item["completion"]}]
                 for item in items if self.paired or item["label"]]
 
+    def worse_answers(self, items: list[dict]) -> list[str]:
+        """Each pair's worse answer, beside conversations(items) (none for answers marked one by one)."""
+        return [item["rejected"] for item in items] if self.paired else []
+
 
 def columns_for(spec: DataSpec, found: list[str]) -> tuple[bool, dict]:
     """(paired, {data key: column}) the data is read with: the recipe's keys, else detected from the columns."""

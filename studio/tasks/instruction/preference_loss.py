@@ -18,9 +18,10 @@ LOSSES = ("dpo", "ipo", "orpo", "simpo", "kto")
 WITHOUT_REFERENCE = ("orpo", "simpo")  # they compare the tuned model's answers with each other only
 # The sums a batch adds to the figures: loss × units, units (pairs, or answers for KTO), rewards that rank right,
 # the chosen (good) answers' rewards and count, the rejected (bad) ones', pairs the tuned and the start model rank
-# right by summed log-probability, and those pairs.
+# right by summed log-probability, and those pairs; then the start model's rewards as the loss defines them (zero
+# where it is the reference itself; ORPO's and SimPO's rank its answers), for the Evaluate tab's side by side.
 STATS = ("loss", "units", "reward_correct", "chosen_reward", "chosen", "rejected_reward", "rejected",
-         "preferred", "base_preferred", "pairs")
+         "preferred", "base_preferred", "pairs", "base_reward_correct", "base_chosen_reward", "base_rejected_reward")
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,12 @@ class PreferenceLoss:
         nll = -chosen.sum() / chosen_n.sum().clamp(min=1)
         loss, chosen_reward, rejected_reward = pair_loss(self.settings, chosen, rejected, chosen_n, rejected_n,
                                                          ref_chosen, ref_rejected, nll)
+        _, base_chosen, base_rejected = pair_loss(self.settings, ref_chosen, ref_rejected, chosen_n, rejected_n,
+                                                  ref_chosen, ref_rejected, nll.detach())
         pairs = len(chosen)
         return loss, _stats(loss, pairs, (chosen_reward > rejected_reward).sum(), chosen_reward.sum(), pairs,
                             rejected_reward.sum(), pairs, (chosen > rejected).sum(), (ref_chosen > ref_rejected).sum(),
-                            pairs)
+                            pairs, (base_chosen > base_rejected).sum(), base_chosen.sum(), base_rejected.sum())
 
     def _unpaired(self, model, inputs, targets):
         logps, _ = self.logps(model, inputs, targets["labels"])
@@ -132,9 +135,11 @@ class PreferenceLoss:
         pair = targets["pair"]
         same = (pair[:, None] == pair[None, :]) & (pair[:, None] >= 0) & desirable[:, None] & ~desirable[None, :]
         good, bad = same.nonzero().unbind(1)
+        # the start model is KTO's reference: its rewards are zero, which ranks only the bad answers right
         return loss, _stats(loss, len(logps), ((rewards > 0) == desirable).sum(), rewards[desirable].sum(),
                             desirable.sum(), rewards[~desirable].sum(), (~desirable).sum(),
-                            (logps[good] > logps[bad]).sum(), (reference[good] > reference[bad]).sum(), len(good))
+                            (logps[good] > logps[bad]).sum(), (reference[good] > reference[bad]).sum(), len(good),
+                            (~desirable).sum(), 0, 0)
 
     def take_step_figures(self) -> dict:
         """The reward accuracy and margin of the training batches since the last call."""
@@ -149,12 +154,14 @@ def _stats(loss, units, *rest) -> torch.Tensor:
 
 
 def figures_of(sums: list[float]) -> dict:
-    """loss, reward_accuracy, reward_margin, preference_accuracy and base_preference_accuracy (when pairs were
-    ranked) of STATS sums."""
+    """loss, reward_accuracy, reward_margin (and the start model's: base_reward_accuracy, base_reward_margin),
+    preference_accuracy and base_preference_accuracy (when pairs were ranked) of STATS sums."""
     s = dict(zip(STATS, sums))
-    units = max(s["units"], 1.0)
+    units, chosen, rejected = max(s["units"], 1.0), max(s["chosen"], 1.0), max(s["rejected"], 1.0)
     out = {"loss": s["loss"] / units, "reward_accuracy": s["reward_correct"] / units,
-           "reward_margin": s["chosen_reward"] / max(s["chosen"], 1.0) - s["rejected_reward"] / max(s["rejected"], 1.0)}
+           "reward_margin": s["chosen_reward"] / chosen - s["rejected_reward"] / rejected,
+           "base_reward_accuracy": s["base_reward_correct"] / units,
+           "base_reward_margin": s["base_chosen_reward"] / chosen - s["base_rejected_reward"] / rejected}
     if s["pairs"]:
         out.update(preference_accuracy=s["preferred"] / s["pairs"], base_preference_accuracy=s["base_preferred"] /
                    s["pairs"])

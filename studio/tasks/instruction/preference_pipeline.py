@@ -24,6 +24,7 @@ from studio.tasks.instruction import evaluation, model
 from studio.tasks.instruction import export as chat_export
 from studio.tasks.instruction.card import write_card
 from studio.tasks.instruction.chat import Chat
+from studio.tasks.instruction.evaluation import rouge_l
 from studio.tasks.instruction.pipeline import _examples, load_weights, start_model, trained_and_reported
 from studio.tasks.instruction.preference_batches import Answers, Pairs, PreferenceCollate, measure_reference
 from studio.tasks.instruction.preference_data import PreferenceData
@@ -129,7 +130,8 @@ def train(task, ctx) -> dict:
     base_answers = None if strategy.adapter else _base_answers(chat, conversations, run, ctx)
     result, figures = trained_and_reported(
         ctx, loop, best, unwrap(trained_model), p.tokenizer, p.source.path,
-        lambda result: _report(loop, chat, conversations, result, params, ctx, base_answers, settings))
+        lambda result: _report(loop, chat, conversations, result, params, ctx, base_answers, settings,
+                               p.data.worse_answers(p.data.val_items)))
     if dist.is_main:
         run.write(EVAL, figures)
         _save(task, recipe, p, unwrap(trained_model), settings, run)
@@ -246,9 +248,13 @@ def _base_answers(chat: Chat, conversations: list, run: RunFolder, ctx) -> list[
     return answers
 
 
-def _report(loop, chat: Chat, conversations: list, result: dict, params: dict, ctx, base_answers, settings) -> dict:
+def _report(loop, chat: Chat, conversations: list, result: dict, params: dict, ctx, base_answers, settings,
+            worse: list[str]) -> dict:
     report = {**loop.evaluate(), "loss_name": settings.loss, "num_examples": len(loop.val_loader.dataset)}
     samples = evaluation.samples(chat, conversations, "chat", base_answers, ctx.cancel) if ctx.dist.is_main else []
+    for sample, answer in zip(samples, worse):  # the pair's other reference, beside the better one
+        sample.update(worse_reference=answer, worse_similarity=round(rouge_l(sample["tuned_answer"], answer), 4),
+                      base_worse_similarity=round(rouge_l(sample["base_answer"], answer), 4))
     report.update(samples=samples, comparison=comparison_words(report), best_epoch=result["best_epoch"],
                   steps=result["steps"], history=result["history"], stopped_early=result["stopped_early"],
                   samples_per_s=result["samples_per_s"], tokens_per_s=result.get("tokens_per_s"),

@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 import plotly.graph_objects as go
 
 from studio import tasks
@@ -20,6 +19,7 @@ from studio.runfolder import model_folder
 from studio.tasks.instruction.model import load as load_chat
 from studio.ui.i18n import tr, tr_said
 from studio.ui.panels.base import Panel
+from studio.ui.panels.chat_results import ChatResults
 from studio.ui.recent import Recent
 
 log = logging.getLogger(__name__)
@@ -103,59 +103,6 @@ def stats_markdown(data, view: dict | None, lang: str = "en") -> str:
     else:
         lines.append(tr("Choose a model on the Model tab to see the examples through its chat template.", lang))
     return "\n\n".join(lines)
-
-
-# -- Evaluate tab ----------------------------------------------------------------------------------------------------
-
-SAMPLE_COLUMNS = ["prompt", "tuned model", "base model", "ROUGE-L tuned", "ROUGE-L base", "reference"]
-SAMPLE_WIDTHS = ["18%", "25%", "25%", "8%", "8%", "16%"]  # the answers, the point of the demo, get the room
-
-
-def samples_table(report: dict, lang: str = "en") -> pd.DataFrame:
-    """The held-out prompts: the tuned and base answers and how close each is to the reference, first."""
-    rows = [[s["prompt"], s["tuned_answer"], s["base_answer"], round(s["similarity"], 2),
-             round(s.get("base_similarity", 0.0), 2), s["reference"]] for s in report.get("samples", [])]
-    return pd.DataFrame(rows, columns=[tr(c, lang) for c in SAMPLE_COLUMNS])
-
-
-def results_markdown(report: dict, status: dict, lang: str = "en") -> str:
-    notes = "".join(f"\n\n> ⚠️ {tr_said(w, lang)}" for w in report.get("warnings", []))
-    speed = (" · " + tr("{rate} learnt tokens/s", lang, rate=f"{report['tokens_per_s']:.0f}")
-             if report.get("tokens_per_s") else "")
-    kept = f"\n\n{tr_said(report['general_knowledge'], lang)}" if report.get("general_knowledge") else ""
-    if "perplexity" not in report:  # another task on chat models (preference tuning): the figures it names
-        task = tasks.get(status["task"])
-        figures = " · ".join(f"**{tr(m.words, lang)}** {m.format(report[m.key])}"
-                             for m in (task.headline, *task.curves) if isinstance(report.get(m.key), (int, float)))
-        return (f"{figures}{speed} · {status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>"
-                f"{tr_said(report.get('comparison', ''), lang)}</span>{kept}{notes}")
-    figures = tr("**Validation loss {loss}** (base model {base_loss}) · perplexity {perplexity} (base "
-                 "{base_perplexity}) · answer tokens predicted exactly {accuracy} (base {base_accuracy}) · {n} "
-                 "validation examples · best epoch {epoch} · {trained} trained weights", lang,
-                 loss=f"{report['loss']:.4f}", base_loss=f"{report['base_loss']:.4f}",
-                 perplexity=f"{report['perplexity']:.2f}", base_perplexity=f"{report['base_perplexity']:.2f}",
-                 accuracy=f"{report['accuracy']:.1%}", base_accuracy=f"{report['base_accuracy']:.1%}",
-                 n=report["num_examples"], epoch=report["best_epoch"], trained=f"{report['trainable_parameters']:,}")
-    healthy = tr("No sign of overfitting: validation loss did not rise while training loss fell.", lang)
-    return (f"{figures}{speed} · {status.get('wall_time_s', 0):.0f} s\n\n<span class='hint'>"
-            f"{tr_said(report.get('comparison', ''), lang)} "
-            + tr("The base model's figures come from the same weights with the adapter switched off.", lang)
-            + "</span>" + kept + (notes or f"\n\n<span class='hint'>{healthy}</span>"))
-
-
-class ChatResults:
-    """eval.json of a tuned chat model: tuned vs base in figures, and held-out prompts answered by both."""
-
-    def build(self) -> None:
-        self.metrics = gr.Markdown(visible=False, elem_id="chat-metrics")
-        self.samples = gr.Dataframe(label="Held-out prompts: reference, base and tuned answers (greedy)",
-                                    interactive=False, wrap=True, visible=False, elem_id="chat-samples",
-                                    column_widths=SAMPLE_WIDTHS)
-        self.components = [self.metrics, self.samples]
-
-    def show(self, report: dict, status: dict, lang: str) -> dict:  # the figures' words are English for now
-        return {self.metrics: gr.update(value=results_markdown(report, status, lang), visible=True),
-                self.samples: gr.update(value=samples_table(report, lang), visible=bool(report.get("samples")))}
 
 
 # -- the panel -------------------------------------------------------------------------------------------------------
