@@ -32,8 +32,10 @@ def test_a_chat_run_is_compared_on_its_lowest_loss_and_its_perplexity():
               {"type": "epoch", "epoch": 2, "step": 6, "val_loss": 1.5, "accuracy": 0.5, "elapsed": 4.0}]
     row = compare_row("r2", chat, {"strategy": "lora", "status": "running"}, events, None)
     assert row["best epoch"] == 2 and row["best answer tokens predicted exactly"] == "50.0%"
-    done = compare_row("r2", chat, {"strategy": "lora", "status": "completed"}, events, {"perplexity": 4.48})
+    done = compare_row("r2", chat, {"strategy": "lora", "status": "completed"}, events,
+                       {"perplexity": 4.48, "general_loss": 3.15, "base_general_loss": 3.0})
     assert done["perplexity"] == "4.48"
+    assert done["loss on general text (lower: more kept)"] == "3.150 (+5.0%)"  # what it kept, beside the start's
 
 
 def test_a_finished_run_is_compared_on_its_evaluation():

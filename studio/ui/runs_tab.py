@@ -25,6 +25,7 @@ from studio.workspace import RunNotFound
 COLUMNS = ["run", "status", "result", "seconds", "started", "id"]
 COMPARE_COLUMNS = ["run", "status", "trained weights", "trained %", "seconds", "peak memory MB", "best epoch",
                    "stopped early"]
+GENERAL = "loss on general text (lower: more kept)"  # chat runs' column: what the tuned model kept of what it knew
 
 
 def _columns(columns: list[str], lang: str) -> list[str]:
@@ -73,6 +74,9 @@ def compare_row(run_id: str, task, status: dict, events: list[dict], report: dic
         row[f"best {metric.words}" if metric is not task.headline else metric.words] = metric.format(value)
     row.update({"best epoch": report.get("best_epoch", best.get("epoch", "")),
                 "stopped early": stopped_early_words(report, status, lang)})
+    if isinstance(report.get("general_loss"), float) and report.get("base_general_loss"):  # chat runs
+        change = report["general_loss"] / report["base_general_loss"] - 1
+        row[GENERAL] = f"{report['general_loss']:.3f} ({change:+.1%})"
     return {tr(k, lang): v for k, v in row.items()}
 
 
@@ -185,7 +189,7 @@ class RunsTab:
                 for (run_id, status, events), task in zip(runs, run_tasks)]
         active = any(status.get("status") not in FINISHED for _, status, _ in runs)
         return {self.compare_note: text, self.compare_accuracy: figure, self.compare_loss: loss,
-                self.compare_table: pd.DataFrame(rows), self.timer: gr.Timer(active=active)}
+                self.compare_table: pd.DataFrame(rows).fillna(""), self.timer: gr.Timer(active=active)}
 
     def on_pick(self, run_ids, state) -> dict:
         return {**self.comparison(run_ids, state), self.ctx.session: {**state, "compare": run_ids}}
