@@ -218,7 +218,7 @@ def new_manager(root: Path, in_process: bool = False, warm_s: float = 20.0) -> J
 
 def spare_ready(manager: JobManager) -> bool:
     """Whether the spare worker has imported its libraries (it then waits on its stdin, sleeping)."""
-    spare = manager._spare
+    spare = manager.backend._spare  # the local backend's
     if spare is None or spare.poll() is not None:
         return False
     try:

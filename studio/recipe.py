@@ -66,6 +66,7 @@ class TrainSpec:
     retry_smaller_batch: bool = True  # out of memory: retry once per halving of the batch, down to 1
     devices: int | str = 1  # how many devices train together (processes under accelerate launch), or "all"
     distributed: str = "ddp"  # several devices: ddp (a copy per device) | fsdp (the model sharded across them)
+    cpus: int = 1  # CPU cores a run reserves on a cluster (studio --cluster); this machine's runs queue per device
     gradient_accumulation_steps: int = 1  # batches whose gradients add up before each optimizer step
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower
     class_weights: str = "auto"  # auto: classes imbalanced above 3:1 weigh by their rarity in the loss | none
@@ -220,7 +221,7 @@ DATA_RANGES = {"validation_split": (0.05, 0.5), "max_length": (8, 32768), "max_s
 TRAIN_RANGES = {"epochs": (1, 1000), "batch_size": (1, 4096), "learning_rate": (1e-7, 1.0),
                 "weight_decay": (0.0, 1.0), "warmup_ratio": (0.0, 0.5), "seed": (0, 2**32 - 1),
                 "num_workers": (0, 64), "early_stopping_patience": (0, 1000),
-                "gradient_accumulation_steps": (1, 4096), "devices": (1, 64)}
+                "gradient_accumulation_steps": (1, 4096), "devices": (1, 64), "cpus": (1, 1024)}
 
 
 def _check_train(t: TrainSpec) -> None:

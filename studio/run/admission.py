@@ -9,6 +9,10 @@ exclusive lock on the device (fcntl locks: the kernel releases them when a proce
 jams the queue) and leaves a note of who holds it. Tickets of workers that died, or that never started within a
 minute, are cleared by whoever looks.
 
+A run for a cluster (studio/run/backends) queues the same way, under the cluster's name instead of a device kind:
+its placer waits for its turn and for the cluster to have the CPUs and GPUs it asks, then submits it (Ray starts
+whatever it is given at once, so the waiting is the studio's).
+
 The folder is STUDIO_LOCK_DIR, or one per user under the system's temporary folder: it holds lock files, tickets and
 holder notes only, no data.
 """
@@ -21,12 +25,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from studio.runfolder import EVENTS, EventReader, alive, identity, read_json, write_json
 
 STARTING_GRACE_S = 60  # a ticket whose worker has not started after this long is stale
 POLL_S = 0.3
 SAY_EVERY_S = 10  # how often a waiting run's words are refreshed while nothing but the time left changes
+PLACED_BY_CLUSTER = "STUDIO_PLACED_BY_CLUSTER"  # set in a worker's environment when a cluster placed it
+
+
+def placed_by_cluster() -> bool:
+    """True in a worker that a cluster started on the devices it reserved for it (no machine queue then)."""
+    return bool(os.environ.get(PLACED_BY_CLUSTER))
 
 
 def lock_dir() -> Path:
@@ -144,6 +155,21 @@ def wait_for_devices(run_dir: Path, kind: str, count: int, available: int, cance
     first device's index (CUDA runs take a contiguous range), or None if cancelled while waiting.
     on_wait(place): called with Place.of's dict when what the run waits for changes (and every SAY_EVERY_S).
     workspace: the run's workspace, when run_dir is not <workspace>/<output_dir>/<run-id> (a Data tab's check)."""
+    def take(me: dict) -> tuple[DeviceLock, int] | None:
+        starts = range(0, max(1, available - count + 1)) if kind == "cuda" else [0]
+        for start in starts:
+            lock = DeviceLock(device_names(kind, count, start))
+            if lock.try_take(me):
+                return lock, start
+        return None
+    return wait_turn(run_dir, kind, take, cancel, on_wait, workspace)
+
+
+def wait_turn(run_dir: Path, kind: str, take: Callable[[dict], object], cancel: threading.Event,
+              on_wait=None, workspace: Path | None = None):
+    """Waits until no earlier run queues for `kind` (a device kind, or a cluster's name) and take(me) gives
+    something other than None (a lock, a submitted job), and returns it; None if cancelled while waiting. `me`:
+    what the run's ticket says of it. The ticket is held until take succeeds, so later runs keep waiting."""
     run_dir = Path(run_dir)
     ticket = find_ticket(run_dir.name) or take_ticket(run_dir)
     me = {**(read_json(ticket) or {}), "run": run_dir.name, "run_dir": str(run_dir), "device": kind,
@@ -155,11 +181,9 @@ def wait_for_devices(run_dir: Path, kind: str, count: int, available: int, cance
             # An earlier ticket whose worker has not said its device yet may need this one: it keeps its turn.
             ahead = [info for t, info in waiting() if t.name < ticket.name and info.get("device", kind) == kind]
             if not ahead:
-                starts = range(0, max(1, available - count + 1)) if kind == "cuda" else [0]
-                for start in starts:
-                    lock = DeviceLock(device_names(kind, count, start))
-                    if lock.try_take(me):
-                        return lock, start
+                got = take(me)
+                if got is not None:
+                    return got
             now = place.of(ahead)
             if on_wait is not None and (now != said or time.monotonic() - said_at > SAY_EVERY_S):
                 on_wait(now)

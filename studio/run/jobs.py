@@ -1,6 +1,7 @@
 """The job API the CLI and the UI use: start a recipe, read its status and events, cancel it, resume it. It never
-trains: each run gets a worker process (studio/engine/worker.py) that outlives whoever started it. Runs queue
-one at a time per device across every studio process on the machine, in the order they were started.
+trains: a backend (studio/run/backends) carries each run, in a worker process on this machine (studio/run/worker.py)
+or in a job on a Ray cluster, that outlives whoever started it. Runs queue in the order they were started: one at a
+time per device across every studio process on the machine, or until a cluster has what they ask.
 
 Tests and the benchmark may ask for `in_process=True`: runs then take the worker's own path (worker.train) on one
 thread of this process, in order, with loop callbacks; users never do.
@@ -19,7 +20,7 @@ from pathlib import Path
 from studio import recipe as recipes
 from studio import tasks
 from studio.recipe import Recipe, RecipeError
-from studio.run import admission, worker
+from studio.run import admission, backends, worker
 from studio.runfolder import ACTIVE, FINISHED, RECIPE, RESUMABLE, EventWriter, RunFolder, mark_interrupted
 from studio.workspace import Workspace
 
@@ -69,7 +70,7 @@ class Job:
 
     def cancel(self) -> None:
         self.cancel_event.set()
-        self.run.request_cancel()
+        backends.for_run(self.run).cancel(self.run)
 
     def wait(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -82,17 +83,16 @@ class Job:
 
 class JobManager:
     """spare: keep a worker process started ahead of need (a long-lived studio such as the UI), so a run starts
-    without waiting for Python to import torch and transformers."""
+    without waiting for Python to import torch and transformers (this machine's runs only). The backend is the one
+    $STUDIO_CLUSTER chooses (backends.chosen); in_process runs train on this machine."""
 
     def __init__(self, workspace: Workspace, in_process: bool = False, spare: bool = False):
         self.workspace = workspace
         self.in_process = in_process
         mark_interrupted(workspace.run_dirs())
         self.jobs: dict[str, Job] = {}
-        self._spare = None
-        self._spare_wanted, self._spare_pending = spare and not in_process, False
-        self._spare_lock = threading.Lock()
-        self._replace_spare()
+        self.backend = backends.this_machine() if in_process else \
+            backends.chosen(workspace.spare_worker_log if spare else None)
         if in_process:
             self._queue: queue.Queue = queue.Queue()
             threading.Thread(target=self._work, name="studio-trainer", daemon=True).start()
@@ -101,6 +101,8 @@ class JobManager:
     def start(self, recipe: Recipe, callbacks: list = ()) -> Job:
         """Checks the recipe (RecipeError if it cannot run), creates its run folder, queues it."""
         recipe = tasks.resolved(recipe)
+        if not self.in_process:
+            self.backend.check(recipe)
         # Absolute data paths, so the saved recipe replays from any folder.
         for key in ("path", "validation_path", "corrections"):
             value = getattr(recipe.data, key)
@@ -110,7 +112,7 @@ class JobManager:
         recipe.save(run.file(RECIPE))
         EventWriter(run).set_status("queued", run_id=run.id, task=recipe.task, model=recipe.model,
                                     strategy=recipe.strategy, data_name=Path(recipe.data.path).name,
-                                    created=time.time())
+                                    created=time.time(), **self._where())
         return self._launch(Job(run, recipe), callbacks, resume=False)
 
     def resume(self, run_id: str, callbacks: list = ()) -> Job:
@@ -124,7 +126,7 @@ class JobManager:
                               "resumed.")
         recipe = tasks.load(run.file(RECIPE))
         run.clear_cancel()
-        EventWriter(run).set_status("queued", error=None, message=None, finished=None)
+        EventWriter(run).set_status("queued", error=None, message=None, finished=None, **self._where())
         return self._launch(Job(run, recipe), callbacks, resume=True)
 
     def _launch(self, job: Job, callbacks: list, resume: bool) -> Job:
@@ -135,44 +137,22 @@ class JobManager:
         if self.in_process:
             self._queue.put((job, list(callbacks), resume))
             return job
-        with self._spare_lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and worker.assign(spare, job.run, resume):
-            job.process = spare
-        else:
-            job.process = worker.spawn(job.run, resume)
+        job.process = self.backend.submit(job.run, resume)
         threading.Thread(target=self._reap, args=(job,), name=f"reap-{job.run_id}", daemon=True).start()
         return job
 
-    def _replace_spare(self) -> None:
-        """A new spare once the last one was taken, one at a time (a burst of starts makes one, not many). Called
-        when a run's worker has ended, not when it starts: a spare importing torch and transformers beside a run
-        that has just begun takes a core from it (measured: Whisper's features, 2 CPU cores, 2.7 s slower)."""
-        with self._spare_lock:
-            if not self._spare_wanted or self._spare is not None or self._spare_pending:
-                return
-            self._spare_pending = True
-        threading.Thread(target=self._new_spare, name="spare-worker", daemon=True).start()
-
-    def _new_spare(self) -> None:
-        spare = worker.spawn_spare(self.workspace.spare_worker_log)
-        with self._spare_lock:
-            old, self._spare, self._spare_pending = self._spare, spare, False
-        if old is not None:
-            old.stdin.close()  # an unused spare exits when its stdin closes
+    def _where(self) -> dict:
+        """What status.json records of the backend a run is queued on."""
+        return self.backend.fields()
 
     def close(self) -> None:
         """Lets the spare worker go (it exits); running workers go on."""
-        self._spare_wanted = False
-        with self._spare_lock:
-            spare, self._spare = self._spare, None
-        if spare is not None:
-            spare.stdin.close()
+        self.backend.close()
 
     def _reap(self, job: Job) -> None:
         """When a worker ends without saying how (killed, crashed), its run says so, in words."""
         code = job.process.wait()
-        self._replace_spare()
+        self.backend.worker_ended()
         if code == 0 or job.status.get("status") not in ACTIVE:
             return
         if code < 0:

@@ -1,6 +1,7 @@
 """The worker: one process per run, started by the job manager (or `studio worker RUN_DIR`), in its own session so
-that the UI or a shell can die without taking training with it. It waits for its devices in the machine-wide
-queue, trains, and writes events.jsonl and status.json; the UI and the CLI only read them. It never imports gradio.
+that the UI or a shell can die without taking training with it (or as a Ray job a cluster placed). It waits for its
+devices in the machine-wide queue (not when a cluster placed it: the cluster reserved them), trains, and writes
+events.jsonl and status.json; the UI and the CLI only read them. It never imports gradio.
 
 With train.devices > 1 it launches one process per device under `accelerate launch` (this module again, with
 --rank), holds the devices while they train, and reports a rank that died. Only rank 0 writes the run folder.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -31,10 +31,10 @@ from studio.engine.loop import Cancelled
 from studio.errors import UserError
 from studio.run import admission
 from studio.run.runner import execute, explain, out_of_memory, with_retries
+from studio.run.stopping import CANCEL_POLL_S, watch_cancel_file, watch_signals
 from studio.runfolder import CANCEL, ERROR_LOG, RECIPE, WORKER_LOG, EventWriter, NullWriter, RunFolder, identity
 from studio.workspace import Workspace, confine_caches
 
-CANCEL_POLL_S = 0.2
 NICENESS = 10  # training yields the CPU to the UI and the browser when they need it; it still takes all the rest
 
 
@@ -44,24 +44,6 @@ class RankFailure(RuntimeError):
     def __init__(self, message: str, out_of_memory: bool = False):
         super().__init__(message)
         self.out_of_memory = out_of_memory
-
-
-def watch_cancel_file(run: RunFolder, cancel: threading.Event, done: threading.Event) -> None:
-    """Sets `cancel` when the run's cancel file appears (written by any process: `studio stop`, the UI), until
-    `done` is set."""
-    def poll():
-        while not (cancel.is_set() or done.wait(CANCEL_POLL_S)):
-            if run.cancel_requested():
-                cancel.set()
-    threading.Thread(target=poll, name="cancel-watch", daemon=True).start()
-
-
-def watch_signals(cancel: threading.Event) -> None:
-    """Sets `cancel` when this process is asked to stop by a signal (the main thread of a worker process only)."""
-    def on_signal(signum, frame):
-        cancel.set()
-    for sig in (signal.SIGUSR1, signal.SIGTERM):
-        signal.signal(sig, on_signal)
 
 
 def device_plan(recipe: recipes.Recipe) -> tuple[str, int, int]:
@@ -89,15 +71,19 @@ def train(run: RunFolder, resume: bool, cancel: threading.Event, callbacks: list
     done = threading.Event()
     watch_cancel_file(run, cancel, done)
     events = EventWriter(run)
-    events.set_status("queued", **identity())
+    # Placed by a cluster, the run's process of record is the placer that submitted it (status.json's pid): this
+    # one may be on another machine.
+    placed = admission.placed_by_cluster()
+    events.set_status("queued", **({} if placed else identity()))
 
     def attempt(resume_now: bool) -> None:
         recipe = tasks.load(run.file(RECIPE))
         kind, count, available = device_plan(recipe)
         if callbacks and count > 1:
             raise UserError("Loop callbacks run in this process only; train.devices must be 1 to use them.")
-        got = admission.wait_for_devices(run.path, kind, count, available, cancel,
-                                         lambda place: events.set_status("queued", **place))
+        # The cluster reserved this run's devices (and set CUDA_VISIBLE_DEVICES to them): no machine queue then.
+        got = (None, 0) if placed else admission.wait_for_devices(
+            run.path, kind, count, available, cancel, lambda place: events.set_status("queued", **place))
         if got is None:
             raise Cancelled()
         lock, first = got
@@ -108,7 +94,8 @@ def train(run: RunFolder, resume: bool, cancel: threading.Event, callbacks: list
                 execute(run, workspace_of(run), events, cancel, Distributed(), callbacks, resume_now,
                         device_index=first if kind == "cuda" else None)
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     try:
         return with_retries(run, events, attempt, resume)

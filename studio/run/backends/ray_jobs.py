@@ -1,0 +1,168 @@
+"""The Ray backend: each run is one Ray job (Ray Jobs' JobSubmissionClient on the cluster's dashboard address,
+http://HOST:8265). The job's submission id is the run's id (with -2, -3… on later attempts: Ray keeps ids for
+good), its metadata names the run and its owner, and its entrypoint is `studio worker RUN_DIR` with the CPUs and
+GPUs the run asks reserved for it. A placer process on this machine (ray_placer.py) waits for the run's turn,
+submits it and follows it to its end.
+
+The studio counts what the cluster has free itself: the alive nodes' CPUs and GPUs, less what its own jobs that are
+pending or running reserved (their metadata says). Jobs other programs submit to the same cluster are not counted.
+"""
+from __future__ import annotations
+
+import functools
+import getpass
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from studio.errors import UserError
+from studio.recipe import Recipe
+from studio.run.admission import PLACED_BY_CLUSTER
+from studio.run.backends.base import Backend
+from studio.runfolder import WORKER_LOG, RunFolder
+from studio.workspace import CACHE_VARIABLES
+
+log = logging.getLogger(__name__)
+INSTALL = 'pip install -e ".[cluster]" (or pip install "ray[default]")'
+ACTIVE_JOB = ("PENDING", "RUNNING")
+STOP_WAIT_S = 60  # Ray's grace between SIGTERM and SIGKILL when a job is stopped: time for a step to end
+PASSED_ON = ("STUDIO_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")  # environment a job gets from the studio
+
+
+class ClusterError(UserError):
+    """The cluster cannot be used (Ray missing, nothing answering, too small for the run); the message says why."""
+
+
+def connect(address: str):
+    """A JobSubmissionClient on the cluster's address, or a ClusterError in words."""
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError:
+        raise ClusterError(f"Running on a cluster needs Ray: {INSTALL}.") from None
+    try:
+        return JobSubmissionClient(address)
+    except (ConnectionError, ValueError):
+        raise ClusterError(f"No Ray cluster answers at {address}. Start one (ray start --head) and give its "
+                           "dashboard's address, e.g. http://HOST:8265.") from None
+
+
+def cluster_key(address: str) -> str:
+    """The name runs for this cluster queue under (admission's device kind)."""
+    return "ray@" + (urlsplit(address).netloc or address)
+
+
+def nodes(address: str) -> list[dict]:
+    """The alive nodes' CPUs and GPUs."""
+    from ray.util.state import list_nodes
+    alive = list_nodes(address=address, filters=[("state", "=", "ALIVE")])
+    return [{"id": n.node_id, "CPU": n.resources_total.get("CPU", 0.0), "GPU": n.resources_total.get("GPU", 0.0)}
+            for n in alive]
+
+
+def asks(recipe: Recipe, address: str) -> dict:
+    """The CPUs and GPUs a run reserves on the cluster: train.cpus, and a GPU per device when it trains on GPUs
+    (device auto: when the cluster has any)."""
+    device, devices = recipe.train.device, recipe.train.devices
+    if device == "mps":
+        raise ClusterError("Recipe key 'train.device' is mps (Apple's GPU), which a Ray cluster does not offer; "
+                           "use auto, cuda or cpu.")
+    if devices == "all":
+        raise ClusterError("Recipe key 'train.devices' is 'all', which means nothing on a cluster: give a number.")
+    gpus = device == "cuda" or (device == "auto" and any(n["GPU"] for n in nodes(address)))
+    return {"CPU": float(recipe.train.cpus), "GPU": float(devices) if gpus else 0.0}
+
+
+def free(client, address: str) -> dict:
+    """CPUs and GPUs not reserved by the studio's pending or running jobs."""
+    left = {"CPU": 0.0, "GPU": 0.0}
+    for node in nodes(address):
+        for key in left:
+            left[key] += node[key]
+    for job in client.list_jobs():
+        meta = job.metadata or {}
+        if job.status.value in ACTIVE_JOB and "studio_run" in meta:
+            left["CPU"] -= float(meta.get("cpus", 0))
+            left["GPU"] -= float(meta.get("gpus", 0))
+    return left
+
+
+def job_environment() -> dict[str, str]:
+    """What the job's process needs of this one: the studio's folder first on its path (the same code, installed
+    or not), the studio's and Hugging Face's settings, the caches (inside the workspace, on shared storage), the
+    mark that the cluster placed it, and Ray's grace for a stop."""
+    root = str(Path(__file__).resolve().parents[3])  # the folder holding the studio package
+    env = {k: v for k, v in os.environ.items()
+           if (k.startswith(PASSED_ON) or k in CACHE_VARIABLES) and k != "STUDIO_CLUSTER"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env[PLACED_BY_CLUSTER] = "1"
+    env["RAY_JOB_STOP_WAIT_TIME_S"] = str(STOP_WAIT_S)
+    return env
+
+
+def submit(client, run: RunFolder, job_id: str, ask: dict, resume: bool) -> str:
+    """Submits the run as a Ray job; returns its id."""
+    command = [sys.executable, "-m", "studio.cli", "worker", str(run.path.resolve())] + (["--resume"] if resume else [])
+    owner = run.status().get("owner") or getpass.getuser()
+    return client.submit_job(entrypoint=shlex.join(command), submission_id=job_id,
+                             runtime_env={"env_vars": job_environment()},
+                             metadata={"studio_run": run.id, "owner": owner, "cpus": str(ask["CPU"]),
+                                       "gpus": str(ask["GPU"])},
+                             entrypoint_num_cpus=ask["CPU"], entrypoint_num_gpus=ask["GPU"])
+
+
+class RayBackend(Backend):
+    name = "ray"
+
+    def __init__(self, address: str):
+        self.address = address
+
+    @functools.cached_property
+    def client(self):
+        return connect(self.address)
+
+    def fields(self) -> dict:
+        return {"backend": self.name, "cluster": self.address, "cluster_job_id": None}
+
+    def check(self, recipe: Recipe) -> None:
+        self.client  # noqa: B018  nothing answering: the ClusterError's words, before anything else
+        ask = asks(recipe, self.address)
+        sizes = nodes(self.address)
+        if not any(n["CPU"] >= ask["CPU"] and n["GPU"] >= ask["GPU"] for n in sizes):
+            biggest = max(sizes, key=lambda n: (n["GPU"], n["CPU"]), default={"CPU": 0, "GPU": 0})
+            raise ClusterError(f"This run asks for {ask['CPU']:g} CPUs and {ask['GPU']:g} GPUs on one node "
+                               f"(train.cpus, train.devices) but the cluster's largest node has "
+                               f"{biggest['CPU']:g} CPUs and {biggest['GPU']:g} GPUs.")
+
+    def submit(self, run: RunFolder, resume: bool) -> subprocess.Popen:
+        command = [sys.executable, "-m", "studio.run.backends.ray_placer", self.address, str(run.path.resolve())]
+        with open(run.file(WORKER_LOG), "a") as log:
+            return subprocess.Popen(command + (["--resume"] if resume else []), stdout=log, stderr=log,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env={**os.environ, "PYTHONPATH": job_environment()["PYTHONPATH"]})
+
+    def status(self, run: RunFolder) -> dict:
+        """status.json, with Ray's word on the run's job ("cluster_status") while it has one."""
+        status = run.status()
+        if status.get("cluster_job_id"):
+            status["cluster_status"] = self.client.get_job_status(status["cluster_job_id"]).value
+        return status
+
+    def logs(self, run: RunFolder) -> str:
+        job_id = run.status().get("cluster_job_id")
+        return self.client.get_job_logs(job_id) if job_id else ""
+
+    def cancel(self, run: RunFolder) -> None:
+        """The cancel file (and a signal to the placer, which stops the job); the job is also stopped from here, in
+        case its placer is gone."""
+        run.request_cancel()
+        job_id = run.status().get("cluster_job_id")
+        if job_id:
+            try:
+                self.client.stop_job(job_id)
+            except (ClusterError, ConnectionError, RuntimeError) as exc:  # the cancel file still stops the run
+                log.warning("could not stop job %s on %s: %s", job_id, self.address, exc)

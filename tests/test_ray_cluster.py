@@ -1,0 +1,186 @@
+"""Runs on a Ray cluster (studio --cluster ADDRESS), against a real Ray head with 2 CPUs that this module starts on
+127.0.0.1 and ends (only its own processes): a run started through the CLI trains as a Ray job and completes; a stop
+ends it cancelled; a killed worker leaves it interrupted and resumable; two runs each asking for both CPUs run one
+after the other, the second waiting in the studio's queue (not submitted) meanwhile; a run asking more than any
+node has is refused before it queues; an address where nothing answers is said in words."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psutil
+import pytest
+
+from helpers import free_port, make_recipe, wait_for
+
+pytest.importorskip("ray.job_submission", reason="the cluster extra (pip install -e \".[cluster]\")")
+
+from studio.run.backends import ray_jobs  # noqa: E402
+from studio.run.jobs import JobManager  # noqa: E402
+from studio.runfolder import RunFolder  # noqa: E402
+from studio.workspace import Workspace  # noqa: E402
+
+RAY = str(Path(sys.executable).with_name("ray"))
+STUDIO = str(Path(sys.executable).with_name("studio"))
+
+
+def stop_session(sid: int, grace_s: float = 2.0) -> None:
+    """Ends every process of the head's session (and what they started), and nothing else: SIGTERM, then SIGKILL
+    after the grace."""
+    procs = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid:
+                procs += [proc, *proc.children(recursive=True)]
+        except (OSError, psutil.Error):
+            continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for proc in procs:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        _, procs = psutil.wait_procs(procs, timeout=grace_s)
+        if not procs:
+            return
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head with 2 CPUs on 127.0.0.1 in a temporary folder of its own: its dashboard's address."""
+    tmp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths under it must stay under 108 characters
+    port, dashboard = free_port(), free_port()
+    command = [RAY, "start", "--head", "--num-cpus", "2", "--num-gpus", "0", "--node-ip-address", "127.0.0.1",
+               "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+               "--include-dashboard", "true", "--ray-client-server-port", str(free_port()),
+               "--dashboard-agent-listen-port", str(free_port()), "--disable-usage-stats", "--temp-dir", tmp]
+    start = subprocess.Popen(command, env={**os.environ, "RAY_TMPDIR": tmp}, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    output, _ = start.communicate(timeout=180)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        assert start.returncode == 0, output[-3000:]
+        wait_for(lambda: _answers(address), 120, "the Ray head's job server")
+        yield address
+    finally:
+        stop_session(start.pid)
+        subprocess.run(["rm", "-rf", tmp], check=False)
+
+
+def _answers(address: str) -> bool:
+    try:
+        ray_jobs.connect(address).list_jobs()
+        return True
+    except Exception:  # not up yet
+        return False
+
+
+def long_recipe(tiny_bert, text_csv, **train):
+    recipe = make_recipe("text", tiny_bert, text_csv, "full", epochs=1000, batch_size=2, **train)
+    recipe.train.early_stopping_patience = 0
+    return recipe
+
+
+def first_step(run: RunFolder) -> bool:
+    return any(e["type"] == "step" for e in run.events())
+
+
+def test_a_run_started_with_cluster_trains_as_a_ray_job(cluster, tmp_path, tiny_bert, text_csv):
+    recipe_file = tmp_path / "recipe.yaml"
+    make_recipe("text", tiny_bert, text_csv, "full").save(recipe_file)
+    result = subprocess.run([STUDIO, "--cluster", cluster, "--workspace", str(tmp_path / "ws"), "train",
+                             str(recipe_file)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    run = RunFolder(result.stdout.strip().splitlines()[-1])
+    status = run.status()
+    assert status["status"] == "completed" and "accuracy" in status
+    assert (status["backend"], status["cluster"], status["cluster_job_id"]) == ("ray", cluster, run.id)
+    client = ray_jobs.connect(cluster)
+    # The run's status says it ended (the worker's last word) a moment before its process, and so the job, ends.
+    wait_for(lambda: client.get_job_status(run.id).value == "SUCCEEDED", 60, "Ray to say the job succeeded")
+    info = client.get_job_info(run.id)
+    assert info.metadata["studio_run"] == run.id and info.metadata["owner"]
+    backend = ray_jobs.RayBackend(cluster)
+    assert backend.status(run)["cluster_status"] == "SUCCEEDED"
+    assert f"studio.cli worker {run.path}" in backend.logs(run)  # Ray's own line: the entrypoint it ran
+
+
+def test_a_stopped_ray_run_is_cancelled(cluster, tmp_path, tiny_bert, text_csv, monkeypatch):
+    """Stopped by the studio: its cancel file, a signal to the placer, and Ray's stop_job."""
+    monkeypatch.setenv("STUDIO_CLUSTER", cluster)
+    job = JobManager(Workspace(tmp_path / "ws")).start(long_recipe(tiny_bert, text_csv))
+    wait_for(lambda: first_step(job.run), 180, "the run's first step on the cluster")
+    job.cancel()
+    assert job.wait(120) and job.status["status"] == "cancelled", job.status
+    client = ray_jobs.connect(cluster)
+    wait_for(lambda: client.get_job_status(job.run_id).value == "STOPPED", 60, "Ray to say the job stopped")
+    assert job.process.wait(60) == 0  # its placer ends with its job
+
+
+def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_as_a_new_job(cluster, tmp_path, tiny_bert,
+                                                                                text_csv, monkeypatch):
+    """The worker SIGKILLed on its node: Ray reports the job failed, the run is interrupted with Ray's reason.
+    Resumed, it is submitted again under a new id (Ray never reuses one); stopped then from outside the studio
+    (Ray's own stop_job: the worker's SIGTERM handler), it ends cancelled."""
+    monkeypatch.setenv("STUDIO_CLUSTER", cluster)
+    manager = JobManager(Workspace(tmp_path / "ws"))
+    client = ray_jobs.connect(cluster)
+    job = manager.start(long_recipe(tiny_bert, text_csv))
+    wait_for(lambda: first_step(job.run), 180, "the run's first step on the cluster")
+    worker_of(job.run).kill()
+    assert job.wait(120) and job.status["status"] == "interrupted", job.status
+    assert "Ray reports the job FAILED" in job.status["message"]
+    again = manager.resume(job.run_id)
+    wait_for(lambda: again.status.get("cluster_job_id") == f"{job.run_id}-2", 60, "the resumed run's new job")
+    wait_for(lambda: again.status["status"] == "running", 180, "the resumed run to train")
+    client.stop_job(f"{job.run_id}-2")
+    assert again.wait(120) and again.status["status"] == "cancelled", again.status
+    assert again.process.wait(60) == 0
+
+
+def worker_of(run: RunFolder) -> psutil.Process:
+    """The worker process a Ray job runs for the run (the head is this machine)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if (proc.info["cmdline"] or [])[1:5] == ["-m", "studio.cli", "worker", str(run.path.resolve())]:
+            return proc
+    pytest.fail(f"no worker process for run {run.id}")
+
+
+def test_two_runs_asking_the_whole_cluster_run_one_after_the_other(cluster, tmp_path, tiny_bert, text_csv,
+                                                                   monkeypatch):
+    monkeypatch.setenv("STUDIO_CLUSTER", cluster)
+    manager = JobManager(Workspace(tmp_path / "ws"))
+    client = ray_jobs.connect(cluster)
+    first = manager.start(make_recipe("text", tiny_bert, text_csv, "full", cpus=2))
+    second = manager.start(make_recipe("text", tiny_bert, text_csv, "full", cpus=2))
+    wait_for(lambda: first.status["status"] == "running", 180, "the first run to start training")
+    wait_for(lambda: "Waiting for the cluster" in (second.status.get("message") or ""), 60,
+             "the second run to say what it waits for")
+    assert second.status["status"] == "queued" and "0 CPUs" in second.status["message"]
+    assert second.run_id not in {job.submission_id for job in client.list_jobs()}  # the studio's queue, not Ray's
+    for job in (first, second):
+        assert job.wait(300) and job.status["status"] == "completed", job.status
+    assert second.status["started"] >= first.status["finished"]
+    assert [job.process.wait(60) for job in (first, second)] == [0, 0]  # the placers end with their jobs
+    assert client.get_job_info(second.run_id).metadata["cpus"] == "2.0"
+
+    with pytest.raises(ray_jobs.ClusterError, match="asks for 3 CPUs and 0 GPUs.*largest node has 2 CPUs"):
+        manager.start(make_recipe("text", tiny_bert, text_csv, "full", cpus=3))
+
+
+def test_an_address_where_nothing_answers_is_said_in_words(tmp_path):
+    address = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run([STUDIO, "--cluster", address, "--workspace", str(tmp_path), "train", "recipe.yaml"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"No Ray cluster answers at {address}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_ray_cluster_says_how_to_install_it(tmp_path):
+    blocked = "import sys; sys.modules['ray'] = None; from studio.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", blocked, "--cluster", "http://127.0.0.1:8265", "--workspace",
+                             str(tmp_path), "train", "recipe.yaml"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert 'pip install -e ".[cluster]"' in result.stderr and "Traceback" not in result.stderr
