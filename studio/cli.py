@@ -13,8 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from studio import cli_explain, cli_labels, cli_serve, cli_sweep
+from studio import cli_explain, cli_labels, cli_serve, cli_sweep, cli_users
 
+CLUSTER_COMMANDS = ("train", "serve", "sweep")  # the commands that start runs
 PROGRESS_PHASES = {"features": "features", "step": "training", "head": "regularisation search",
                    "lr_finder": "learning-rate test"}
 
@@ -37,9 +38,9 @@ def cmd_train(args) -> int:
 
     from tqdm import tqdm
 
-    from studio import recipe as recipes
     from studio import tasks
-    from studio.run.jobs import JobManager, ResumeError
+    from studio.errors import UserError
+    from studio.run.jobs import JobManager
     from studio.run.summary import headline
     from studio.workspace import RunNotFound, Workspace
 
@@ -49,7 +50,7 @@ def cmd_train(args) -> int:
         recipe = tasks.load(args.recipe) if args.recipe else None
         manager = JobManager(Workspace(args.workspace))
         job = manager.start(recipe) if recipe else manager.resume(args.resume)
-    except (recipes.RecipeError, ResumeError, RunNotFound) as exc:
+    except (UserError, RunNotFound) as exc:  # a recipe, or a cluster, that cannot run it
         return _fail(str(exc))
     print(f"Run {job.run_id} {'resumed' if args.resume else 'started'} in {job.run_dir}", file=sys.stderr)
     bars: dict[str, tqdm] = {}
@@ -253,9 +254,12 @@ def _logins(args) -> list[tuple[str, str]] | None:
 
 def cmd_serve(args) -> int:
     from studio.ui.app import launch
+    from studio.users import AccountError, Users
     try:
         logins = _logins(args)
-    except ValueError as exc:
+        accounts = Users(args.workspace).exist()
+        cli_users.check_proxy(args.trusted_proxy)
+    except (ValueError, AccountError) as exc:
         return _fail(str(exc))
     if args.max_upload_mb is not None and args.max_upload_mb <= 0:
         return _fail("--max-upload-mb must be a positive number of megabytes")
@@ -263,11 +267,13 @@ def cmd_serve(args) -> int:
         print("note: a password on the command line is visible to other users of this machine; "
               "STUDIO_AUTH=USER:PASSWORD keeps it out of sight.", file=sys.stderr)
     if args.host not in LOCAL_HOSTS:
-        login = "a login is required" if logins else "there is no login: add one with --auth USER:PASSWORD"
+        login = "a login is required" if logins or accounts else \
+            "there is no login: add accounts with `studio users add NAME`"
         print(f"warning: the studio listens on {args.host}, so anyone who can reach this machine on port "
               f"{args.port} can use it and its GPU ({login}).", file=sys.stderr)
     print(f"Studio: http://{args.host}:{args.port}  (workspace: {Path(args.workspace).resolve()})", file=sys.stderr)
-    launch(host=args.host, port=args.port, workspace=args.workspace, auth=logins, max_upload_mb=args.max_upload_mb)
+    launch(host=args.host, port=args.port, workspace=args.workspace, auth=logins, max_upload_mb=args.max_upload_mb,
+           trusted_proxy=args.trusted_proxy)
     return 0
 
 
@@ -305,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Fine-tune pretrained models on your own data.")
     workspace_help = "folder holding runs and caches (default: $STUDIO_WORKSPACE or ./workspace)"
     parser.add_argument("--workspace", default=str(default_root()), help=workspace_help)
+    parser.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("STUDIO_CLUSTER") or None,
+                        help="train runs on a Ray cluster: its dashboard address, e.g. http://HOST:8265 (default: "
+                             "$STUDIO_CLUSTER; without it, runs train on this machine)")
     # --workspace is also accepted after the sub-command (SUPPRESS: absent there, the top-level value stands).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", default=argparse.SUPPRESS, help=workspace_help)
@@ -343,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_labels.add_parsers(sub, common, _fail)
     cli_explain.add_parsers(sub, common, _fail)
     cli_serve.add_parsers(sub, common, _fail)
+    cli_users.add_parsers(sub, common, _fail)
     stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run, or a sweep (from any shell)")
     stop.add_argument("run", help="run id (see `studio runs`) or run folder, or a sweep's id")
     stop.set_defaults(func=cmd_stop)
@@ -357,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="require a login (repeatable; or set $STUDIO_AUTH)")
     serve.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
                        help="largest file a browser may upload (default: $STUDIO_MAX_UPLOAD_MB or 2048)")
+    serve.add_argument("--trusted-proxy", default=None, metavar="ADDRESS",
+                       help="a reverse proxy in front of the studio (an address, a network like 10.0.0.0/8, or "
+                            "several with commas): its X-Forwarded-For says who logs in; no one's without it")
     serve.set_defaults(func=cmd_serve)
     board = sub.add_parser("tensorboard", parents=[common], help="open TensorBoard on the workspace's runs "
                            "(those with train.report_to: [tensorboard])")
@@ -370,6 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "worker":
         return args.func(args)  # the run's own workspace: its caches are set by whoever started it
+    if args.cluster and args.command in CLUSTER_COMMANDS:
+        from studio.run.backends.ray_jobs import ClusterError, connect
+        try:
+            connect(args.cluster)  # Ray missing or nothing answering: said now, in words
+        except ClusterError as exc:
+            return _fail(str(exc))
+        os.environ["STUDIO_CLUSTER"] = args.cluster  # every job manager of this studio (the UI's too) uses it
     if args.command not in ("runs", "stop"):
         from studio.workspace import confine_caches
         confine_caches(args.workspace)  # before the libraries read where their caches are

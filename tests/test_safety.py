@@ -2,6 +2,7 @@
 weights are read, where files are written, and the upload limit."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,9 +90,14 @@ def test_launch_never_shares_and_passes_login_and_upload_limit(monkeypatch, tmp_
     seen = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: seen.update(kwargs))
     clear_env(monkeypatch, *CACHE_VARIABLES, "HF_HOME")
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")  # launch sets it for uvicorn: restored after the test
     app.launch(port=1, workspace=tmp_path / "ws", block=False, max_upload_mb=3, auth=[("ann", "pw")])
     assert seen["share"] is False and seen["server_name"] == "127.0.0.1"
-    assert seen["auth"] == [("ann", "pw")] and seen["max_file_size"] == 3 * 1024**2
+    assert seen["max_file_size"] == 3 * 1024**2
+    check = seen["auth"]  # gradio awaits it (ui/login.py); on a thread of its own, beside playwright's loop
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, check("ann", "pw")).result()
+        assert not pool.submit(asyncio.run, check("ann", "wrong")).result()
     assert Path(os.environ["GRADIO_TEMP_DIR"]).is_relative_to(tmp_path / "ws")
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
-from studio import tasks
+from studio import audit, tasks
 from studio.assets import ROOT as ASSETS
 from studio.errors import UserError
 from studio.run.jobs import JobManager
@@ -27,6 +28,8 @@ from studio.ui.session_order import SessionOrder
 from studio.workspace import Workspace, confine_caches
 from studio.runfolder import write_text
 from studio.ui import data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab, train_tab
+from studio.ui import login
+from studio.users import Users
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +175,9 @@ def session_secret(workspace: Workspace) -> str:
     return path.read_text().strip()
 
 
-def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None) -> gr.Blocks:
+def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None,
+              logout: bool = False) -> gr.Blocks:
+    """logout: a Log out button (to gradio's /logout), for a studio that asks for a login."""
     jobs = jobs or JobManager(workspace, spare=True)
     texts = PageTexts()
     with gr.Blocks(title="Studio — fine-tune a model on your data") as app:
@@ -184,6 +189,8 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
             language = texts.keep_choices(gr.Dropdown([(name, code) for code, name in LANGUAGES.items()], value="en",
                                                       label="Language", elem_id="language", scale=0, min_width=140))
             start_over = gr.Button("Start over", size="sm", scale=0, min_width=120, elem_id="start-over")
+            if logout:
+                gr.Button("Log out", link="/logout", size="sm", scale=0, min_width=100, elem_id="logout")
         summary = gr.Markdown(elem_id="summary")
         # Until the page has its session back, a veil keeps clicks off it: an answer computed from the session as
         # it was before loading would otherwise overwrite what the click did.
@@ -239,15 +246,21 @@ def _load(app: gr.Blocks, ctx: Context, language, veil) -> None:
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "workspace",
            block: bool = True, max_upload_mb: float | None = None,
-           auth: list[tuple[str, str]] | None = None) -> gr.Blocks:
+           auth: list[tuple[str, str]] | None = None, trusted_proxy: str | None = None) -> gr.Blocks:
     """Serves the studio on host:port (this machine only by default; `studio serve` warns about any other host).
-    auth: (user, password) pairs for gradio's login page; never shared through a gradio.live link."""
+    A login is asked for when the workspace has accounts (`studio users`) or auth gives (user, password) pairs;
+    then failed logins are counted and refused after too many, and every login is audited (ui/login.py). Never
+    shared through a gradio.live link. trusted_proxy: the address (or comma-separated addresses/networks) of a
+    reverse proxy whose X-Forwarded-For names the client; without it no one's is believed."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxy or ""  # uvicorn reads it when the server starts
     space = Workspace(Path(workspace))
     space.root.mkdir(parents=True, exist_ok=True)
     confine_caches(space.root)  # gradio keeps uploads in GRADIO_TEMP_DIR: inside the workspace too
     limit = upload_limit_mb(max_upload_mb)
-    app = build_app(space, max_upload_mb=limit)
+    accounts = Users(space.root)
+    needs_login = bool(auth) or accounts.exist()
+    app = build_app(space, max_upload_mb=limit, logout=needs_login)
     app.queue(default_concurrency_limit=8)
     # No gradio footer: its links (API page, run history, settings, "built with Gradio") are not the product's.
     # gradio announces a finished event to screen readers with a text key its own catalogs lack: given here.
@@ -255,6 +268,11 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,
                css=CSS, footer_links=[], i18n=gr.I18n(**done, **{"zh-CN": done["zh"]}),
                allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
-               auth=auth or None, auth_message="Log in with the user name and password you were given for this "
-                                               "studio.", show_error=False, quiet=not block)
+               blocked_paths=[str(p) for p in (accounts.path, audit.path(space.root), space.session_key)],
+               auth=login.checker(accounts, auth) if needs_login else None,
+               app_kwargs={"middleware": [Middleware(login.GuardedLogin, root=space.root)]} if needs_login else None,
+               # gradio's login page shows nothing when a login is refused for too many failures (429): said here.
+               auth_message="Log in with the user name and password you were given for this studio. After more than "
+                            "10 failed tries in 5 minutes, logins pause for 5 minutes.",
+               show_error=False, quiet=not block)
     return app
