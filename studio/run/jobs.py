@@ -98,8 +98,9 @@ class JobManager:
             threading.Thread(target=self._work, name="studio-trainer", daemon=True).start()
 
     # -- starting -------------------------------------------------------------------------------------------------
-    def start(self, recipe: Recipe, callbacks: list = ()) -> Job:
-        """Checks the recipe (RecipeError if it cannot run), creates its run folder, queues it."""
+    def start(self, recipe: Recipe, callbacks: list = (), owner: str | None = None) -> Job:
+        """Checks the recipe (RecipeError if it cannot run), creates its run folder, queues it. owner: the account
+        the run belongs to (None: a studio without accounts)."""
         recipe = tasks.resolved(recipe)
         if not self.in_process:
             self.backend.check(recipe)
@@ -112,7 +113,7 @@ class JobManager:
         recipe.save(run.file(RECIPE))
         EventWriter(run).set_status("queued", run_id=run.id, task=recipe.task, model=recipe.model,
                                     strategy=recipe.strategy, data_name=Path(recipe.data.path).name,
-                                    created=time.time(), **self._where())
+                                    created=time.time(), owner=owner, **self._where())
         return self._launch(Job(run, recipe), callbacks, resume=False)
 
     def resume(self, run_id: str, callbacks: list = ()) -> Job:
