@@ -483,12 +483,12 @@ def huge_llama(folder: Path, models: Models) -> str:
 # -- preference cases (preference tuning) -------------------------------------------------------------------------
 
 def preference_file(content: Callable[[], str], model: Callable[[Path, Models], str] | None = None,
-                    options: dict | None = None, **spec):
+                    options: dict | None = None, strategy: str | None = None, **spec):
     def build(folder: Path, models: Models) -> Input:
         path = folder / "prefs.csv"
         path.write_text(content(), encoding="utf-8")
         return Input(PREFERENCE, path, model=model(folder, models) if model else models.chat, spec=spec,
-                     options=options or {})
+                     options=options or {}, strategy=strategy)
     return build
 
 
@@ -535,6 +535,11 @@ PREFERENCE_CASES = [
          (r"is a run of instruction-tuning whose status is failed", r"completed instruction-tuning run")),
     Case("preference-with-a-classifier", "model", preference_file(_pairs, lambda f, m: m.text),
          (r"bert model: it reads texts .* but cannot write answers", r"smollm2-135m-instruct")),
+    # DPO with full fine-tuning: the reference's log-probabilities are measured before training changes the weights,
+    # so the model is held once; one that does not fit once is refused from its config, with the numbers
+    Case("preference-full-model-too-big", "model", preference_file(_pairs, huge_llama, strategy="full"),
+         (r"70\.\d+ billion parameters: training it with full", r"needs about \d+(\.\d)? GB",
+          r"memory is \d+\.\d GB")),
 ]
 
 
