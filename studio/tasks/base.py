@@ -127,6 +127,9 @@ class Task:
     examples: tuple[Example, ...] = ()
     file_kind = None  # a FileKind when the data can be files added class by class (images, clips)
     table_columns: tuple[ColumnChoice, ...] = ()  # the columns of a table it reads, in the Data tab's order
+    # Sets of table_columns keys, one of which a table must name to look made for this task (None: its required
+    # columns); see fit().
+    essential_columns: tuple[tuple[str, ...], ...] | None = None
     data_defaults: dict = {}  # data.* values a recipe leaving them out gets, e.g. {"max_length": 128}
     train_keys: tuple[str, ...] = ()  # train.* keys only some tasks read (TASK_TRAIN_KEYS), e.g. packing
 
@@ -165,6 +168,16 @@ class Task:
     def accepts(self, path: Path) -> bool:
         """Whether an uploaded file or folder looks like this task's data (the Data tab routes uploads by it)."""
         return False
+
+    def fit(self, columns: list[str]) -> int:
+        """How well a table with these columns looks made for this task: how many of its columns the names say
+        (0: none of its essential sets is named). The Data tab sends an upload to the task it fits best."""
+        named = {c.key for c in self.table_columns
+                 if any(g in {name.lower().strip() for name in columns} for g in c.guesses)}
+        essential = self.essential_columns or (tuple(c.key for c in self.table_columns if c.required),)
+        if not self.table_columns or not any(set(keys) <= named for keys in essential):
+            return 0
+        return len(named)
 
     def load_data(self, spec: DataSpec, seed: int, uploads_dir: Path) -> Any:
         """The data checked and split, with `.report` (a report with `to_dict()`, `warnings` and `skipped`) and

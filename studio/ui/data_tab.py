@@ -53,7 +53,7 @@ class Checks:
 
 def _store_upload(ctx, source: str) -> Path:
     """Copies an upload into the workspace (gradio's temp files do not last), named by its content."""
-    folder = ctx.workspace.uploads_dir / "files" / file_digest(source)[:16]
+    folder = ctx.uploads_dir() / "files" / file_digest(source)[:16]
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(source).name)
     shutil.copyfile(source, target)
@@ -67,7 +67,17 @@ def _guess(columns: list[str], names: tuple[str, ...]) -> str | None:
 
 
 def task_for(path: Path, current: str) -> str:
-    """The session's task if it can read this data, else the first task that can."""
+    """For a table, the task whose columns it names best (the session's on a tie); else the session's task if it
+    can read this data, else the first task that can."""
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        try:
+            columns = table_columns(path)
+        except DataError:
+            columns = []
+        fits = {name: tasks.get(name).fit(columns) for name in tasks.names() if tasks.get(name).accepts(path)}
+        best = max(fits.values(), default=0)
+        if best:
+            return current if fits.get(current) == best else next(n for n, fit in fits.items() if fit == best)
     if tasks.get(current).accepts(path):
         return current
     return next((name for name in tasks.names() if tasks.get(name).accepts(path)), current)
@@ -78,7 +88,7 @@ def all_examples() -> list:
 
 
 def class_folder(ctx, state) -> Path:
-    return ctx.workspace.uploads_dir / "classes" / str(state["id"])
+    return ctx.uploads_dir() / "classes" / str(state["id"])
 
 
 def report_lines(task, data, name: str, lang: str) -> tuple[str, str]:
@@ -225,7 +235,7 @@ class DataTab:
             state.update(data_kind=None, data_note=tr("needs attention", lang), train_counts={}, data_error=message)
             return self.nothing(state, message)
         path = Path(draft["data"]["path"])
-        name = tr("your files", lang) if path.parent == self.ctx.workspace.uploads_dir / "classes" else path.name
+        name = tr("your files", lang) if path.parent == class_folder(self.ctx, state).parent else path.name
         note, text = report_lines(task, data, name, lang)
         state.update(data_kind=draft["task"], train_counts=data.report.train_counts, data_note=note, data_error=None)
         figure = (charts.counts_figure(data.report.to_dict(), lang) if task.classes and len(data.classes) > 1

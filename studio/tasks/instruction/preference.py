@@ -52,6 +52,7 @@ class PreferenceTuning(InstructionTuning):
         ColumnChoice("rejected_column", "Column with the worse answers", preference_data.REJECTED_GUESSES, False),
         ColumnChoice("system_column", "Column with the system message (optional)", chat_data.SYSTEM_GUESSES,
                      False))
+    essential_columns = (("chosen_column", "rejected_column"),)
     data_defaults = {"max_length": 1024}
     train_keys = ()
     headline = Metric("reward_accuracy", "reward accuracy", percent=True,

@@ -41,6 +41,7 @@ class InstructionTuning(Task):
         ColumnChoice("system_column", "Column with the system message (optional)", chat_data.SYSTEM_GUESSES,
                      False),
         ColumnChoice("messages_column", "Column with whole chats (optional)", chat_data.MESSAGES_GUESSES, False))
+    essential_columns = (("prompt_column", "response_column"), ("messages_column",))
     data_defaults = {"max_length": 1024}
     train_keys = ("packing",)
     headline = Metric("perplexity", "perplexity", higher_is_better=False,
