@@ -125,6 +125,12 @@ class Workspace:
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
 
+    def user_uploads_dir(self, user: str | None) -> Path:
+        """One user's uploads (their data files; no one else's recipe may read them), or the shared uploads folder
+        in a studio without accounts (user None). Under users/, so no name can stand for one of the shared folders
+        the UI keeps beside them (files/, classes/, …)."""
+        return self.uploads_dir / "users" / user if user else self.uploads_dir
+
     def explanations_dir(self, run: str) -> Path:
         """Explanations' pictures of a run's answers (`studio explain`, the Playground's Explain)."""
         return self.root / "explanations" / run

@@ -70,6 +70,12 @@ def run_counting_loads(workspace, recipe):
     return job, loads
 
 
+def login(http, name: str, password: str):
+    """Logs an httpx client in through the studio's login form (gradio's POST /login): its cookie then goes with
+    every request of that client. The response (200 in, 400 wrong, 429 locked out)."""
+    return http.post("/login", data={"username": name, "password": password})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

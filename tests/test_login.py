@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from browser_helpers import shot
-from helpers import free_port, start_server
+from helpers import free_port, login, start_server
 import studio.ui.app as app
 from studio import audit, cli
 from studio.users import FILE, Users
@@ -55,10 +55,6 @@ def studios(tmp_path_factory):
 
 def client(url: str, address: str | None = None) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=30, headers={"X-Forwarded-For": address} if address else {})
-
-
-def login(http: httpx.Client, name: str, password: str) -> httpx.Response:
-    return http.post("/login", data={"username": name, "password": password})
 
 
 def test_the_right_password_opens_the_page_until_logout(studios):

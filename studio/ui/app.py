@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder as gradio_uploads
 from starlette.middleware import Middleware
 
 from studio import audit, tasks
@@ -25,10 +26,15 @@ from studio.ui import panels
 from studio.ui import session as sessions
 from studio.ui.i18n import LANGUAGES, PageTexts, pick_language, tr
 from studio.ui.session_order import SessionOrder
+from studio.ui.viewer import Hearing
+from studio.ui import viewer
 from studio.workspace import Workspace, confine_caches
 from studio.runfolder import write_text
 from studio.ui import data_tab, evaluate_tab, model_tab, playground_tab, runs_tab, strategy_tab, train_tab
 from studio.ui import login
+from studio.api import app as api
+from studio.ui.file_wall import FileWall
+from studio.run import ownership
 from studio.users import Users
 
 log = logging.getLogger(__name__)
@@ -77,13 +83,21 @@ class Context:
     shared: dict = field(default_factory=dict)  # components and functions a later tab uses (e.g. the task radio)
     restores: list = field(default_factory=list)  # (fn, components) run when a page loads
     order: SessionOrder = field(default_factory=SessionOrder)
+    data_roots: list = field(default_factory=list)  # folders an admin opened to every user's recipes
+    hearing: Hearing | None = None  # runs each handler as its event's user (ui/viewer.py)
+
+    def __post_init__(self):
+        self.hearing = self.hearing or Hearing(self.workspace, lambda old, name: sessions.new_session(
+            {"lang": old.get("lang")}, user=name))
 
     def on(self, trigger, fn, inputs, outputs, **kwargs):
-        """Attaches fn to an event listener (e.g. button.click), in its session's turn when it reads the
-        session. Returns the event, for .then() and .success()."""
+        """Attaches fn to an event listener (e.g. button.click), as the event's user (on a session of theirs) and
+        in its session's turn when it reads the session. Returns the event, for .then() and .success()."""
         inputs = inputs if isinstance(inputs, list) else [inputs] if inputs is not None else []
-        if any(c is self.session for c in inputs):
-            fn = self.order.wrap(fn, next(i for i, c in enumerate(inputs) if c is self.session), self.session)
+        position = next((i for i, c in enumerate(inputs) if c is self.session), None)
+        fn, position = self.hearing.wrap(fn, position)  # gradio's request joins its arguments
+        if position is not None:
+            fn = self.order.wrap(fn, position, self.session)
         # The page's own endpoints are not the studio's API (gradio's API page would list them all): callable by
         # the page and gradio_client, listed nowhere.
         return trigger(fn, inputs, outputs, **{"api_visibility": "undocumented", **kwargs})
@@ -122,8 +136,40 @@ class Context:
     def all_panels(self) -> list:
         return list(self.panels.values())
 
+    def user(self) -> ownership.Viewer:
+        """Who the event being handled is from (outside an event: no one logged in)."""
+        return viewer.current() or ownership.viewer(self.workspace, None)
+
+    def owner(self) -> str | None:
+        """The name a run started now records as its owner (None in a studio without accounts)."""
+        return self.user().owner
+
+    def shows_owners(self) -> bool:
+        """Whether runs are shown with their owners: to an admin of a studio with accounts."""
+        user = self.user()
+        return user.admin and user.accounts
+
+    def uploads_dir(self) -> Path:
+        """Where this user's uploads go (the only uploads their recipes may read)."""
+        return self.workspace.user_uploads_dir(self.owner())
+
+    def audit(self, what: str, **details) -> None:
+        """One line of the audit trail for what this event's user did."""
+        audit.record(self.workspace.root, what, self.user().name, viewer.address(), **details)
+
+    def check(self, recipe) -> None:
+        """RecipeError in words when this user may not start the recipe (what it reads, its model)."""
+        ownership.check_recipe(recipe, self.user(), self.workspace, self.data_roots)
+
+    def runs(self) -> list[dict]:
+        """The workspace's runs this user may see, oldest first."""
+        user = self.user()
+        return [run for run in self.workspace.runs() if ownership.visible(run, user)]
+
     def run_dir(self, run_id: str) -> Path:
-        return self.workspace.find_run(run_id)
+        """A run's folder by its id; RunNotFound, in the same words, for a run that does not exist and one this
+        user may not see (a crafted id learns nothing)."""
+        return ownership.find_run(self.workspace, self.user(), run_id)
 
     def run(self, run_id: str) -> RunFolder:
         return RunFolder(self.run_dir(run_id))
@@ -135,10 +181,13 @@ class Context:
         """Dropdown choices, newest first: (readable name, run id); with_id: the id too, where details belong."""
         lang = state.get("lang", "en")
         out = []
-        for run in reversed(self.workspace.runs()):
+        owners = self.shows_owners()
+        for run in reversed(self.runs()):
             if completed_only and run["status"] != "completed":
                 continue
             name = sessions.run_name(run, lang)
+            if owners:
+                name += f" · {run.get('owner') or tr('no owner', lang)}"
             out.append((f"{name} · {run['id']}" if with_id else name, run["id"]))
         return out
 
@@ -176,8 +225,9 @@ def session_secret(workspace: Workspace) -> str:
 
 
 def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None,
-              logout: bool = False) -> gr.Blocks:
-    """logout: a Log out button (to gradio's /logout), for a studio that asks for a login."""
+              logout: bool = False, data_roots: list | None = None) -> gr.Blocks:
+    """logout: a Log out button (to gradio's /logout), for a studio that asks for a login. data_roots: folders every
+    user's recipes may read (`--data-root`)."""
     jobs = jobs or JobManager(workspace, spare=True)
     texts = PageTexts()
     with gr.Blocks(title="Studio — fine-tune a model on your data") as app:
@@ -197,7 +247,8 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
         veil = gr.HTML("<div class='veil'><div class='progress-outer' style='width:30%'><div class='progress-inner' "
                        "style='width:60%'></div></div></div>", elem_id="veil")
         with gr.Tabs(selected="model", elem_id="tabs") as tabs:
-            ctx = Context(workspace, jobs, session, summary, tabs, texts, panels=panels.for_app())
+            ctx = Context(workspace, jobs, session, summary, tabs, texts, panels=panels.for_app(),
+                          data_roots=list(data_roots or []))
             ctx.shared["max_upload_mb"] = upload_limit_mb(max_upload_mb)
             modules = {"model": model_tab, "data": data_tab, "strategy": strategy_tab, "train": train_tab,
                        "evaluate": evaluate_tab, "playground": playground_tab, "runs": runs_tab}
@@ -246,12 +297,14 @@ def _load(app: gr.Blocks, ctx: Context, language, veil) -> None:
 
 def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "workspace",
            block: bool = True, max_upload_mb: float | None = None,
-           auth: list[tuple[str, str]] | None = None, trusted_proxy: str | None = None) -> gr.Blocks:
+           auth: list[tuple[str, str]] | None = None, trusted_proxy: str | None = None,
+           data_roots: list[str] | None = None) -> gr.Blocks:
     """Serves the studio on host:port (this machine only by default; `studio serve` warns about any other host).
     A login is asked for when the workspace has accounts (`studio users`) or auth gives (user, password) pairs;
     then failed logins are counted and refused after too many, and every login is audited (ui/login.py). Never
     shared through a gradio.live link. trusted_proxy: the address (or comma-separated addresses/networks) of a
-    reverse proxy whose X-Forwarded-For names the client; without it no one's is believed."""
+    reverse proxy whose X-Forwarded-For names the client; without it no one's is believed. data_roots: folders
+    every user's recipes may read (`--data-root`). The JSON API is served beside the page, at /api (studio/api)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxy or ""  # uvicorn reads it when the server starts
     space = Workspace(Path(workspace))
@@ -260,17 +313,23 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     limit = upload_limit_mb(max_upload_mb)
     accounts = Users(space.root)
     needs_login = bool(auth) or accounts.exist()
-    app = build_app(space, max_upload_mb=limit, logout=needs_login)
+    jobs = JobManager(space, spare=True)  # the page's and the API's
+    app = build_app(space, jobs=jobs, max_upload_mb=limit, logout=needs_login, data_roots=data_roots)
     app.queue(default_concurrency_limit=8)
     # No gradio footer: its links (API page, run history, settings, "built with Gradio") are not the product's.
     # gradio announces a finished event to screen readers with a text key its own catalogs lack: given here.
     done = {code: {"common.complete": tr("Finished", code)} for code in LANGUAGES}
     app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False, theme=THEME,
                css=CSS, footer_links=[], i18n=gr.I18n(**done, **{"zh-CN": done["zh"]}),
+               # The workspace is allowed for what handlers return (gradio serves their copies); its own paths are
+               # walled off (ui/file_wall.py).
                allowed_paths=[str(space.root), str(ASSETS)], max_file_size=int(limit * 1024**2),
                blocked_paths=[str(p) for p in (accounts.path, audit.path(space.root), space.session_key)],
                auth=login.checker(accounts, auth) if needs_login else None,
-               app_kwargs={"middleware": [Middleware(login.GuardedLogin, root=space.root)]} if needs_login else None,
+               app_kwargs={"routes": [api.mount(space, jobs, needs_login, login.cookie_user, data_roots or [],
+                                                limit)],
+                           "middleware": [Middleware(FileWall, root=space.root, served=gradio_uploads()),
+                                          *([Middleware(login.GuardedLogin, root=space.root)] if needs_login else [])]},
                # gradio's login page shows nothing when a login is refused for too many failures (429): said here.
                auth_message="Log in with the user name and password you were given for this studio. After more than "
                             "10 failed tries in 5 minutes, logins pause for 5 minutes.",

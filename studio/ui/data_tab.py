@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import re
 import shutil
 import threading
@@ -303,6 +304,8 @@ class DataTab:
     def on_upload(self, file, state, progress=gr.Progress()):
         if not file:
             return {}
+        if self.too_large([file], state["lang"]):
+            return {}
         try:
             stored = _store_upload(self.ctx, file)
         except OSError as exc:
@@ -334,6 +337,8 @@ class DataTab:
             return {}
         if not files:
             gr.Warning(tr("Choose some files of this class first.", lang))
+            return {}
+        if self.too_large(files, lang):
             return {}
         # The task whose files these are: the session's if it reads them, else the first that does.
         suffix = Path(files[0]).suffix.lower()
@@ -390,11 +395,23 @@ class DataTab:
         state["recipe"]["data"]["validation_split"] = float(value)
         return self.check(state)
 
+    def too_large(self, files: list, lang: str) -> bool:
+        """Whether an upload passes this user's limit (`studio users limit NAME --max-upload-mb`): said, if so."""
+        limit = self.ctx.user().limits.max_upload_mb if self.ctx.user().accounts else None
+        size = sum(Path(f).stat().st_size for f in files) / 2**20
+        if limit is None or size <= limit:
+            return False
+        gr.Warning(tr("This upload is {size} MB; your uploads may be up to {limit} MB each (a limit an admin sets).",
+                      lang, size=f"{size:,.1f}", limit=f"{limit:g}"))
+        return True
+
     def restore(self, state) -> dict:
         """A reloaded page (or a task switched on the Model tab): the session's data checked again, with its
         pickers and class list."""
         split_value = state["recipe"]["data"].get("validation_split", 0.2)
-        words = tr("Up to {mb} MB.", state["lang"], mb=f"{self.limit:g}") if self.limit else ""
+        user = self.ctx.user()
+        limit = min(self.limit or math.inf, user.limits.max_upload_mb) if user.accounts else self.limit
+        words = tr("Up to {mb} MB.", state["lang"], mb=f"{limit:g}") if limit else ""
         note = f"<span class='hint'>{words}</span>" if words else ""
         return {**self.show_pickers(state), self.split: gr.update(value=split_value),
                 self.remove_name: gr.update(choices=self.class_names(state)), self.limit_note: note,

@@ -144,9 +144,12 @@ class LabelIssues:
         recipe = recipes.load(self.ctx.run_dir(run_id) / RECIPE)
         try:
             recipe.data.corrections = self.write_corrections(recipe, changes, state, run_id)
-            job = self.ctx.jobs.start(recipe)
+            self.ctx.check(recipe)
+            job = self.ctx.jobs.start(recipe, owner=self.ctx.owner())
         except (recipes.RecipeError, OSError) as exc:
             return {self.again_note: f"**{tr('Cannot train again.', lang)}** {exc}"}
+        self.ctx.audit("run started", run=job.run_id, task=recipe.task, model=recipe.model, strategy=recipe.strategy,
+                       relabelled_from=run_id)
         sessions.add_run(state, job.run_id, recipe)
         state["compare"] = [run_id, job.run_id]
         text = tr("Queued a run with the same recipe and {n} change(s) to the labels (your data files are "
@@ -161,7 +164,7 @@ class LabelIssues:
             with open(recipe.data.corrections, newline="", encoding="utf-8") as f:
                 merged = {row["example"]: row["label"] for row in csv.DictReader(f)}
         merged.update(changes)
-        folder = new_dir(self.ctx.workspace.uploads_dir / "corrections" / str(state["id"]), run_id)
+        folder = new_dir(self.ctx.uploads_dir() / "corrections" / str(state["id"]), run_id)
         path = folder / "corrections.csv"
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)

@@ -45,6 +45,17 @@ def checker(users: Users, logins: list[tuple[str, str]] | None) -> Callable[[str
     return check
 
 
+def cookie_user(server, cookies: dict) -> str | None:
+    """The login a request's cookie stands for on gradio's server app (the JSON API's cookie check), found as
+    gradio finds it for gr.Request.username (routes.py, get_current_user): the app's access-token cookie, looked up
+    in the tokens its /login handed out (a logout removes them)."""
+    cookie_id, tokens = getattr(server, "cookie_id", None), getattr(server, "tokens", None)
+    if not cookie_id or not isinstance(tokens, dict):
+        return None
+    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+    return tokens.get(token) if token else None
+
+
 class GuardedLogin:
     """ASGI middleware: POST /login passes through the guard; its outcome goes to the guard and the audit trail."""
 

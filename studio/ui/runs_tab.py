@@ -38,12 +38,13 @@ def result_words(status: dict, lang: str) -> str:
     return f"{tr(metric['words'], lang)} {metric['shown']}" if metric and metric["value"] is not None else ""
 
 
-def runs_table(runs: list[dict], lang: str = "en") -> pd.DataFrame:
+def runs_table(runs: list[dict], lang: str = "en", owners: bool = False) -> pd.DataFrame:
+    """owners: a column of whose each run is (an admin's table, which holds everyone's runs)."""
     rows = [[sessions.run_name({**r, "status": ""}, lang), tr(r["status"], lang), result_words(r, lang),
              f"{r['wall_time_s']:.0f}" if r["wall_time_s"] is not None else "",
              time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])) if r["created"] else "", r["id"]]
-            for r in reversed(runs)]
-    return pd.DataFrame(rows, columns=_columns(COLUMNS, lang))
+            + ([r.get("owner") or ""] if owners else []) for r in reversed(runs)]
+    return pd.DataFrame(rows, columns=_columns(COLUMNS + (["owner"] if owners else []), lang))
 
 
 def stopped_early_words(report: dict, status: dict, lang: str) -> str:
@@ -240,7 +241,7 @@ class RunsTab:
         ids = {run_id for _, run_id in choices}
         compare = [r for r in state.get("compare", []) if r in ids]
         chosen = state["run_id"] if state["run_id"] in ids else None
-        return {self.table: runs_table(self.ctx.workspace.runs(), state["lang"]),
+        return {self.table: runs_table(self.ctx.runs(), state["lang"], owners=self.ctx.shows_owners()),
                 self.picked: gr.update(choices=choices, value=compare), **self.comparison(compare, state),
                 self.run: gr.update(choices=choices, value=chosen), **self.show(chosen, state)}
 
@@ -251,9 +252,12 @@ class RunsTab:
                 return {self.note: tr("Pick a run first.", lang)}
             try:
                 recipe = tasks.with_strategy(recipes.load(self.ctx.run_dir(run_id) / RECIPE), strategy)
-                job = self.ctx.jobs.start(recipe)
+                self.ctx.check(recipe)
+                job = self.ctx.jobs.start(recipe, owner=self.ctx.owner())
             except recipes.RecipeError as exc:
                 return {self.note: f"**{tr('Cannot start the comparison.', lang)}** {exc}"}
+            self.ctx.audit("run started", run=job.run_id, task=recipe.task, model=recipe.model, strategy=strategy,
+                           compared_with=run_id)
             sessions.add_run(state, job.run_id, recipe)
             state["compare"] = [run_id, job.run_id]
             words = mid_sentence(sessions.strategy_words(recipe.task, strategy, lang), lang)
@@ -266,9 +270,10 @@ class RunsTab:
     def on_resume(self, run_id, state):
         lang = state["lang"]
         try:
-            job = self.ctx.jobs.resume(run_id)
+            job = self.ctx.jobs.resume(self.ctx.run_dir(run_id).name)  # run_dir: only a run this user may see
         except (ResumeError, recipes.RecipeError, RunNotFound) as exc:
             return {self.note: f"**{tr('Cannot resume.', lang)}** {exc}"}
+        self.ctx.audit("run started", run=job.run_id, resumed=True)
         sessions.add_run(state, job.run_id, job.recipe)
         return {self.note: tr("Run queued again: it continues from its last checkpoint. Follow it on the Train tab.",
                               lang),
@@ -276,7 +281,7 @@ class RunsTab:
                 self.ctx.summary: sessions.summary(state)}
 
     def on_open_run(self, run_id, state):
-        if not run_id:
+        if not self.ctx.exists(run_id):  # exists: among the runs this user may see
             return {}
         state["run_id"] = run_id  # the Train tab shows this run, wherever it was started
         return {self.ctx.session: state, self.ctx.summary: sessions.summary(state),
@@ -293,6 +298,7 @@ class RunsTab:
                 path = export(folder, "zip")  # a folder export travels inside the zip
         except ExportError as exc:
             return {self.export_note: f"**{tr('Cannot export.', lang)}** {exc}", self.export_file: None}
+        self.ctx.audit("export", run=run_id, format=fmt, file=path.name)
         extra = ""
         if fmt == "onnx":
             check = read_json(path.parent / ONNX_CHECK) or {}

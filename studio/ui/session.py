@@ -30,12 +30,14 @@ def blank_session() -> dict:
     return session
 
 
-def new_session(previous: dict | None = None) -> dict:
-    """A fresh wizard with an id of its own; the language is kept (Start over does not switch it)."""
+def new_session(previous: dict | None = None, user: str | None = None) -> dict:
+    """A fresh wizard with an id of its own; the language is kept (Start over does not switch it), and the login
+    it belongs to (user: another login's, when a page is loaded by someone else)."""
     task = tasks.get(DEFAULT_TASK)
     return {
         "id": uuid.uuid4().hex[:12],  # this session's own folders (uploads, recipes): never shared with another
         "lang": (previous or {}).get("lang"),
+        "user": user if user is not None else (previous or {}).get("user"),  # the login it belongs to (ui/viewer)
         "recipe": {"task": task.name, "model": first_model(task.name), "data": {"path": ""},
                    "strategy": task.default_strategy, "strategy_options": {}, "train": {},
                    "trust_remote_code": False},
@@ -53,7 +55,7 @@ def new_session(previous: dict | None = None) -> dict:
 
 def ensure(state: dict | None, browser_lang: str) -> dict:
     """The session a page loads with: the one its browser kept (completed with any key added since), or new."""
-    fresh = new_session()
+    fresh = new_session(user=(state or {}).get("user"))
     if not state or not state.get("id"):
         state = fresh
     state = {**fresh, **state}
