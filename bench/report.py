@@ -34,6 +34,7 @@ GOALS = {
     "gguf_export_s": None,  # a chat run to a checked q8_0 GGUF file and its Modelfile
     "serve_tokens_per_s": None,  # one streamed answer from `studio serve-model`
     "serve_concurrent_speedup": (">=", 2.0),  # 4 streams at once ÷ one: the goal is for a GPU (CPU: reported)
+    "ray_submit_overhead_s": None,  # start → first step through a Ray job minus through the local backend
 }
 NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain_loop_ratio",
                "ui_p95_ms_during_training", "ui_p95_ms_idle", "first_curve_point_s", "demo_to_model_s",
@@ -41,10 +42,10 @@ NUMBER_KEYS = ["fe_vs_inference_ratio", "ft_vs_plain_loop_ratio", "lora_vs_plain
                "sft_lora_vs_plain_peft_ratio", "sft_packing_speedup", "demo_chat_s", "dpo_vs_trl_ratio",
                "explain_image_ms", "explain_text_ms",
                "tracking_vs_none_ratio", "label_issue_precision_at_k", "gguf_export_s",
-               "serve_tokens_per_s", "serve_concurrent_speedup"]
+               "serve_tokens_per_s", "serve_concurrent_speedup", "ray_submit_overhead_s"]
 GPU_KEYS = ["ft_mfu", "peak_memory_mb", "sft_mfu", "sft_peak_memory_mb"]
 SECTIONS = ["fe", "worker", "ft", "lora", "expert", "strategies", "transfer", "ui", "audio", "sft", "tracking",
-            "labels", "explain", "gguf", "serve", "dpo", "gpu"]
+            "labels", "explain", "gguf", "serve", "dpo", "cluster", "gpu"]
 QUALITY_KEYS = {"fe_vs_expert": None, "ft_vs_fe": ["full", "partial", "layerwise", "lora"]}  # dicts of ratios
 
 
@@ -113,6 +114,9 @@ WORDS = {
     "label_issue_precision_at_k": "share of the k most suspect examples that were really flipped (10% of the digits' "
                                   "labels), the studio's run; cleanlab on an expert's probabilities in the details",
     "gguf_export_s": "`studio export --format gguf` (q8_0): merge, file, Modelfile and the read-back check",
+    "ray_submit_overhead_s": "start → first curve point of a full fine-tuning run through the Ray backend (a local "
+                             "head: placer, job submission, the job's `studio worker`) minus through the local "
+                             "backend with its spare worker warm",
 }
 
 

@@ -40,6 +40,7 @@ from bench.serve import section_serve  # noqa: E402,F401
 from bench.sft import section as section_sft  # noqa: E402,F401
 from bench.dpo import section as section_dpo  # noqa: E402,F401
 from bench.audio import section_audio  # noqa: E402,F401
+from bench.cluster import section_cluster  # noqa: E402,F401
 from bench.gpu import section as section_gpu  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

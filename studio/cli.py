@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio import cli_explain, cli_labels, cli_serve, cli_sweep, cli_users
+from studio import cli_explain, cli_labels, cli_serve, cli_sweep, cli_tensorboard, cli_users
 
 CLUSTER_COMMANDS = ("train", "serve", "sweep")  # the commands that start runs
 PROGRESS_PHASES = {"features": "features", "step": "training", "head": "regularisation search",
@@ -40,6 +40,7 @@ def cmd_train(args) -> int:
 
     from studio import tasks
     from studio.errors import UserError
+    from studio.run import ownership
     from studio.run.jobs import JobManager
     from studio.run.summary import headline
     from studio.workspace import RunNotFound, Workspace
@@ -49,7 +50,8 @@ def cmd_train(args) -> int:
     try:
         recipe = tasks.load(args.recipe) if args.recipe else None
         manager = JobManager(Workspace(args.workspace))
-        job = manager.start(recipe) if recipe else manager.resume(args.resume)
+        owner = ownership.check_owner(manager.workspace, args.owner)
+        job = manager.start(recipe, owner=owner) if recipe else manager.resume(args.resume)
     except (UserError, RunNotFound) as exc:  # a recipe, or a cluster, that cannot run it
         return _fail(str(exc))
     print(f"Run {job.run_id} {'resumed' if args.resume else 'started'} in {job.run_dir}", file=sys.stderr)
@@ -273,37 +275,8 @@ def cmd_serve(args) -> int:
               f"{args.port} can use it and its GPU ({login}).", file=sys.stderr)
     print(f"Studio: http://{args.host}:{args.port}  (workspace: {Path(args.workspace).resolve()})", file=sys.stderr)
     launch(host=args.host, port=args.port, workspace=args.workspace, auth=logins, max_upload_mb=args.max_upload_mb,
-           trusted_proxy=args.trusted_proxy)
+           trusted_proxy=args.trusted_proxy, data_roots=args.data_root)
     return 0
-
-
-def cmd_tensorboard(args) -> int:
-    """TensorBoard on the workspace's runs (those with train.report_to: [tensorboard] have event files)."""
-    import time
-
-    from studio.workspace import Workspace
-    try:
-        from tensorboard import program
-    except ImportError:
-        return _fail("TensorBoard is not installed: install the studio's tracking extra (pip install -e "
-                     "\".[tracking]\")")
-    workspace = Workspace(args.workspace)
-    folders = sorted({run.parent for run in workspace.run_dirs()}) or [workspace.root / "runs"]
-    where = (["--logdir", str(folders[0])] if len(folders) == 1 else
-             ["--logdir_spec", ",".join(f"{folder.name}:{folder}" for folder in folders)])
-    board = program.TensorBoard()
-    board.configure(argv=[None, *where, "--host", args.host, "--port", str(args.port)])
-    try:
-        url = board.launch()
-    except program.TensorBoardServerException as exc:
-        return _fail(f"TensorBoard could not start: {exc}")
-    print(f"TensorBoard on the runs in {', '.join(map(str, folders))}; Ctrl-C stops it.", file=sys.stderr)
-    print(url, flush=True)
-    try:
-        while True:  # TensorBoard serves on threads of its own
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,14 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("STUDIO_CLUSTER") or None,
                         help="train runs on a Ray cluster: its dashboard address, e.g. http://HOST:8265 (default: "
                              "$STUDIO_CLUSTER; without it, runs train on this machine)")
-    # --workspace is also accepted after the sub-command (SUPPRESS: absent there, the top-level value stands).
+    # --workspace and --cluster are also accepted after the sub-command (SUPPRESS: absent there, the top-level
+    # value stands).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", default=argparse.SUPPRESS, help=workspace_help)
+    common.add_argument("--cluster", metavar="ADDRESS", default=argparse.SUPPRESS,
+                        help="train runs on this Ray cluster (as `studio --cluster ADDRESS`)")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", parents=[common], help="train from a recipe YAML file, with a progress bar")
     train.add_argument("recipe", nargs="?", help="recipe YAML file")
     train.add_argument("--resume", metavar="RUN", help="continue a cancelled or interrupted run from its last "
                        "finished epoch, instead of starting from a recipe")
+    train.add_argument("--owner", metavar="NAME", help="the account the run belongs to (`studio users list`); "
+                       "without it, only admins see the run")
     train.set_defaults(func=cmd_train)
     runs = sub.add_parser("runs", parents=[common], help="list every run in the workspace")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -370,12 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--trusted-proxy", default=None, metavar="ADDRESS",
                        help="a reverse proxy in front of the studio (an address, a network like 10.0.0.0/8, or "
                             "several with commas): its X-Forwarded-For says who logs in; no one's without it")
+    serve.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                       help="a folder every user's recipes may read data from (repeatable; besides their own "
+                            "uploads and the bundled examples)")
     serve.set_defaults(func=cmd_serve)
-    board = sub.add_parser("tensorboard", parents=[common], help="open TensorBoard on the workspace's runs "
-                           "(those with train.report_to: [tensorboard])")
-    board.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    board.add_argument("--port", type=int, default=6006)
-    board.set_defaults(func=cmd_tensorboard)
+    cli_tensorboard.add_parsers(sub, common, _fail)
     return parser
 
 
@@ -387,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         from studio.run.backends.ray_jobs import ClusterError, connect
         try:
             connect(args.cluster)  # Ray missing or nothing answering: said now, in words
+            from studio.run.backends.cluster_check import check
+            check(args.cluster, Path(args.workspace))  # the workspace shared, the same versions on every node
         except ClusterError as exc:
             return _fail(str(exc))
         os.environ["STUDIO_CLUSTER"] = args.cluster  # every job manager of this studio (the UI's too) uses it

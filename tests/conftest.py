@@ -18,6 +18,10 @@ for variable, prefix in (("STUDIO_LOCK_DIR", "studio-test-locks-"),
         os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
         SESSION_DIRS.append(os.environ[variable])
 
+import sys  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the bench package (its Ray head)
+
 import pytest  # noqa: E402
 
 from studio.examples import make_shapes  # noqa: E402
@@ -192,6 +196,16 @@ def start_studio():
     for server in servers:
         server.terminate()
         server.wait(30)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real Ray head (2 CPUs, on 127.0.0.1) for every test of the session that asks for it (the bench's, in
+    bench/cluster.py): its Ray Jobs address. Skipped without the cluster extra."""
+    pytest.importorskip("ray.job_submission", reason="the cluster extra (pip install -e \".[cluster]\")")
+    from bench.cluster import local_head
+    with local_head(cpus=2) as address:
+        yield address
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,13 +1,10 @@
-"""Runs on a Ray cluster (studio --cluster ADDRESS), against a real Ray head with 2 CPUs that this module starts on
-127.0.0.1 and ends (only its own processes): a run started through the CLI trains as a Ray job and completes; a stop
-ends it cancelled; a killed worker leaves it interrupted and resumable; two runs each asking for both CPUs run one
-after the other, the second waiting in the studio's queue (not submitted) meanwhile; a run asking more than any
-node has is refused before it queues; an address where nothing answers is said in words."""
-import os
-import signal
+"""Runs on a Ray cluster (studio --cluster ADDRESS), against the test session's real Ray head with 2 CPUs on
+127.0.0.1 (tests/conftest.py): a run started through the CLI trains as a Ray job and completes; a stop ends it
+cancelled; a killed worker leaves it interrupted and resumable; two runs each asking for both CPUs run one after
+the other, the second waiting in the studio's queue (not submitted) meanwhile; a run asking more than any node has
+is refused before it queues; an address where nothing answers is said in words."""
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psutil
@@ -22,59 +19,12 @@ from studio.run.jobs import JobManager  # noqa: E402
 from studio.runfolder import RunFolder  # noqa: E402
 from studio.workspace import Workspace  # noqa: E402
 
-RAY = str(Path(sys.executable).with_name("ray"))
 STUDIO = str(Path(sys.executable).with_name("studio"))
 
 
-def stop_session(sid: int, grace_s: float = 2.0) -> None:
-    """Ends every process of the head's session (and what they started), and nothing else: SIGTERM, then SIGKILL
-    after the grace."""
-    procs = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == sid:
-                procs += [proc, *proc.children(recursive=True)]
-        except (OSError, psutil.Error):
-            continue
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for proc in procs:
-            try:
-                proc.send_signal(sig)
-            except psutil.Error:
-                pass
-        _, procs = psutil.wait_procs(procs, timeout=grace_s)
-        if not procs:
-            return
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A Ray head with 2 CPUs on 127.0.0.1 in a temporary folder of its own: its dashboard's address."""
-    tmp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths under it must stay under 108 characters
-    port, dashboard = free_port(), free_port()
-    command = [RAY, "start", "--head", "--num-cpus", "2", "--num-gpus", "0", "--node-ip-address", "127.0.0.1",
-               "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-               "--include-dashboard", "true", "--ray-client-server-port", str(free_port()),
-               "--dashboard-agent-listen-port", str(free_port()), "--disable-usage-stats", "--temp-dir", tmp]
-    start = subprocess.Popen(command, env={**os.environ, "RAY_TMPDIR": tmp}, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    output, _ = start.communicate(timeout=180)
-    address = f"http://127.0.0.1:{dashboard}"
-    try:
-        assert start.returncode == 0, output[-3000:]
-        wait_for(lambda: _answers(address), 120, "the Ray head's job server")
-        yield address
-    finally:
-        stop_session(start.pid)
-        subprocess.run(["rm", "-rf", tmp], check=False)
-
-
-def _answers(address: str) -> bool:
-    try:
-        ray_jobs.connect(address).list_jobs()
-        return True
-    except Exception:  # not up yet
-        return False
+@pytest.fixture
+def cluster(ray_cluster):
+    return ray_cluster  # the session's Ray head (tests/conftest.py)
 
 
 def long_recipe(tiny_bert, text_csv, **train):
@@ -184,3 +134,17 @@ def test_without_ray_cluster_says_how_to_install_it(tmp_path):
                              str(tmp_path), "train", "recipe.yaml"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert 'pip install -e ".[cluster]"' in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_asking_what_the_cluster_lacks_is_refused_with_the_numbers(cluster, tmp_path, tiny_bert, text_csv,
+                                                                         monkeypatch):
+    """Refused before it queues: a GPU on a cluster without any, more devices than the cluster has CPUs for."""
+    monkeypatch.setenv("STUDIO_CLUSTER", cluster)
+    manager = JobManager(Workspace(tmp_path / "ws"))
+    with pytest.raises(ray_jobs.ClusterError, match="asks for 1 CPUs and 1 GPUs on one node.*largest node has 2 "
+                                                    "CPUs and 0 GPUs"):
+        manager.start(make_recipe("text", tiny_bert, text_csv, "full", device="cuda"))
+    with pytest.raises(ray_jobs.ClusterError, match=r"asks for 3 CPUs and 0 GPUs in all \(3 devices.*the cluster "
+                                                    "has 2 CPUs and 0 GPUs"):
+        manager.start(make_recipe("text", tiny_bert, text_csv, "full", devices=3))
+    assert not list(manager.workspace.run_dirs())  # nothing queued

@@ -9,6 +9,10 @@ exclusive lock on the device (fcntl locks: the kernel releases them when a proce
 jams the queue) and leaves a note of who holds it. Tickets of workers that died, or that never started within a
 minute, are cleared by whoever looks.
 
+A run with an owner (an account) also waits while its owner has as many runs training as their limit allows
+(`studio users limit NAME --max-runs N`): OwnerLimit below. Such a run holds up no one: the runs queued behind it
+pass it until its owner has room again.
+
 A run for a cluster (studio/run/backends) queues the same way, under the cluster's name instead of a device kind:
 its placer waits for its turn and for the cluster to have the CPUs and GPUs it asks, then submits it (Ray starts
 whatever it is given at once, so the waiting is the studio's).
@@ -18,7 +22,9 @@ holder notes only, no data.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -27,12 +33,22 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from studio.runfolder import EVENTS, EventReader, alive, identity, read_json, write_json
+from studio.runfolder import ACTIVE, EVENTS, STATUS, EventReader, alive, identity, read_json, write_json
+from studio.users import AccountError, Limits, Users
 
 STARTING_GRACE_S = 60  # a ticket whose worker has not started after this long is stale
 POLL_S = 0.3
 SAY_EVERY_S = 10  # how often a waiting run's words are refreshed while nothing but the time left changes
 PLACED_BY_CLUSTER = "STUDIO_PLACED_BY_CLUSTER"  # set in a worker's environment when a cluster placed it
+
+
+def cluster_wait(left: dict, ask: dict) -> dict:
+    """What a run queued for a cluster waits for, as its status says it: the CPUs and GPUs the cluster has free
+    ("cluster_free") and those the run asks ("cluster_asks"), and the same in words ("message")."""
+    left = {key: max(left.get(key, 0.0), 0.0) for key in ("CPU", "GPU")}
+    return {"cluster_free": left, "cluster_asks": ask, "message": (
+        f"Waiting for the cluster: {left['CPU']:g} CPUs and {left['GPU']:g} GPUs free; this run asks for "
+        f"{ask['CPU']:g} CPUs and {ask['GPU']:g} GPUs.")}
 
 
 def placed_by_cluster() -> bool:
@@ -176,15 +192,22 @@ def wait_turn(run_dir: Path, kind: str, take: Callable[[dict], object], cancel: 
           "workspace": str(workspace or run_dir.parent.parent)}  # <workspace>/<output_dir>/<run-id>
     write_json(ticket, {**me, **identity()})  # others can now tell which device it needs, and when it dies
     place, said, said_at = Place(kind, me["workspace"]), None, 0.0
+    owner = OwnerLimit(run_dir, me["workspace"])
     try:
         while not cancel.is_set():
+            over = owner.over()
+            if bool(over) != me.get("over_owner_limit", False):  # said in the ticket: later runs pass this one
+                me["over_owner_limit"] = bool(over)
+                write_json(ticket, {**me, **identity()})
             # An earlier ticket whose worker has not said its device yet may need this one: it keeps its turn.
-            ahead = [info for t, info in waiting() if t.name < ticket.name and info.get("device", kind) == kind]
-            if not ahead:
+            ahead = [info for t, info in waiting() if t.name < ticket.name and info.get("device", kind) == kind
+                     and not info.get("over_owner_limit")]
+            if not ahead and not over and owner.claim():
                 got = take(me)
                 if got is not None:
                     return got
-            now = place.of(ahead)
+                owner.unclaim()
+            now = {**place.of(ahead), **owner.status(over)}
             if on_wait is not None and (now != said or time.monotonic() - said_at > SAY_EVERY_S):
                 on_wait(now)
                 said, said_at = now, time.monotonic()
@@ -192,3 +215,77 @@ def wait_turn(run_dir: Path, kind: str, take: Callable[[dict], object], cancel: 
         return None
     finally:
         ticket.unlink(missing_ok=True)
+
+
+class OwnerLimit:
+    """At most `max_runs` runs of one owner past the queue at once, on any backend. A run that passes leaves a
+    claim (its process and run folder) in the owner's folder of the lock folder; a claim counts while its process
+    lives and its run is queued or running, so a finished, killed or interrupted run frees its place by itself.
+    Counting and claiming happen under the owner's lock: two runs of one owner on two devices cannot both take the
+    last place. A run without an owner (a studio without accounts, a Data tab check) has no limit."""
+
+    def __init__(self, run_dir: Path, workspace: str):
+        self.run_dir, self.workspace = Path(run_dir), workspace
+        self.owner = (read_json(self.run_dir / STATUS) or {}).get("owner")
+        key = hashlib.sha256(workspace.encode("utf-8")).hexdigest()[:12]  # one bob per workspace
+        self.folder = lock_dir() / "owners" / f"{key}-{self.owner}"
+
+    def max_runs(self) -> int:
+        try:
+            user = Users(self.workspace).get(self.owner)
+        except AccountError:  # users.json damaged meanwhile: the default limit, not no limit
+            user = None
+        return (user.limits if user else Limits()).max_runs
+
+    def _others(self) -> int:
+        """The owner's other runs past the queue (dead claims are removed on the way)."""
+        count = 0
+        for claim in self.folder.glob("*.json"):
+            if claim.name.startswith(".") or claim.stem == self.run_dir.name:
+                continue
+            info = read_json(claim) or {}
+            status = (read_json(Path(info.get("run_dir", "")) / STATUS) or {}).get("status")
+            if info and alive(info.get("pid"), info.get("pid_started")) and status in ACTIVE:
+                count += 1
+            elif info:
+                claim.unlink(missing_ok=True)
+        return count
+
+    def over(self) -> dict | None:
+        """{"owner", "running", "max_runs"} while the owner has no room for this run; None when it may go."""
+        if not self.owner:
+            return None
+        running, most = self._others(), self.max_runs()
+        return {"owner": self.owner, "running": running, "max_runs": most} if running >= most else None
+
+    def claim(self) -> bool:
+        """Takes a place for this run if the owner has one free (True; always for a run without an owner)."""
+        if not self.owner:
+            return True
+        with self._locked():
+            if self._others() >= self.max_runs():
+                return False
+            write_json(self.folder / f"{self.run_dir.name}.json", {"run_dir": str(self.run_dir), **identity()})
+            return True
+
+    def unclaim(self) -> None:
+        if self.owner:
+            (self.folder / f"{self.run_dir.name}.json").unlink(missing_ok=True)
+
+    def status(self, over: dict | None) -> dict:
+        """What the run's status says of its owner's limit: {"owner_limit": over, "message": words} (both None
+        once it has room, so words said earlier do not linger); nothing for a run without an owner."""
+        if not self.owner:
+            return {}
+        if not over:
+            return {"owner_limit": None, "message": None}
+        runs = "1 run" if over["running"] == 1 else f"{over['running']} runs"
+        return {"owner_limit": over, "message": f"Waiting: {over['owner']} has {runs} training, the most allowed "
+                                                f"at once ({over['max_runs']}); this run starts when one of them ends."}
+
+    @contextlib.contextmanager
+    def _locked(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            yield

@@ -4,7 +4,8 @@ devices in the machine-wide queue (not when a cluster placed it: the cluster res
 events.jsonl and status.json; the UI and the CLI only read them. It never imports gradio.
 
 With train.devices > 1 it launches one process per device under `accelerate launch` (this module again, with
---rank), holds the devices while they train, and reports a rank that died. Only rank 0 writes the run folder.
+--rank), holds the devices while they train, and reports a rank that died; placed by a cluster, Ray Train's workers
+are the ranks instead (ray_train.py). Only rank 0 writes the run folder.
 
 Stopping: a `cancel` file in the run folder (any process may write it) or SIGUSR1/SIGTERM to the worker.
 
@@ -29,7 +30,7 @@ from studio.engine.device import devices_found, pick_device
 from studio.engine.distributed import Distributed
 from studio.engine.loop import Cancelled
 from studio.errors import UserError
-from studio.run import admission
+from studio.run import admission, ray_train
 from studio.run.runner import execute, explain, out_of_memory, with_retries
 from studio.run.stopping import CANCEL_POLL_S, watch_cancel_file, watch_signals
 from studio.runfolder import CANCEL, ERROR_LOG, RECIPE, WORKER_LOG, EventWriter, NullWriter, RunFolder, identity
@@ -78,6 +79,10 @@ def train(run: RunFolder, resume: bool, cancel: threading.Event, callbacks: list
 
     def attempt(resume_now: bool) -> None:
         recipe = tasks.load(run.file(RECIPE))
+        if placed and ray_train.spreads(recipe):  # Ray Train's workers take the cluster's devices, one each
+            failure = ray_train.launch(run, recipe, rank_on_ray, resume_now, cancel)
+            ranks_ended(run, cancel, failure or "Ray Train's workers ended")
+            return
         kind, count, available = device_plan(recipe)
         if callbacks and count > 1:
             raise UserError("Loop callbacks run in this process only; train.devices must be 1 to use them.")
@@ -129,6 +134,12 @@ def launch_ranks(run: RunFolder, kind: str, count: int, first: int, resume: bool
         if cancel.is_set():
             run.file(CANCEL).touch()  # the ranks poll it and stop at the same step
         time.sleep(CANCEL_POLL_S)
+    ranks_ended(run, cancel, f"exit code {process.returncode}; see {WORKER_LOG} in the run folder")
+
+
+def ranks_ended(run: RunFolder, cancel: threading.Event, how: str) -> None:
+    """How the ranks ended, from what rank 0 wrote: returns if the run completed, else raises Cancelled or a
+    RankFailure (how: the launcher's words, for ranks that ended without rank 0 saying why)."""
     status = run.status()
     if status.get("status") == "completed":
         return
@@ -136,8 +147,7 @@ def launch_ranks(run: RunFolder, kind: str, count: int, first: int, resume: bool
         raise Cancelled()
     if status.get("status") == "failed":
         raise RankFailure(status.get("error", ""), bool(status.get("out_of_memory")))
-    raise RankFailure(f"A training process ended unexpectedly (exit code {process.returncode}); see "
-                      f"{WORKER_LOG} in the run folder.")
+    raise RankFailure(f"A training process ended unexpectedly ({how}).")
 
 
 def worker_environment() -> dict[str, str]:
@@ -214,11 +224,22 @@ def free_port() -> int:
 
 def main_rank(run_dir: Path, resume: bool) -> int:
     """One rank of a run on several devices (under accelerate launch)."""
+    cancel = threading.Event()
+    watch_signals(cancel)
+    return run_rank(run_dir, resume, cancel)
+
+
+def rank_on_ray(config: dict) -> None:
+    """One rank as a Ray Train worker (ray_train.py), on a thread of its own (no signals there: a stop comes as
+    the cancel file)."""
+    run_rank(Path(config["run_dir"]), config["resume"], threading.Event())
+
+
+def run_rank(run_dir: Path, resume: bool, cancel: threading.Event) -> int:
+    """One rank of a run on several devices, in the process group its launcher describes in the environment."""
     run = RunFolder(run_dir)
     recipe = recipes.load(run.file(RECIPE))
     dist = Distributed.from_environment(recipe.train.distributed)
-    cancel = threading.Event()
-    watch_signals(cancel)
     watch_cancel_file(run, cancel, threading.Event())
     events = EventWriter(run) if dist.is_main else NullWriter()
     try:

@@ -9,6 +9,7 @@ import gradio as gr
 
 from studio import catalog, tasks
 from studio.families.base import ModelError
+from studio.ui import cluster_note
 from studio.ui import session as sessions
 from studio.ui.i18n import tr
 
@@ -76,6 +77,7 @@ def build(ctx, tab) -> None:
                                             label="Pretrained model (click a card)", elem_id="model-choice",
                                             elem_classes=["model-cards"]))  # set in the page's language on load
     details = gr.HTML(details_html(first["model"], "en"), elem_id="model-details")
+    cluster_note.add(ctx, tab)
     with gr.Accordion("Use another model (a name from huggingface.co, or a folder on this machine)", open=False):
         custom = gr.Textbox(label="Model name or folder", placeholder="e.g. google/vit-base-patch16-224 or "
                             "/models/my-bert", info="Any image, text or sound model that the transformers library "

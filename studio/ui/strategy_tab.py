@@ -12,6 +12,7 @@ from studio import tasks
 from studio.engine.device import devices_found, pick_device
 from studio.engine.trackers import TRACKERS
 from studio.tasks.base import Field, Option
+from studio.ui import cluster_note
 from studio.ui import session as sessions
 from studio.ui.i18n import tr, tr_said
 from studio.ui.sweep_form import SweepForm
@@ -157,6 +158,7 @@ class StrategyTab:
     def __init__(self, ctx, tab):
         self.ctx = ctx
         ctx.static(gr.Markdown("### 3. Choose how to adapt the model"))
+        cluster_note.add(ctx, tab)
         self.advice_md = gr.Markdown(elem_id="recommendation")
         first = sessions.new_session()["recipe"]
         self.strategy = ctx.texts.keep_choices(gr.Radio(strategy_choices(first["task"]), value=first["strategy"],

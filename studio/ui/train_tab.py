@@ -11,6 +11,8 @@ import time
 import gradio as gr
 
 from studio import recipe as recipes
+from studio.errors import UserError
+from studio.run import backends
 from studio.run.summary import headline
 from studio.runfolder import ACTIVE
 from studio.ui import charts
@@ -18,6 +20,7 @@ from studio.ui import session as sessions
 from studio.ui.i18n import tr, tr_said
 
 LOG_LINES = 14
+JOB_LOG_LINES = 8
 REPLAY_TICKS = 8  # a finished curve not yet seen appears over this many ticks
 TICK_S, REPLAY_TICK_S = 1.0, 0.3
 REPLAY_WITHIN_S = 30  # a run that ended longer ago than this is drawn whole
@@ -38,6 +41,11 @@ def waiting_words(status: dict, lang: str) -> str:
     """What a queued run waits for, from what admission wrote into its status: the runs ahead of it on its
     device, from this workspace and from others, and the time the one training now has left."""
     ahead = status.get("position", 0)
+    if not ahead and status.get("cluster_free"):  # its turn: the cluster has too little free for it
+        free, ask = status["cluster_free"], status["cluster_asks"]
+        return tr("Waiting for the cluster: {cpus} CPUs and {gpus} GPUs free; this run asks for {ask_cpus} CPUs and "
+                  "{ask_gpus} GPUs.", lang, cpus=f"{free['CPU']:g}", gpus=f"{free['GPU']:g}",
+                  ask_cpus=f"{ask['CPU']:g}", ask_gpus=f"{ask['GPU']:g}")
     if not ahead:
         return tr("Starting: waiting for its turn on the device.", lang)
     here = status.get("ahead_here", 0)
@@ -47,6 +55,8 @@ def waiting_words(status: dict, lang: str) -> str:
              tr("1 run from another workspace", lang) if elsewhere == 1 else
              tr("{n} runs from other workspaces", lang, n=elsewhere) if elsewhere else ""]
     who = tr("{first} and {second}", lang, first=parts[0], second=parts[1]) if all(parts) else "".join(parts)
+    if status.get("cluster"):
+        return tr("Waiting for the cluster: {who}, then yours.", lang, who=who)
     device = tr("this machine's GPU", lang) if status.get("device") in ("cuda", "mps") else tr("this machine's CPU", lang)
     text = tr("Waiting for {device}: {who}, then yours. One run trains at a time on a device.", lang,
               device=device, who=who)
@@ -119,6 +129,17 @@ def log_text(events: list[dict], lang: str, curves=()) -> str:
     return "\n".join(lines[-LOG_LINES:])
 
 
+def job_log(run, status: dict, lang: str) -> str:
+    """The last lines of what a run's job printed on the cluster (Ray's job log), for a run a cluster carries."""
+    if not status.get("cluster_job_id"):
+        return ""
+    try:
+        lines = backends.for_run(run).logs(run).strip().splitlines()[-JOB_LOG_LINES:]
+    except (OSError, RuntimeError, UserError):  # the cluster not answering: the run's own story still shows
+        return ""
+    return "\n\n" + tr("The job's log on the cluster:", lang) + "\n" + "\n".join(lines) if lines else ""
+
+
 def revealed(events: list[dict], shown: int) -> list[dict]:
     """The events up to step `shown` (the replay's position); everything but curve points passes."""
     return [e for e in events if e["type"] not in ("step", "epoch") or e.get("step", 0) <= shown]
@@ -165,7 +186,8 @@ def build(ctx, tab) -> None:
         shown = replay_position(status, latest, total, 0 if fresh else seen.get("shown", 0))
         replaying = shown < latest
         stopping = run.cancel_requested() and status.get("status") in ACTIVE
-        drawn = (run_id, status.get("status"), status.get("position"), len(events), shown, stopping)
+        drawn = (run_id, status.get("status"), status.get("position"), status.get("message"), len(events), shown,
+                 stopping)
         training = status.get("status") in ACTIVE
         out = {timer: gr.Timer(REPLAY_TICK_S if replaying else TICK_S, active=training or replaying),
                view: {"run": run_id, "shown": shown, "drawn": drawn}}
@@ -181,16 +203,18 @@ def build(ctx, tab) -> None:
                 progress: progress_html(status, visible if replaying else events, lang, stopping),
                 loss_plot: charts.loss_figure(visible, lang),
                 accuracy_plot: charts.metrics_figure(visible, curves, lang),
-                log: log_text(events, lang, curves)}
+                log: log_text(events, lang, curves) + job_log(run, status, lang)}
 
     def on_start(state):
         lang = state["lang"]
         try:
             recipe = sessions.build_recipe(state)
-            job = ctx.jobs.start(recipe)
+            ctx.check(recipe)  # what this user's recipe may read and start from
+            job = ctx.jobs.start(recipe, owner=ctx.owner())
         except recipes.RecipeError as exc:
             return {message: f"**{tr('Cannot start yet.', lang)}** {exc}", ctx.session: state,
                     ctx.summary: sessions.summary(state)}
+        ctx.audit("run started", run=job.run_id, task=recipe.task, model=recipe.model, strategy=recipe.strategy)
         sessions.add_run(state, job.run_id, recipe)
         return {message: "", ctx.session: state, ctx.summary: sessions.summary(state)}
 
@@ -199,6 +223,7 @@ def build(ctx, tab) -> None:
         if not run_id or ctx.run_status(run_id).get("status") not in ACTIVE:
             return {message: tr("Nothing is training right now.", state["lang"])}
         ctx.jobs.cancel(run_id)
+        ctx.audit("run stopped", run=run_id)
         return {message: ""}
 
     outputs = [start, heading, message, progress, loss_plot, accuracy_plot, log, timer, view]

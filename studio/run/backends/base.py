@@ -16,6 +16,10 @@ class Backend:
         """What status.json records of this backend when a run is queued on it."""
         return {"backend": self.name}
 
+    def describe(self) -> dict | None:
+        """Where runs train, for the page (a cluster's size and what is free now); None: this machine."""
+        return None
+
     def check(self, recipe: Recipe) -> None:
         """Refuses (a UserError) a recipe this backend can never run, before it is queued."""
 

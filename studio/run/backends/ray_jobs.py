@@ -27,7 +27,7 @@ from studio.runfolder import WORKER_LOG, RunFolder
 from studio.workspace import CACHE_VARIABLES
 
 log = logging.getLogger(__name__)
-INSTALL = 'pip install -e ".[cluster]" (or pip install "ray[default]")'
+INSTALL = 'pip install -e ".[cluster]" (or pip install "ray[default,train]")'
 ACTIVE_JOB = ("PENDING", "RUNNING")
 STOP_WAIT_S = 60  # Ray's grace between SIGTERM and SIGKILL when a job is stopped: time for a step to end
 PASSED_ON = ("STUDIO_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")  # environment a job gets from the studio
@@ -64,8 +64,9 @@ def nodes(address: str) -> list[dict]:
 
 
 def asks(recipe: Recipe, address: str) -> dict:
-    """The CPUs and GPUs a run reserves on the cluster: train.cpus, and a GPU per device when it trains on GPUs
-    (device auto: when the cluster has any)."""
+    """The CPUs and GPUs a run reserves on the cluster in all: train.cpus, and a GPU when it trains on GPUs (device
+    auto: when the cluster has any), per device; "workers": its devices (above 1, Ray Train's workers reserve
+    them, each its share, and the job's entrypoint nothing)."""
     device, devices = recipe.train.device, recipe.train.devices
     if device == "mps":
         raise ClusterError("Recipe key 'train.device' is mps (Apple's GPU), which a Ray cluster does not offer; "
@@ -73,7 +74,7 @@ def asks(recipe: Recipe, address: str) -> dict:
     if devices == "all":
         raise ClusterError("Recipe key 'train.devices' is 'all', which means nothing on a cluster: give a number.")
     gpus = device == "cuda" or (device == "auto" and any(n["GPU"] for n in nodes(address)))
-    return {"CPU": float(recipe.train.cpus), "GPU": float(devices) if gpus else 0.0}
+    return {"CPU": float(recipe.train.cpus * devices), "GPU": float(devices) if gpus else 0.0, "workers": devices}
 
 
 def free(client, address: str) -> dict:
@@ -88,6 +89,19 @@ def free(client, address: str) -> dict:
             left["CPU"] -= float(meta.get("cpus", 0))
             left["GPU"] -= float(meta.get("gpus", 0))
     return left
+
+
+def describe(address: str) -> dict:
+    """What the cluster has, for the page: its nodes, CPUs and GPUs, and how many of them the studio's jobs leave
+    free now; {"address", "answers": False} when it does not answer."""
+    try:
+        sizes, left = nodes(address), free(connect(address), address)
+    except Exception as exc:  # down, restarting, unreachable: the page says so instead of failing
+        log.warning("the cluster at %s did not answer: %s", address, exc)
+        return {"address": address, "answers": False}
+    return {"address": address, "answers": True, "nodes": len(sizes),
+            "CPU": sum(n["CPU"] for n in sizes), "GPU": sum(n["GPU"] for n in sizes),
+            "free_CPU": max(left["CPU"], 0.0), "free_GPU": max(left["GPU"], 0.0)}
 
 
 def job_environment() -> dict[str, str]:
@@ -108,11 +122,13 @@ def submit(client, run: RunFolder, job_id: str, ask: dict, resume: bool) -> str:
     """Submits the run as a Ray job; returns its id."""
     command = [sys.executable, "-m", "studio.cli", "worker", str(run.path.resolve())] + (["--resume"] if resume else [])
     owner = run.status().get("owner") or getpass.getuser()
+    spread = ask["workers"] > 1  # Ray Train's workers reserve the run's devices (ray_train.py)
     return client.submit_job(entrypoint=shlex.join(command), submission_id=job_id,
                              runtime_env={"env_vars": job_environment()},
                              metadata={"studio_run": run.id, "owner": owner, "cpus": str(ask["CPU"]),
                                        "gpus": str(ask["GPU"])},
-                             entrypoint_num_cpus=ask["CPU"], entrypoint_num_gpus=ask["GPU"])
+                             entrypoint_num_cpus=0 if spread else ask["CPU"],
+                             entrypoint_num_gpus=0 if spread else ask["GPU"])
 
 
 class RayBackend(Backend):
@@ -128,15 +144,24 @@ class RayBackend(Backend):
     def fields(self) -> dict:
         return {"backend": self.name, "cluster": self.address, "cluster_job_id": None}
 
+    def describe(self) -> dict:
+        return describe(self.address)
+
     def check(self, recipe: Recipe) -> None:
         self.client  # noqa: B018  nothing answering: the ClusterError's words, before anything else
         ask = asks(recipe, self.address)
         sizes = nodes(self.address)
-        if not any(n["CPU"] >= ask["CPU"] and n["GPU"] >= ask["GPU"] for n in sizes):
+        each = {key: ask[key] / ask["workers"] for key in ("CPU", "GPU")}  # one process's share, on one node
+        if not any(n["CPU"] >= each["CPU"] and n["GPU"] >= each["GPU"] for n in sizes):
             biggest = max(sizes, key=lambda n: (n["GPU"], n["CPU"]), default={"CPU": 0, "GPU": 0})
-            raise ClusterError(f"This run asks for {ask['CPU']:g} CPUs and {ask['GPU']:g} GPUs on one node "
+            raise ClusterError(f"This run asks for {each['CPU']:g} CPUs and {each['GPU']:g} GPUs on one node "
                                f"(train.cpus, train.devices) but the cluster's largest node has "
                                f"{biggest['CPU']:g} CPUs and {biggest['GPU']:g} GPUs.")
+        total = {key: sum(n[key] for n in sizes) for key in ("CPU", "GPU")}
+        if total["CPU"] < ask["CPU"] or total["GPU"] < ask["GPU"]:
+            raise ClusterError(f"This run asks for {ask['CPU']:g} CPUs and {ask['GPU']:g} GPUs in all "
+                               f"({ask['workers']} devices: train.devices, train.cpus each) but the cluster has "
+                               f"{total['CPU']:g} CPUs and {total['GPU']:g} GPUs.")
 
     def submit(self, run: RunFolder, resume: bool) -> subprocess.Popen:
         command = [sys.executable, "-m", "studio.run.backends.ray_placer", self.address, str(run.path.resolve())]

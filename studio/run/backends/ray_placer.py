@@ -47,13 +47,12 @@ def place(address: str, run: RunFolder, resume: bool, cancel: threading.Event) -
         if left["CPU"] < ask["CPU"] or left["GPU"] < ask["GPU"]:
             return None
         job_id = ray_jobs.submit(client, run, next_job_id(client, run), ask, resume)
-        events.set_status("queued", cluster_job_id=job_id, message=None)
+        events.set_status("queued", cluster_job_id=job_id, message=None, cluster_free=None, cluster_asks=None)
         return job_id
 
     def waiting(where: dict) -> None:
-        message = (f"Waiting for the cluster: {max(left.get('CPU', 0), 0):g} CPUs and {max(left.get('GPU', 0), 0):g}"
-                   f" GPUs free; this run asks for {ask['CPU']:g} CPUs and {ask['GPU']:g} GPUs.") if left else None
-        events.set_status("queued", **where, message=message)
+        cluster = admission.cluster_wait(left, ask) if left and not where.get("owner_limit") else {}
+        events.set_status("queued", **{**where, **cluster})  # the owner's limit first: its words, not the cluster's
 
     job_id = admission.wait_turn(run.path, ray_jobs.cluster_key(address), take, cancel, waiting)
     if job_id is None:
