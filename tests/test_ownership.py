@@ -95,6 +95,19 @@ def test_a_users_recipe_reads_only_their_uploads_the_examples_and_the_opened_fol
             ownership.check_recipe(recipe(str(HELPDESK_CSV), model=model), cara, space)
 
 
+def test_a_user_over_their_disk_limit_starts_no_run_and_is_told_the_numbers(space):
+    mine = space.user_uploads_dir("bob") / "u1"
+    mine.mkdir(parents=True)
+    data = write_text_csv(mine / "topics.csv")
+    with open(run_folder(space, "bobs-run", "bob") / "model" / "weights.bin", "wb") as weights:
+        weights.truncate(1_200_000_000)  # 1.2 GB as its size says (sparse: nothing written)
+    ownership.check_recipe(recipe(data), ownership.viewer(space, "bob"), space)  # within the default 50 GB
+    Users(space.root).set_limits("bob", max_disk_gb=1)
+    with pytest.raises(RecipeError, match=r"take 1\.2 GB of the workspace, over your limit of 1 GB"):
+        ownership.check_recipe(recipe(data), ownership.viewer(space, "bob"), space)
+    ownership.check_recipe(recipe(str(HELPDESK_CSV)), ownership.viewer(space, "cara"), space)  # bob's runs not hers
+
+
 def test_a_table_of_files_lists_only_files_the_user_may_read(space):
     bob = ownership.viewer(space, "bob")
     mine = space.user_uploads_dir("bob") / "u2"

@@ -90,6 +90,11 @@ def check_recipe(recipe: Recipe, who: Viewer, workspace: Workspace, data_roots: 
     symbolic links, so that no name leads outside what the user may read."""
     if who.sees_everything:
         return
+    used = disk_used_gb(workspace, who)
+    if used > who.limits.max_disk_gb:
+        raise RecipeError(f"Your runs and uploads take {used:.1f} GB of the workspace, over your limit of "
+                          f"{who.limits.max_disk_gb} GB: delete runs you no longer need from the workspace, or ask "
+                          "an admin to raise it (studio users limit NAME --max-disk-gb N).")
     if recipe.trust_remote_code:
         raise RecipeError("Recipe key 'trust_remote_code' is true: running the Python code a model ships with is "
                           "for admins only. Leave it false, or ask an admin to start this run.")
@@ -112,6 +117,13 @@ def check_recipe(recipe: Recipe, who: Viewer, workspace: Workspace, data_roots: 
     if uri and urlsplit(uri.strip()).scheme.split("+")[0].lower() in LOCAL_TRACKING:
         raise RecipeError("Recipe key 'train.mlflow_tracking_uri' names a file on the studio's machine: leave it "
                           "out (the workspace's own MLflow store), or give an http(s) tracking server.")
+
+
+def disk_used_gb(workspace: Workspace, who: Viewer) -> float:
+    """What `who`'s run folders and uploads take on disk, in GB (their limit: Limits.max_disk_gb)."""
+    folders = [d for d in workspace.run_dirs() if (read_json(d / STATUS) or {}).get("owner") == who.name]
+    folders.append(workspace.user_uploads_dir(who.name))
+    return sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file()) / 1e9
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:
