@@ -261,3 +261,20 @@ def test_an_upload_over_the_users_limit_is_refused_with_the_numbers(tmp_path):
     with pytest.warns(UserWarning, match=r"This upload is 2\.1 MB; your uploads may be up to 1 MB each"):
         assert on_upload(str(big), session("bob"), None, gr.Request(username="bob")) == {}
     assert not workspace.uploads_dir.exists()
+
+
+def test_the_data_tab_reads_no_file_a_crafted_session_names(studio):
+    """The session is the browser's: one naming another user's data (or any file) is refused before it is read."""
+    import gradio as gr
+    from studio.ui.app import build_app
+    _, workspace, _ = studio
+    app = build_app(Workspace(workspace), JobManager(Workspace(workspace), in_process=True))
+    status = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "data-status")
+    on_split = next(f.fn for f in app.fns.values() if f.name == "on_split" and status in f.outputs)
+    def crafted(name: str) -> dict:
+        state = session(name)
+        state["recipe"].update(task="text-classification", data={"path": str(workspace.parent / "carols-notes.csv")})
+        return state
+    refused = on_split(0.2, crafted("bob"), gr.Request(username="bob"))[status]
+    assert "may read only your own uploads" in refused and "Ready" not in refused
+    assert "Ready" in on_split(0.2, crafted("alice"), gr.Request(username="alice"))[status]  # admins read any file

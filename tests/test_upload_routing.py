@@ -3,7 +3,7 @@ better and worse answers to preference tuning, prompts and answers to instructio
 classification; a table that names no task's columns stays with a task that reads tables."""
 import pytest
 
-from studio.ui.data_tab import task_for
+from studio.ui.data_checks import task_for
 
 TABLES = [("prompt,chosen,rejected", "preference-tuning"), ("question,good,bad", "preference-tuning"),
           ("question,answer", "instruction-tuning"), ("messages", "instruction-tuning"),

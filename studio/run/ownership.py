@@ -10,22 +10,25 @@ admin opened with `studio serve --data-root DIR`.
     visible(status, who)                     # a run's status.json (or a runs-list entry): may bob see it?
     find_run(workspace, who, run_id)         # its folder, or RunNotFound alike for a missing and a hidden run
     check_recipe(recipe, who, workspace, data_roots)   # RecipeError naming the key, before the run is started
+    check_data(recipe.data, who, workspace, data_roots) # the same for the data alone (the Data tab's check)
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection
 from urllib.parse import urlsplit
 
 from studio import catalog
 from studio.assets import EXAMPLES
 from studio.engine.data.tables import read_table
-from studio.recipe import Recipe, RecipeError
+from studio.recipe import DataSpec, Recipe, RecipeError
 from studio.runfolder import STATUS, read_json
 from studio.users import Limits, Users, check_name
 from studio.workspace import RunNotFound, Workspace
 
+OUTPUT_DIR = re.compile(r"[A-Za-z0-9][\w.-]*")  # a user's output_dir: one folder of the workspace
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")  # a run folder's name; never a path
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")  # name or org/name
 SHARED_FOLDERS = ("uploads", "cache")  # workspace folders a run folder must not be written into
@@ -50,14 +53,17 @@ class Viewer:
         return self.name if self.accounts else None
 
 
-def viewer(workspace: Workspace, name: str | None) -> Viewer:
-    """The viewer for a login (None: anonymous). A name the accounts do not hold (an `--auth` pair beside them)
-    is an ordinary user with the default limits."""
+def viewer(workspace: Workspace, name: str | None, logins: Collection[str] = ()) -> Viewer:
+    """The viewer for a login (None: anonymous). logins: the names of the `--auth` pairs the studio was started
+    with, ordinary users with the default limits beside the accounts. Any other name the accounts do not hold (an
+    account removed while its login cookie lives on) is anonymous: it sees no run and starts none."""
     users = Users(workspace.root)
     if not users.exist():
         return Viewer(name, accounts=False)
     user = users.get(name) if name else None
-    return Viewer(name, admin=bool(user and user.is_admin), limits=user.limits if user else Limits())
+    if user is None:
+        return Viewer(name if name in logins else None)
+    return Viewer(name, admin=user.is_admin, limits=user.limits)
 
 
 def visible(status: dict, who: Viewer) -> bool:
@@ -90,6 +96,9 @@ def check_recipe(recipe: Recipe, who: Viewer, workspace: Workspace, data_roots: 
     symbolic links, so that no name leads outside what the user may read."""
     if who.sees_everything:
         return
+    if who.name is None:  # accounts were added after this studio started: its page asks for no login yet
+        raise RecipeError("Log in first: this studio has accounts now, and starts runs only for them. Ask an admin "
+                          "to restart it (`studio serve`), and log in.")
     used = disk_used_gb(workspace, who)
     if used > who.limits.max_disk_gb:
         raise RecipeError(f"Your runs and uploads take {used:.1f} GB of the workspace, over your limit of "
@@ -98,25 +107,35 @@ def check_recipe(recipe: Recipe, who: Viewer, workspace: Workspace, data_roots: 
     if recipe.trust_remote_code:
         raise RecipeError("Recipe key 'trust_remote_code' is true: running the Python code a model ships with is "
                           "for admins only. Leave it false, or ask an admin to start this run.")
-    readable = [workspace.user_uploads_dir(who.name), EXAMPLES, *data_roots]
-    allowed = [Path(root).expanduser().resolve() for root in readable]
-    for key in ("path", "validation_path", "corrections"):
-        value = getattr(recipe.data, key)
-        if value and not _inside(Path(value).expanduser().resolve(), allowed):
-            raise RecipeError(f"Recipe key 'data.{key}' is {value!r}: your recipes may read only your own uploads, "
-                              f"the bundled examples{' and the data folders this studio opened' * bool(data_roots)}.")
-    if recipe.data.path_column:
-        _check_listed_files(Path(recipe.data.path).expanduser().resolve(), recipe.data.path_column, allowed)
+    check_data(recipe.data, who, workspace, data_roots)
     _check_model(recipe.model, who, workspace)
-    out = (workspace.root / recipe.output_dir).resolve()
-    if not _inside(out, [workspace.root]) or out == workspace.root or \
-            _inside(out, [workspace.root / name for name in SHARED_FOLDERS]):
-        raise RecipeError(f"Recipe key 'output_dir' is {recipe.output_dir!r}: give a folder name inside the "
+    # One folder name: runs are found (and counted against their owner) one level below a workspace folder, and a
+    # nested name could lead into another user's run.
+    root = workspace.root.resolve()
+    out = (root / recipe.output_dir).resolve()
+    if not OUTPUT_DIR.fullmatch(str(recipe.output_dir)) or out.parent != root or \
+            _inside(out, [root / name for name in SHARED_FOLDERS]):
+        raise RecipeError(f"Recipe key 'output_dir' is {recipe.output_dir!r}: give one folder name of the "
                           "workspace for runs, such as 'runs'.")
     uri = recipe.train.mlflow_tracking_uri
     if uri and urlsplit(uri.strip()).scheme.split("+")[0].lower() in LOCAL_TRACKING:
         raise RecipeError("Recipe key 'train.mlflow_tracking_uri' names a file on the studio's machine: leave it "
                           "out (the workspace's own MLflow store), or give an http(s) tracking server.")
+
+
+def check_data(spec: DataSpec, who: Viewer, workspace: Workspace, data_roots: list[str | Path] = ()) -> None:
+    """RecipeError naming the key when `who` may not read the data a recipe (or the Data tab's check) names."""
+    if who.sees_everything:
+        return
+    readable = [workspace.user_uploads_dir(who.name), EXAMPLES, *data_roots]
+    allowed = [Path(root).expanduser().resolve() for root in readable]
+    for key in ("path", "validation_path", "corrections"):
+        value = getattr(spec, key)
+        if value and not _inside(Path(value).expanduser().resolve(), allowed):
+            raise RecipeError(f"Recipe key 'data.{key}' is {value!r}: your recipes may read only your own uploads, "
+                              f"the bundled examples{' and the data folders this studio opened' * bool(data_roots)}.")
+    if spec.path_column:
+        _check_listed_files(Path(spec.path).expanduser().resolve(), spec.path_column, allowed)
 
 
 def disk_used_gb(workspace: Workspace, who: Viewer) -> float:

@@ -161,6 +161,11 @@ class Context:
         """RecipeError in words when this user may not start the recipe (what it reads, its model)."""
         ownership.check_recipe(recipe, self.user(), self.workspace, self.data_roots)
 
+    def check_data(self, spec) -> None:
+        """RecipeError in words when this user may not read the data (a session is the browser's: it may name
+        anything)."""
+        ownership.check_data(spec, self.user(), self.workspace, self.data_roots)
+
     def runs(self) -> list[dict]:
         """The workspace's runs this user may see, oldest first."""
         user = self.user()

@@ -8,8 +8,6 @@ import logging
 import math
 import re
 import shutil
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
@@ -18,38 +16,20 @@ from studio import tasks
 from studio.engine.data import DataError
 from studio.engine.data.archive import file_digest
 from studio.engine.data.tables import TABLE_SUFFIXES, table_columns
-from studio.recipe import DataSpec
+from studio.recipe import DataSpec, RecipeError
 from studio.ui import charts
 from studio.ui import session as sessions
+from studio.ui.data_checks import Checks, guess_column, report_lines, task_for
 from studio.ui.duplicates_view import DuplicatesView
-from studio.ui.i18n import tr, tr_said
+from studio.ui.i18n import tr
 from studio.ui.label_check_view import LabelCheckView
 
 log = logging.getLogger(__name__)
 NO_COLUMN = "(none)"  # the optional column pickers' choice of no column (its value; shown translated)
-CHECKS_KEPT = 16
 ELEM_IDS = {"text_column": "item-column", "path_column": "item-column-path", "label_column": "label-column",
             "group_column": "group-column"}
 INFOS = {"group_column": "e.g. region or device: results are also shown per group, so you can see if the model "
                          "serves some groups worse."}
-
-
-class Checks:
-    """The last data checks of this app, so a page reloading does not decode every file again."""
-
-    def __init__(self, kept: int = CHECKS_KEPT):
-        self.kept, self._checked, self._lock = kept, OrderedDict(), threading.Lock()
-
-    def get(self, key: str):
-        with self._lock:
-            return self._checked.get(key)
-
-    def put(self, key: str, data) -> None:
-        with self._lock:
-            self._checked[key] = data
-            self._checked.move_to_end(key)
-            while len(self._checked) > self.kept:
-                self._checked.popitem(last=False)
 
 
 def _store_upload(ctx, source: str) -> Path:
@@ -61,56 +41,12 @@ def _store_upload(ctx, source: str) -> Path:
     return target
 
 
-def _guess(columns: list[str], names: tuple[str, ...]) -> str | None:
-    """The column whose name says what it holds; None when no name does (never a random column)."""
-    lower = {c.lower().strip(): c for c in columns}
-    return next((lower[k] for k in names if k in lower), None)
-
-
-def task_for(path: Path, current: str) -> str:
-    """For a table, the task whose columns it names best (the session's on a tie); else the session's task if it
-    can read this data, else the first task that can."""
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        try:
-            columns = table_columns(path)
-        except DataError:
-            columns = []
-        fits = {name: tasks.get(name).fit(columns) for name in tasks.names() if tasks.get(name).accepts(path)}
-        best = max(fits.values(), default=0)
-        if best:
-            return current if fits.get(current) == best else next(n for n, fit in fits.items() if fit == best)
-    if tasks.get(current).accepts(path):
-        return current
-    return next((name for name in tasks.names() if tasks.get(name).accepts(path)), current)
-
-
 def all_examples() -> list:
     return [(name, example) for name in tasks.names() for example in tasks.get(name).examples]
 
 
 def class_folder(ctx, state) -> Path:
     return ctx.uploads_dir() / "classes" / str(state["id"])
-
-
-def report_lines(task, data, name: str, lang: str) -> tuple[str, str]:
-    """(the data's line in the top bar, the report in words) of checked data."""
-    report = data.report
-    train, val = len(data.train_items), len(data.val_items)
-    total = train + val
-    classes = len(data.classes) if task.classes else 0
-    note = (tr("{name}: {total} examples, {classes} classes", lang, name=name, total=total, classes=classes)
-            if classes else tr("{name}: {total} examples", lang, name=name, total=total))
-    lines = [tr("**Ready:** {total} examples in {classes} classes ({train} for training, {val} held back to "
-                "measure accuracy).", lang, total=total, classes=classes, train=train, val=val) if classes else
-             tr("**Ready:** {total} examples ({train} for training, {val} held back to measure how well the "
-                "model learned).", lang, total=total, train=train, val=val)]
-    lines += [f"- **{tr('Note', lang)}:** {tr_said(w, lang)}" for w in report.warnings]
-    if report.skipped:
-        shown = report.skipped[:8]
-        more = len(report.skipped) - len(shown)
-        lines.append(f"\n{tr('Skipped', lang)}: " + "; ".join(f"`{s['item']}` ({s['reason']})" for s in shown)
-                     + (f"; {tr('and {n} more', lang, n=more)}" if more else ""))
-    return note, "\n".join(lines)
 
 
 class DataTab:
@@ -223,11 +159,13 @@ class DataTab:
         task = tasks.get(draft["task"])
         key = json.dumps([draft["task"], draft["data"]], sort_keys=True)
         try:
+            spec = DataSpec(**draft["data"])
+            self.ctx.check_data(spec)  # before anything is read
             data = self.checks.get(key) if reuse else None
-            data = data or task.load_data(DataSpec(**draft["data"]), seed=0, uploads_dir=self.ctx.workspace.uploads_dir)
+            data = data or task.load_data(spec, seed=0, uploads_dir=self.ctx.workspace.uploads_dir)
             self.checks.put(key, data)
         except Exception as exc:  # DataError says what to fix; anything else must not take the page down either
-            if isinstance(exc, DataError):
+            if isinstance(exc, (DataError, RecipeError)):
                 message = str(exc).replace(str(class_folder(self.ctx, state)), tr("your files", lang))
             else:
                 log.exception("checking the data failed")
@@ -258,9 +196,10 @@ class DataTab:
         if Path(path).suffix.lower() not in TABLE_SUFFIXES or not tasks.get(draft["task"]).table_columns:
             return []
         try:
+            self.ctx.check_data(DataSpec(path=path))  # the session is the browser's: it may name any file
             return table_columns(path)
-        except DataError:
-            return []  # unreadable: the check says why
+        except (DataError, RecipeError):
+            return []  # unreadable, or not this user's to read: the check says why
 
     def show_pickers(self, state) -> dict:
         """The column pickers for the session's data: its task's, shown for a table, with the columns it has."""
@@ -284,7 +223,7 @@ class DataTab:
         task = tasks.get(task_name)
         self.use_path(state, task_name, path)
         columns = self.table_columns_of(state)
-        chosen = {c.key: _guess(columns, c.guesses) for c in task.table_columns} if columns else {}
+        chosen = {c.key: guess_column(columns, c.guesses) for c in task.table_columns} if columns else {}
         state["recipe"]["data"].update({k: v for k, v in chosen.items() if v})
         missing = [tr(c.words, state["lang"]) for c in task.table_columns if c.required and not chosen.get(c.key)]
         if columns and missing:  # say which column is missing, with the columns found: no wild guess
