@@ -8,6 +8,8 @@ import sys
 
 
 def cmd_sweep(args, fail) -> int:
+    from studio.errors import UserError
+    from studio.run import ownership
     from studio.run import sweep as sweeps
     from studio.run.jobs import JobManager
     from studio.run.sweep_driver import Driver
@@ -15,22 +17,25 @@ def cmd_sweep(args, fail) -> int:
 
     if bool(args.recipe) == bool(args.resume):
         return fail("give a recipe file with a sweep block to start a sweep, or --resume SWEEP to continue one")
+    if args.owner and args.resume:
+        return fail("--owner is for a new sweep: a resumed sweep's runs keep the owner it was started with")
     workspace = Workspace(args.workspace)
     try:
         if args.recipe:
+            owner = ownership.check_owner(workspace, args.owner)
             try:
                 text = open(args.recipe, encoding="utf-8").read()
             except (OSError, UnicodeDecodeError) as exc:
                 return fail(f"could not read the recipe file {args.recipe}: {exc}")
             plan = sweeps.parse(text)
             print(f"Sweep: {sweeps.plan_words(workspace, plan)}.", file=sys.stderr)
-            sweep = sweeps.create(workspace, plan)
+            sweep = sweeps.create(workspace, plan, owner=owner)
         else:
             sweep = sweeps.find(workspace, args.resume)
             state = sweep.state()["status"]
             if state in ("running", "completed"):
                 return fail(f"sweep {sweep.id} is {state}: there is nothing to resume")
-    except (sweeps.SweepError, sweeps.SweepNotFound) as exc:
+    except (UserError, sweeps.SweepNotFound) as exc:  # a sweep that cannot run, an owner with no account
         return fail(str(exc))
     print(f"Sweep {sweep.id} in {sweep.path}", file=sys.stderr, flush=True)
     # Ctrl-C (or a stop signal) asks the driver to stop, which stops the run it follows and says so in sweep.json.
@@ -81,4 +86,6 @@ def add_parsers(sub, common, fail) -> None:
                            "each a run, and say which did best")
     sweep.add_argument("recipe", nargs="?", help="recipe YAML file with a sweep: block (grid or search)")
     sweep.add_argument("--resume", metavar="SWEEP", help="continue an interrupted or stopped sweep")
+    sweep.add_argument("--owner", metavar="NAME", help="the account the sweep and its runs belong to (`studio users "
+                       "list`); without it, only admins see them")
     sweep.set_defaults(func=lambda args: cmd_sweep(args, fail))

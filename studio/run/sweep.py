@@ -20,6 +20,7 @@ import itertools
 import math
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -173,9 +174,11 @@ def words(settings: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
-def check(raw) -> dict:
+def check(raw, may_run: Callable[[recipes.Recipe], None] = lambda recipe: None) -> dict:
     """A whole recipe-with-sweep checked: {"base", "kind", "settings" (grid) or "search", "metric"}. SweepError
-    names the key, and the combination, of the first thing that cannot run."""
+    names the key, and the combination, of the first thing that cannot run. may_run(recipe): RecipeError when the
+    one starting the sweep may not run that recipe (ownership.check_recipe), asked of every grid combination and of
+    every search choice and range end: a sweep can change what a run reads, so its base alone says too little."""
     base, block = split(raw)
     try:
         recipe = tasks.from_dict(base)
@@ -190,7 +193,7 @@ def check(raw) -> dict:
         tried = search_values(space["params"])
     for n, settings in enumerate(tried, 1):
         try:
-            recipe_for(base, settings)
+            may_run(recipe_for(base, settings))
         except RecipeError as exc:
             which = f"combination {n} of {len(tried)}" if plan["kind"] == "grid" else "the value"
             raise SweepError(f"Sweep {which} ({words(settings)}) cannot run: {exc}") from None
@@ -235,11 +238,12 @@ class Sweep(Folder):
         return data
 
 
-def create(workspace: Workspace, plan: dict) -> Sweep:
-    """A new sweep folder for a checked plan (status 'created': its driver has not started)."""
+def create(workspace: Workspace, plan: dict, owner: str | None = None) -> Sweep:
+    """A new sweep folder for a checked plan (status 'created': its driver has not started). owner: the account
+    the sweep and its runs belong to (None: a studio without accounts), kept in sweep.json for its driver."""
     sweep = Sweep(new_dir(workspace.sweeps_dir, time.strftime("sweep-%Y%m%d-%H%M%S")))
     planned = plan["settings"] if plan["kind"] == "grid" else []
-    sweep.write({"id": sweep.id, "created": time.time(), "status": "created", "kind": plan["kind"],
+    sweep.write({"id": sweep.id, "created": time.time(), "owner": owner, "status": "created", "kind": plan["kind"],
                  "recipe": plan["base"], "search": plan.get("search"), "metric": plan["metric"],
                  "total": len(planned) or plan["search"]["trials"],
                  "runs": [{"index": i, "settings": s, "run_id": None, "status": "pending", "score": None,

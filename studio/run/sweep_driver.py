@@ -79,7 +79,8 @@ class Driver:
         """The entry's run: started now, or (resuming) the one it had, resumed if it was stopped or interrupted."""
         if entry["run_id"] is None:
             try:
-                job = self.manager.start(recipe_for(self.data["recipe"], entry["settings"]))
+                job = self.manager.start(recipe_for(self.data["recipe"], entry["settings"]),
+                                         owner=self.data.get("owner"))  # sweeps from before accounts: none
             except RecipeError as exc:  # e.g. the data went away since the sweep was checked
                 entry.update(status="failed", error=str(exc))
                 self._save()

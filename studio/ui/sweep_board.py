@@ -8,6 +8,7 @@ import pandas as pd
 
 from studio import tasks
 from studio.errors import UserError
+from studio.run import ownership
 from studio.run import sweep as sweeps
 from studio.ui import charts
 from studio.ui import session as sessions
@@ -74,16 +75,23 @@ class SweepBoard:
         ctx.on(self.stop.click, self.on_stop, [self.pick, ctx.session], self.shown)
         ctx.on(self.use_best.click, self.on_use_best, [self.pick, ctx.session], [ctx.session, ctx.summary, ctx.tabs])
 
+    def sweep(self, sweep_id: str) -> sweeps.Sweep:
+        """A sweep this user may see (their own; an admin: any); SweepNotFound alike for a missing and a hidden one."""
+        sweep = sweeps.find(self.ctx.workspace, sweep_id)
+        if not ownership.visible(sweep.read(), self.ctx.user()):
+            raise sweeps.SweepNotFound(f"No sweep called '{sweep_id}' here.")
+        return sweep
+
     def on_open(self, state) -> dict:
-        found = sweeps.all_sweeps(self.ctx.workspace)
-        ids = [s["id"] for s in found]
+        user = self.ctx.user()
+        ids = [s["id"] for s in sweeps.all_sweeps(self.ctx.workspace) if ownership.visible(s, user)]
         chosen = state.get("sweep_id") if state.get("sweep_id") in ids else (ids[0] if ids else None)
         return {self.pick: gr.update(choices=ids, value=chosen), **self.show(chosen, state)}
 
     def show(self, sweep_id, state) -> dict:
         lang = state["lang"]
         try:
-            data = sweeps.find(self.ctx.workspace, sweep_id).state() if sweep_id else None
+            data = self.sweep(sweep_id).state() if sweep_id else None
         except sweeps.SweepNotFound:
             data = None
         if data is None:
@@ -109,14 +117,15 @@ class SweepBoard:
     def on_stop(self, sweep_id, state) -> dict:
         if sweep_id:
             try:
-                sweeps.stop(self.ctx.workspace, sweep_id)
+                sweeps.stop(self.ctx.workspace, self.sweep(sweep_id).id)
+                self.ctx.audit("sweep stopped", sweep=sweep_id)
             except sweeps.SweepNotFound:
                 pass  # show() says it is gone
         return self.show(sweep_id, state)
 
     def on_use_best(self, sweep_id, state) -> dict:
         try:
-            best = sweeps.best(sweeps.find(self.ctx.workspace, sweep_id).state()) if sweep_id else None
+            best = sweeps.best(self.sweep(sweep_id).state()) if sweep_id else None
         except sweeps.SweepNotFound:
             best = None
         if best is None:

@@ -88,12 +88,15 @@ class SweepForm:
                 raise recipes.RecipeError(" ".join(notes))
             recipe = sessions.build_recipe(state)
             block = sweep_block(recipe.strategy or name, strategies, rates_of(rates, lang), mode, trials, lang)
-            plan = sweeps.check({**recipes.to_dict(recipe), "sweep": block})
+            # Every run the sweep may start is checked as this user's: a setting can change what a run reads.
+            plan = sweeps.check({**recipes.to_dict(recipe), "sweep": block}, may_run=self.ctx.check)
         except recipes.RecipeError as exc:
             return {self.note: f"**{tr('Cannot start the sweep.', lang)}** {exc}", self.ctx.session: state}
         words = tr_said(sweeps.plan_words(self.ctx.workspace, plan), lang)
-        sweep = sweeps.create(self.ctx.workspace, plan)
+        sweep = sweeps.create(self.ctx.workspace, plan, owner=self.ctx.owner())
         spawn(self.ctx.workspace, sweep)
+        self.ctx.audit("sweep started", sweep=sweep.id, task=recipe.task, model=recipe.model,
+                       runs=sweep.read()["total"])
         state["sweep_id"] = sweep.id
         return {self.note: tr("Started sweep {id}: {plan}. Follow it on the Runs tab.", lang, id=sweep.id,
                               plan=words),
