@@ -50,9 +50,14 @@ def cmd_users(args, fail) -> int:
         if args.action == "limit":
             return _limit(users, args)
         if args.action == "add":
+            first = not users.exist()
             users.add(args.name, _password(args), admin=args.admin)
             audit.record(users.root, "user added", args.name, admin=args.admin, **_by())
             print(f"Added {'the admin ' if args.admin else ''}{args.name}.", file=sys.stderr)
+            if first:  # a studio reads at its start whether its page asks for a login
+                print("This is the workspace's first account: a studio already serving it without logins asks for "
+                      "them only once it is started again (`studio serve`). Until then its page shows no runs and "
+                      "starts none.", file=sys.stderr)
         elif args.action == "remove":
             users.remove(args.name)
             audit.record(users.root, "user removed", args.name, **_by())
@@ -112,6 +117,12 @@ def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def _printable(line: str) -> str:
+    """A line of the trail as the terminal may show it: a failed login's name is anyone's text, so its control
+    characters (escape codes, line breaks) are shown escaped, never sent to the terminal."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in line)
+
+
 def cmd_audit(args, fail) -> int:
     from studio import audit
     try:
@@ -126,8 +137,8 @@ def cmd_audit(args, fail) -> int:
         print("Nothing in the audit trail" + (" that matches" if args.user or args.since else " yet") + ".")
     for entry in entries:
         details = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (entry.get("details") or {}).items())
-        print(f"{entry['time']}  {entry.get('user') or '-':<20} {entry.get('address') or '-':<16} "
-              f"{entry['what']}{f' ({details})' if details else ''}")
+        print(_printable(f"{entry['time']}  {entry.get('user') or '-':<20} {entry.get('address') or '-':<16} "
+                         f"{entry['what']}{f' ({details})' if details else ''}"))
     return 0
 
 

@@ -85,6 +85,29 @@ def test_the_login_cookie_works_and_its_changes_need_the_pages_origin(studio):
         assert same.status_code == 422 and "not valid YAML" in same.json()["error"]  # heard, and answered
 
 
+def test_the_login_cookie_reads_nothing_for_another_site(studio):
+    """gradio's CORS answers let any site read what the browser fetches with the cookie once the studio is served
+    beyond localhost: the API refuses the cookie on every request naming another origin."""
+    url = studio[0]
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert login(http, "cara", "cara-pw").status_code == 200
+        for path in ("/api/runs", "/api/runs/any", "/api/runs/any/files/eval.json"):
+            elsewhere = http.get(path, headers={"Origin": "https://evil.example"})
+            assert elsewhere.status_code == 403 and "another site" in elsewhere.json()["error"], path
+        assert http.get("/api/runs", headers={"Origin": url}).status_code == 200  # the studio's own page
+
+
+def test_the_cookie_of_a_removed_account_opens_nothing(studio):
+    url, workspace, _ = studio
+    Users(workspace).add("dan", "dan-pw")
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert login(http, "dan", "dan-pw").status_code == 200
+        assert http.get("/api/runs").status_code == 200
+        Users(workspace).remove("dan")  # gradio still knows his cookie
+        refused = http.get("/api/runs")
+        assert refused.status_code == 401 and refused.json()["error"].startswith("Log in first")
+
+
 def upload(http: httpx.Client, path: Path) -> dict:
     answer = http.post("/api/uploads", files={"file": (path.name, path.read_bytes(), "text/csv")})
     assert answer.status_code == 201, answer.text
@@ -140,6 +163,8 @@ def test_a_users_recipe_runs_to_its_end_and_only_they_and_admins_see_it(studio, 
     ("task: text-classification\nmodel: all-minilm-l6-v2\ndata: {path: x.csv}\ntrust_remote_code: true\n",
      "trust_remote_code"),
     ("task: text-classification\nmodel: all-minilm-l6-v2\ndata: {path: x.csv}\noutput_dir: ../../elsewhere\n",
+     "output_dir"),
+    ("task: text-classification\nmodel: all-minilm-l6-v2\ndata: {path: x.csv}\noutput_dir: runs/nested\n",
      "output_dir"),
     ("task: text-classification\nmodel: all-minilm-l6-v2\ndata: {path: x.csv}\ntrain: {epochs: 0}\n", "train.epochs"),
 ])

@@ -8,8 +8,10 @@ Two studios: one behind a "proxy" (--trusted-proxy 127.0.0.1, so each test speak
 X-Forwarded-For, and one test's lockout cannot touch another's), one without (where that header must not count)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from browser_helpers import shot
 from helpers import free_port, login, start_server
 import studio.ui.app as app
 from studio import audit, cli
+from studio.ui import login as login_check
 from studio.users import FILE, Users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +85,7 @@ def test_the_old_auth_pair_still_logs_in(studios):
         assert login(http, "legacy", "wrong").status_code == 400
         assert login(http, "legacy", "legacy-pw").status_code == 200
         assert http.get("/config").status_code == 200
+        assert http.get("/api/runs").status_code == 200  # a user beside the accounts, not a removed one
 
 
 def test_more_than_ten_failures_for_a_name_lock_it_for_five_minutes_from_any_address(studios):
@@ -109,6 +113,37 @@ def test_without_a_trusted_proxy_x_forwarded_for_does_not_count(studios):
     with client(url, "10.3.1.1") as http:
         assert login(http, "alice", "alice-pw").status_code == 429
     assert {e["address"] for e in audit.read(workspace) if e["what"].startswith("login")} == {"127.0.0.1"}
+
+
+def test_guesses_sent_all_at_once_count_before_any_is_answered(studios):
+    """Thirty wrong passwords for one name at once, each from an address of its own: were failures counted only
+    once gradio had answered, all thirty would be checked."""
+    url, workspace = studios["proxied"]
+
+    def guess(n: int) -> int:
+        with client(url, f"10.4.0.{n}") as http:
+            return login(http, "erin", f"guess-{n}").status_code
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(guess, range(30)))
+    assert answers.count(400) == 11 and answers.count(429) == 19, answers
+    trail = [e["what"] for e in audit.read(workspace, user="erin")]
+    assert trail.count("login failed") == 11 and trail.count("login refused") == 19
+
+
+def test_an_auth_name_costs_the_same_hashing_as_an_account(tmp_path):
+    """The time a wrong password takes does not tell an `--auth` name from another."""
+    users = Users(tmp_path)
+    users.add("alice", "alice-pw")
+    check = login_check.checker(users, [("legacy", "legacy-pw")])
+
+    def took(name: str, password: str) -> tuple[float, bool]:
+        start = time.perf_counter()
+        ok = asyncio.run(check(name, password))
+        return time.perf_counter() - start, ok
+    assert took("legacy", "legacy-pw")[1] and not took("legacy", "guess")[1] and took("alice", "alice-pw")[1]
+    legacy = min(took("legacy", "guess")[0] for _ in range(3))
+    unknown = min(took("nobody", "guess")[0] for _ in range(3))
+    assert legacy > unknown / 3, (legacy, unknown)
 
 
 def test_the_accounts_and_the_audit_trail_are_never_served(studios):

@@ -2,6 +2,8 @@
 a name or from an address within 5 minutes lock that name or address for 5 minutes."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from studio.login_guard import LoginGuard
 
 
@@ -15,7 +17,7 @@ class Clock:
 
 def fail(guard: LoginGuard, times: int, name="alice", address="10.0.0.1", each: float = 1.0) -> None:
     for _ in range(times):
-        guard.failed(name, address)
+        assert guard.begin(name, address) == 0  # heard, and counted until taken back
         guard.clock.now += each
 
 
@@ -24,7 +26,7 @@ def test_ten_failures_are_heard_the_eleventh_locks_for_five_minutes():
     guard = LoginGuard(clock=clock)
     fail(guard, 10)
     assert guard.wait("alice", "10.0.0.1") == 0
-    guard.failed("alice", "10.0.0.1")  # the eleventh, at 1010
+    assert guard.begin("alice", "10.0.0.1") == 0  # the eleventh, at 1010, is heard
     assert guard.wait("alice", "10.0.0.1") == 300
     clock.now += 299.5
     assert guard.wait("alice", "10.0.0.1") == 0.5
@@ -58,3 +60,20 @@ def test_the_refusal_says_how_long_to_wait():
     guard = LoginGuard(clock=Clock())
     assert guard.message(300) == "Too many failed logins for this name or from this address: try again in 5 minutes."
     assert guard.message(20).endswith("try again in 1 minute.")
+
+
+def test_attempts_sent_at_once_count_before_any_is_answered():
+    """Fifty guesses from fifty threads, none answered yet: eleven are heard, the rest refused."""
+    guard = LoginGuard(clock=Clock())
+    with ThreadPoolExecutor(16) as pool:
+        waits = list(pool.map(lambda n: guard.begin("alice", f"10.0.1.{n}"), range(50)))
+    assert sum(w == 0 for w in waits) == 11 and all(w == 300 for w in waits if w)
+
+
+def test_a_right_password_is_taken_back_and_locks_no_one():
+    guard = LoginGuard(clock=Clock())
+    for _ in range(30):
+        assert guard.begin("alice", "10.0.0.1") == 0
+        guard.take_back("alice", "10.0.0.1")
+    fail(guard, 10)
+    assert guard.wait("alice", "10.0.0.1") == 0

@@ -54,6 +54,25 @@ def test_admins_see_every_run_others_their_own_and_a_studio_without_accounts_eve
     assert ownership.viewer(alone, "someone").owner is None
 
 
+def test_a_removed_account_is_no_one_and_an_auth_name_an_ordinary_user(space):
+    run_folder(space, "caras", "cara")
+    assert ownership.find_run(space, ownership.viewer(space, "cara"), "caras")
+    Users(space.root).remove("cara")  # her login cookie may live on in a running studio
+    removed = ownership.viewer(space, "cara")
+    assert removed.name is None and removed.owner is None and not removed.admin
+    with pytest.raises(RunNotFound):
+        ownership.find_run(space, removed, "caras")
+    legacy = ownership.viewer(space, "legacy", logins=["legacy"])  # `--auth legacy:PASSWORD` beside the accounts
+    assert legacy.name == "legacy" and legacy.owner == "legacy" and not legacy.admin
+    assert ownership.viewer(space, "legacy").name is None  # a name no one gave this studio
+
+
+def test_no_one_logged_in_starts_nothing_once_accounts_exist(space):
+    """A studio started before its first account asks for no login: its page's events come from no one."""
+    with pytest.raises(RecipeError, match="Log in first"):
+        ownership.check_recipe(recipe(str(HELPDESK_CSV)), ownership.viewer(space, None), space)
+
+
 def recipe(data: str, **keys) -> Recipe:
     return Recipe(task="text-classification", model=keys.pop("model", "all-minilm-l6-v2"), data=DataSpec(path=data),
                   strategy="feature-extraction", **keys)
@@ -78,7 +97,8 @@ def test_a_users_recipe_reads_only_their_uploads_the_examples_and_the_opened_fol
         "data.path": [recipe("/etc/passwd"), recipe(str(mine / ".." / ".." / "cara" / "x.csv")), recipe(shared)],
         "trust_remote_code": [recipe(data, trust_remote_code=True)],
         "model": [recipe(data, model="/tmp"), recipe(data, model="./models/x"), recipe(data, model="runs")],
-        "output_dir": [recipe(data, output_dir="uploads"), recipe(data, output_dir="cache")],
+        "output_dir": [recipe(data, output_dir=name) for name in ("uploads", "cache", "runs/x", "runs/bobs-run",
+                                                                  "../elsewhere", ".", "runs/", "/tmp/runs")],
     }
     refused["data.validation_path"] = [recipe(data)]
     refused["data.validation_path"][0].data.validation_path = "/etc/hosts"

@@ -191,6 +191,23 @@ def test_the_users_commands_change_the_accounts_and_audit_every_change(tmp_path,
     assert "s3cret pass" not in disk and "new pw" not in disk and token not in disk
 
 
+def test_the_audit_trail_shows_a_forged_name_escaped_on_one_line(tmp_path, capsys, monkeypatch):
+    """A failed login's name is whatever the form sent: no escape code or line break of it reaches the terminal."""
+    ws = tmp_path / "ws"
+    audit.record(ws, "login failed", "eve\x1b[2J\nforged  -  login", "10.0.0.9")
+    code, out, _ = studio(capsys, monkeypatch, ws, "audit")
+    assert code == 0 and out.count("\n") == 1 and "\x1b" not in out
+    assert "eve\\x1b[2J\\nforged" in out and out.rstrip().endswith("login failed")
+
+
+def test_the_first_account_says_a_running_studio_asks_for_logins_after_a_restart(tmp_path, capsys, monkeypatch):
+    ws = tmp_path / "ws"
+    _, _, err = studio(capsys, monkeypatch, ws, "users", "add", "alice", "--admin", "--password-stdin", stdin="pw\n")
+    assert "first account" in err and "only once it is started again" in err
+    _, _, err = studio(capsys, monkeypatch, ws, "users", "add", "bob", "--password-stdin", stdin="pw\n")
+    assert "first account" not in err
+
+
 @pytest.mark.parametrize("args, stdin, words", [
     (["users", "add", "a/b", "--password-stdin"], "pw\n", "'a/b' cannot be a user name"),
     (["users", "add", "carol", "--password-stdin"], "\n", "The password is empty"),

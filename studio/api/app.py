@@ -31,11 +31,11 @@ def create(studio: Settings) -> FastAPI:
 
 
 def mount(workspace: Workspace, jobs: JobManager, needs_login: bool, cookie_user: Callable[[object, dict], str | None],
-          data_roots: list[str | Path] = (), max_upload_mb: float = 2048) -> Mount:
+          data_roots: list[str | Path] = (), max_upload_mb: float = 2048, logins: tuple[str, ...] = ()) -> Mount:
     """The route that serves the API at /api on the page's server (give it to the server's routes, first).
-    cookie_user(server app, cookies): the login that the page's cookie stands for."""
+    cookie_user(server app, cookies): the login that the page's cookie stands for. logins: the `--auth` names."""
     api = create(Settings(workspace, jobs, needs_login, cookie_user,
-                          [Path(root).expanduser().resolve() for root in data_roots], max_upload_mb))
+                          [Path(root).expanduser().resolve() for root in data_roots], max_upload_mb, tuple(logins)))
 
     async def keeping_server(scope, receive, send):
         # The API's own app takes the scope's "app"; the server's, which knows the login cookies, is kept beside it.

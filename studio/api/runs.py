@@ -51,8 +51,7 @@ def list_runs(who: Viewer = Depends(caller), studio: Settings = Depends(settings
 def get_run(run_id: str, who: Viewer = Depends(caller), studio: Settings = Depends(settings)) -> dict:
     run_dir = _run_dir(studio, who, run_id)
     status = {k: v for k, v in (read_json(run_dir / STATUS) or {}).items() if k not in HIDDEN}
-    run = next(r for r in summaries(studio.workspace) if r["path"] == str(run_dir))
-    return {**entry(run), "details": status, "eval": read_json(run_dir / EVAL)}
+    return {**entry({**status, "id": run_dir.name}), "details": status, "eval": read_json(run_dir / EVAL)}
 
 
 @router.get("/runs/{run_id}/files/{path:path}", summary="A file of a run's folder")
@@ -76,14 +75,19 @@ async def start_run(request: Request, who: Viewer = Depends(caller), studio: Set
         kind = request.headers.get("content-type", "")
         recipe = recipes.from_dict(json.loads(body)) if "json" in kind else recipes.from_yaml(body.decode("utf-8"))
         _in_uploads(recipe, studio.workspace.user_uploads_dir(who.owner))
-        ownership.check_recipe(recipe, who, studio.workspace, studio.data_roots)
-        # Starting resolves the task and checks the backend (a cluster answering): off the server's event loop.
-        job = await asyncio.to_thread(studio.jobs.start, recipe, (), who.owner)
+        # Off the server's event loop: the check reads the user's folders and may read a whole table (path_column);
+        # starting resolves the task and checks the backend (a cluster answering).
+        job = await asyncio.to_thread(_checked_start, studio, recipe, who)
     except (ValueError, UnicodeDecodeError) as exc:  # UserError and RecipeError are ValueErrors; JSON's too
         words = str(exc) if isinstance(exc, UserError) else f"The recipe is not valid JSON or YAML: {exc}"
         raise ApiError(422, words) from None
     audit.record(studio.workspace.root, "run started", who.name, address(request), run=job.run_id)
     return {"id": job.run_id, "status": job.status.get("status", "queued")}
+
+
+def _checked_start(studio: Settings, recipe: recipes.Recipe, who: Viewer):
+    ownership.check_recipe(recipe, who, studio.workspace, studio.data_roots)
+    return studio.jobs.start(recipe, (), who.owner)
 
 
 @router.post("/runs/{run_id}/stop", status_code=202, summary="Stop a queued or running run")

@@ -15,9 +15,9 @@ admin opened with `studio serve --data-root DIR`.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection
 from urllib.parse import urlsplit
 
 from studio import catalog

@@ -85,10 +85,11 @@ class Context:
     order: SessionOrder = field(default_factory=SessionOrder)
     data_roots: list = field(default_factory=list)  # folders an admin opened to every user's recipes
     hearing: Hearing | None = None  # runs each handler as its event's user (ui/viewer.py)
+    logins: tuple = ()  # the names of the `--auth` pairs: users beside the accounts
 
     def __post_init__(self):
         self.hearing = self.hearing or Hearing(self.workspace, lambda old, name: sessions.new_session(
-            {"lang": old.get("lang")}, user=name))
+            {"lang": old.get("lang")}, user=name), self.logins)
 
     def on(self, trigger, fn, inputs, outputs, **kwargs):
         """Attaches fn to an event listener (e.g. button.click), as the event's user (on a session of theirs) and
@@ -230,9 +231,9 @@ def session_secret(workspace: Workspace) -> str:
 
 
 def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_mb: float | None = None,
-              logout: bool = False, data_roots: list | None = None) -> gr.Blocks:
+              logout: bool = False, data_roots: list | None = None, logins: tuple = ()) -> gr.Blocks:
     """logout: a Log out button (to gradio's /logout), for a studio that asks for a login. data_roots: folders every
-    user's recipes may read (`--data-root`)."""
+    user's recipes may read (`--data-root`). logins: the names of the `--auth` pairs."""
     jobs = jobs or JobManager(workspace, spare=True)
     texts = PageTexts()
     with gr.Blocks(title="Studio — fine-tune a model on your data") as app:
@@ -253,7 +254,7 @@ def build_app(workspace: Workspace, jobs: JobManager | None = None, max_upload_m
                        "style='width:60%'></div></div></div>", elem_id="veil")
         with gr.Tabs(selected="model", elem_id="tabs") as tabs:
             ctx = Context(workspace, jobs, session, summary, tabs, texts, panels=panels.for_app(),
-                          data_roots=list(data_roots or []))
+                          data_roots=list(data_roots or []), logins=tuple(logins))
             ctx.shared["max_upload_mb"] = upload_limit_mb(max_upload_mb)
             modules = {"model": model_tab, "data": data_tab, "strategy": strategy_tab, "train": train_tab,
                        "evaluate": evaluate_tab, "playground": playground_tab, "runs": runs_tab}
@@ -319,7 +320,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
     accounts = Users(space.root)
     needs_login = bool(auth) or accounts.exist()
     jobs = JobManager(space, spare=True)  # the page's and the API's
-    app = build_app(space, jobs=jobs, max_upload_mb=limit, logout=needs_login, data_roots=data_roots)
+    logins = tuple(name for name, _ in auth or [])
+    app = build_app(space, jobs=jobs, max_upload_mb=limit, logout=needs_login, data_roots=data_roots, logins=logins)
     app.queue(default_concurrency_limit=8)
     # No gradio footer: its links (API page, run history, settings, "built with Gradio") are not the product's.
     # gradio announces a finished event to screen readers with a text key its own catalogs lack: given here.
@@ -332,7 +334,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, workspace: str | Path = "w
                blocked_paths=[str(p) for p in (accounts.path, audit.path(space.root), space.session_key)],
                auth=login.checker(accounts, auth) if needs_login else None,
                app_kwargs={"routes": [api.mount(space, jobs, needs_login, login.cookie_user, data_roots or [],
-                                                limit)],
+                                                limit, logins)],
                            "middleware": [Middleware(FileWall, root=space.root, served=gradio_uploads()),
                                           *([Middleware(login.GuardedLogin, root=space.root)] if needs_login else [])]},
                # gradio's login page shows nothing when a login is refused for too many failures (429): said here.

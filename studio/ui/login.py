@@ -35,7 +35,8 @@ def checker(users: Users, logins: list[tuple[str, str]] | None) -> Callable[[str
     pairs = dict(logins or [])
 
     async def check(name: str, password: str) -> bool:
-        if name in pairs:
+        if name in pairs:  # hashed all the same (no one's hash): the time taken does not tell an --auth name
+            await asyncio.to_thread(users.verify_password, None, password)
             return hmac.compare_digest(password.encode("utf-8"), pairs[name].encode("utf-8"))
         try:
             return await asyncio.to_thread(users.verify_password, name, password)
@@ -70,7 +71,7 @@ class GuardedLogin:
             return await _answer(send, 413, "The login form is too large.")
         name = await _form_name(scope, _replaying(body))
         address = (scope.get("client") or ("", 0))[0] or None
-        wait = self.guard.wait(name, address)
+        wait = self.guard.begin(name, address)  # counted before gradio checks it: parallel guesses count too
         if wait > 0:
             audit.record(self.root, "login refused", name, address, reason="too many failed logins")
             return await _answer(send, 429, self.guard.message(wait), {"retry-after": str(int(wait) + 1)})
@@ -82,11 +83,12 @@ class GuardedLogin:
         await self.app(scope, _replaying(body), watching_send)
 
     def _outcome(self, status: int, name: str | None, address: str | None) -> None:
+        if status == 400:  # gradio's answer to a wrong name or password: it stays counted
+            audit.record(self.root, "login failed", name, address)
+            return
+        self.guard.take_back(name, address)  # in, or no password was checked
         if status == 200:
             audit.record(self.root, "login", name, address)
-        elif status == 400:  # gradio's answer to a wrong name or password
-            self.guard.failed(name, address)
-            audit.record(self.root, "login failed", name, address)
 
 
 async def _read_body(receive) -> bytes | None:

@@ -29,9 +29,10 @@ _current: contextvars.ContextVar[tuple[Viewer | None, str | None]] = contextvars
 class Hearing:
     """Wraps handlers so that they run as the event's user, on a session of that user's."""
 
-    def __init__(self, workspace: Workspace, fresh: Callable[[dict, str | None], dict]):
-        """fresh(old session, user name) → a new session for that user (what is kept of the old: its language)."""
-        self.workspace, self.fresh = workspace, fresh
+    def __init__(self, workspace: Workspace, fresh: Callable[[dict, str | None], dict], logins: tuple[str, ...] = ()):
+        """fresh(old session, user name) → a new session for that user (what is kept of the old: its language).
+        logins: the names of the studio's `--auth` pairs (ownership.viewer)."""
+        self.workspace, self.fresh, self.logins = workspace, fresh, logins
 
     def wrap(self, fn: Callable, position: int | None) -> tuple[Callable, int | None]:
         """(fn with a parameter for gradio's request after its own positional ones, where the session now is among
@@ -52,7 +53,7 @@ class Hearing:
             if position is not None and position < len(args):
                 args = (*args[:position], self.owned(args[position], name), *args[position + 1:])
             client = getattr(request, "client", None)
-            return (ownership.viewer(self.workspace, name), getattr(client, "host", None)), args
+            return (ownership.viewer(self.workspace, name, self.logins), getattr(client, "host", None)), args
 
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
