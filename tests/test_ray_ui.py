@@ -90,4 +90,4 @@ def test_runs_started_from_the_page_train_on_the_cluster(ray_cluster, tmp_path, 
         assert (status["backend"], status["cluster_job_id"]) == ("ray", run.id)
         assert manager.jobs[run.id].process.wait(60) == 0  # its placer ends with its job
     shown = refresh(first, {}, True)[log]
-    assert "The job's log on the cluster:" in shown and f"studio.cli worker {runs[0].path}" in shown
+    assert "The job's log on the cluster (Ray: SUCCEEDED):" in shown and f"studio.cli worker {runs[0].path}" in shown

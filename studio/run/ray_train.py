@@ -23,6 +23,13 @@ def spreads(recipe: Recipe) -> bool:
     return recipe.train.devices != "all" and int(recipe.train.devices) > 1
 
 
+def join() -> None:
+    """Connects this process (the job's entrypoint) to the job's cluster, once: an attempt retried after running
+    out of memory (runner.with_retries) is already connected. The ranks' output goes to the job's log."""
+    import ray
+    ray.init(ignore_reinit_error=True, log_to_driver=True)
+
+
 def launch(run: RunFolder, recipe: Recipe, rank: Callable[[dict], None], resume: bool,
            cancel: threading.Event) -> str | None:
     """Trains the run on train.devices Ray Train workers, each calling rank({"run_dir", "resume"}); waits for
@@ -32,7 +39,7 @@ def launch(run: RunFolder, recipe: Recipe, rank: Callable[[dict], None], resume:
     from ray.train import RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
-    ray.init(log_to_driver=True)  # the job's cluster; the ranks' output goes to the job's log
+    join()
     gpus = recipe.train.device == "cuda" or (recipe.train.device == "auto" and ray.cluster_resources().get("GPU"))
     trainer = TorchTrainer(
         rank, train_loop_config={"run_dir": str(run.path), "resume": resume},

@@ -12,6 +12,7 @@ import pandas as pd
 
 from studio import recipe as recipes
 from studio.engine.data.audio import AUDIO_EXTENSIONS
+from studio.errors import UserError
 from studio.runfolder import EVAL, RECIPE
 from studio.tasks.classification.corrections import EXCLUDE
 from studio.tasks.classification.report import copied
@@ -146,7 +147,7 @@ class LabelIssues:
             recipe.data.corrections = self.write_corrections(recipe, changes, state, run_id)
             self.ctx.check(recipe)
             job = self.ctx.jobs.start(recipe, owner=self.ctx.owner())
-        except (recipes.RecipeError, OSError) as exc:
+        except (UserError, OSError) as exc:  # a recipe that cannot run, or a cluster that cannot take it
             return {self.again_note: f"**{tr('Cannot train again.', lang)}** {exc}"}
         self.ctx.audit("run started", run=job.run_id, task=recipe.task, model=recipe.model, strategy=recipe.strategy,
                        relabelled_from=run_id)

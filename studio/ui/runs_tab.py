@@ -12,8 +12,8 @@ import pandas as pd
 from studio import recipe as recipes
 from studio import tasks
 from studio.engine.export import ExportError
+from studio.errors import UserError
 from studio.run.export import export, offered, sizes
-from studio.run.jobs import ResumeError
 from studio.run.summary import headline
 from studio.runfolder import EVAL, FINISHED, ONNX_CHECK, RECIPE, RESUMABLE, read_json
 from studio.ui import charts
@@ -254,7 +254,7 @@ class RunsTab:
                 recipe = tasks.with_strategy(recipes.load(self.ctx.run_dir(run_id) / RECIPE), strategy)
                 self.ctx.check(recipe)
                 job = self.ctx.jobs.start(recipe, owner=self.ctx.owner())
-            except recipes.RecipeError as exc:
+            except UserError as exc:  # a recipe that cannot run, or a cluster that cannot take it
                 return {self.note: f"**{tr('Cannot start the comparison.', lang)}** {exc}"}
             self.ctx.audit("run started", run=job.run_id, task=recipe.task, model=recipe.model, strategy=strategy,
                            compared_with=run_id)
@@ -271,7 +271,7 @@ class RunsTab:
         lang = state["lang"]
         try:
             job = self.ctx.jobs.resume(self.ctx.run_dir(run_id).name)  # run_dir: only a run this user may see
-        except (ResumeError, recipes.RecipeError, RunNotFound) as exc:
+        except (UserError, RunNotFound) as exc:  # ResumeError, a recipe or a cluster that cannot take it
             return {self.note: f"**{tr('Cannot resume.', lang)}** {exc}"}
         self.ctx.audit("run started", run=job.run_id, resumed=True)
         sessions.add_run(state, job.run_id, job.recipe)

@@ -10,9 +10,8 @@ import time
 
 import gradio as gr
 
-from studio import recipe as recipes
 from studio.errors import UserError
-from studio.run import backends
+from studio.run.log_tails import LogTails
 from studio.run.summary import headline
 from studio.runfolder import ACTIVE
 from studio.ui import charts
@@ -24,6 +23,7 @@ JOB_LOG_LINES = 8
 REPLAY_TICKS = 8  # a finished curve not yet seen appears over this many ticks
 TICK_S, REPLAY_TICK_S = 1.0, 0.3
 REPLAY_WITHIN_S = 30  # a run that ended longer ago than this is drawn whole
+JOB_LOGS = LogTails(JOB_LOG_LINES)  # every page of this studio shares what the cluster last said
 
 
 def _clock(seconds: float) -> str:
@@ -129,15 +129,19 @@ def log_text(events: list[dict], lang: str, curves=()) -> str:
     return "\n".join(lines[-LOG_LINES:])
 
 
-def job_log(run, status: dict, lang: str) -> str:
-    """The last lines of what a run's job printed on the cluster (Ray's job log), for a run a cluster carries."""
+def job_log(run, status: dict, events: int, lang: str) -> str:
+    """The last lines of what a run's job printed on the cluster (Ray's job log) and Ray's word on the job, for a
+    run a cluster carries; asked of the cluster only when the run has moved on (JOB_LOGS)."""
     if not status.get("cluster_job_id"):
         return ""
     try:
-        lines = backends.for_run(run).logs(run).strip().splitlines()[-JOB_LOG_LINES:]
+        tail = JOB_LOGS.get(run, status, events)
     except (OSError, RuntimeError, UserError):  # the cluster not answering: the run's own story still shows
         return ""
-    return "\n\n" + tr("The job's log on the cluster:", lang) + "\n" + "\n".join(lines) if lines else ""
+    if not tail.lines:
+        return ""
+    heading = tr("The job's log on the cluster (Ray: {state}):", lang, state=tail.job_status or "?")
+    return "\n\n" + heading + "\n" + "\n".join(tail.lines)
 
 
 def revealed(events: list[dict], shown: int) -> list[dict]:
@@ -203,7 +207,7 @@ def build(ctx, tab) -> None:
                 progress: progress_html(status, visible if replaying else events, lang, stopping),
                 loss_plot: charts.loss_figure(visible, lang),
                 accuracy_plot: charts.metrics_figure(visible, curves, lang),
-                log: log_text(events, lang, curves) + job_log(run, status, lang)}
+                log: log_text(events, lang, curves) + job_log(run, status, len(events), lang)}
 
     def on_start(state):
         lang = state["lang"]
@@ -211,7 +215,7 @@ def build(ctx, tab) -> None:
             recipe = sessions.build_recipe(state)
             ctx.check(recipe)  # what this user's recipe may read and start from
             job = ctx.jobs.start(recipe, owner=ctx.owner())
-        except recipes.RecipeError as exc:
+        except UserError as exc:  # a recipe that cannot run, or a cluster that cannot take it
             return {message: f"**{tr('Cannot start yet.', lang)}** {exc}", ctx.session: state,
                     ctx.summary: sessions.summary(state)}
         ctx.audit("run started", run=job.run_id, task=recipe.task, model=recipe.model, strategy=recipe.strategy)

@@ -29,9 +29,11 @@ class Backend:
         raise NotImplementedError
 
     def status(self, run: RunFolder) -> dict:
+        """status.json, with what the backend itself says of the run's process where it has more to say."""
         return run.status()
 
-    def logs(self, run: RunFolder) -> str:
+    def logs(self, run: RunFolder, tail: int | None = None) -> str:
+        """What the run's process printed: all of it, or its last `tail` lines."""
         raise NotImplementedError
 
     def cancel(self, run: RunFolder) -> None:

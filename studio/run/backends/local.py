@@ -31,11 +31,12 @@ class LocalBackend(Backend):
             return spare
         return worker.spawn(run, resume)
 
-    def logs(self, run: RunFolder) -> str:
+    def logs(self, run: RunFolder, tail: int | None = None) -> str:
         try:
-            return run.file(WORKER_LOG).read_text(encoding="utf-8", errors="replace")
+            text = run.file(WORKER_LOG).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
+        return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
 
     def worker_ended(self) -> None:
         self._replace_spare()

@@ -13,6 +13,7 @@ import functools
 import getpass
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -31,6 +32,9 @@ INSTALL = 'pip install -e ".[cluster]" (or pip install "ray[default,train]")'
 ACTIVE_JOB = ("PENDING", "RUNNING")
 STOP_WAIT_S = 60  # Ray's grace between SIGTERM and SIGKILL when a job is stopped: time for a step to end
 PASSED_ON = ("STUDIO_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")  # environment a job gets from the studio
+# never passed on: Ray keeps a job's environment and shows it on its dashboard (the nodes read the Hugging Face
+# token from the token file in the shared HF_HOME instead). Searched in the name less its TOKENIZERS_ prefix.
+SECRET = re.compile("TOKEN|SECRET|KEY|PASSWORD", re.IGNORECASE)
 
 
 class ClusterError(UserError):
@@ -107,10 +111,11 @@ def describe(address: str) -> dict:
 def job_environment() -> dict[str, str]:
     """What the job's process needs of this one: the studio's folder first on its path (the same code, installed
     or not), the studio's and Hugging Face's settings, the caches (inside the workspace, on shared storage), the
-    mark that the cluster placed it, and Ray's grace for a stop."""
+    mark that the cluster placed it, and Ray's grace for a stop; no secrets (SECRET: tokens, keys, passwords)."""
     root = str(Path(__file__).resolve().parents[3])  # the folder holding the studio package
     env = {k: v for k, v in os.environ.items()
-           if (k.startswith(PASSED_ON) or k in CACHE_VARIABLES) and k != "STUDIO_CLUSTER"}
+           if (k.startswith(PASSED_ON) or k in CACHE_VARIABLES) and k != "STUDIO_CLUSTER"
+           and not SECRET.search(k.removeprefix("TOKENIZERS_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env[PLACED_BY_CLUSTER] = "1"
@@ -177,9 +182,14 @@ class RayBackend(Backend):
             status["cluster_status"] = self.client.get_job_status(status["cluster_job_id"]).value
         return status
 
-    def logs(self, run: RunFolder) -> str:
+    def logs(self, run: RunFolder, tail: int | None = None) -> str:
+        """The job's log, or its last `tail` lines. Ray's Jobs API sends the whole log (its state API's tail of a
+        job's log answered 500 in Ray 2.60, checked 2026-12-07): a page asks only now and then (run/log_tails.py)."""
         job_id = run.status().get("cluster_job_id")
-        return self.client.get_job_logs(job_id) if job_id else ""
+        if not job_id:
+            return ""
+        text = self.client.get_job_logs(job_id)
+        return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
 
     def cancel(self, run: RunFolder) -> None:
         """The cancel file (and a signal to the placer, which stops the job); the job is also stopped from here, in
