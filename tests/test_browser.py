@@ -46,21 +46,13 @@ def engine_run(workspace, epochs: int, stop: bool):
     return job.run_dir
 
 
-def train_and_watch_curve(page):
-    """Starts a run and samples how far the loss curve reaches until the run finishes."""
+def train_to_the_end(page) -> None:
+    """Starts a run, waits until it has finished and its loss curve is drawn. (That the curve grows while a run
+    trains is test_image_curve_grows_during_training's: a run on cached features may end between two samples.)"""
     tab(page, "Train")
     page.locator("#start").click()
-    counts = []
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        counts.append(page.evaluate(POINTS_JS, "loss-plot"))
-        if "Finished" in page.locator("#progress").inner_text():
-            break
-        page.wait_for_timeout(150)
-    wait_text(page, "#progress", "Finished")
-    page.wait_for_timeout(1200)  # the last redraw
-    counts.append(page.evaluate(POINTS_JS, "loss-plot"))
-    return counts
+    wait_text(page, "#progress", "Finished", timeout=180)
+    page.wait_for_function(f"({POINTS_JS})('loss-plot') > 0", timeout=30_000)
 
 
 def test_image_demo_from_opening_the_page_to_a_prediction(page, url):
@@ -142,8 +134,7 @@ def test_text_flow_with_the_help_desk_example(page, url, workspace):
     shot(page, "text-2-data")
     set_epochs(page, 300)
     shot(page, "text-3-strategy")
-    counts = train_and_watch_curve(page)
-    assert len({c for c in counts if c > 0}) >= 2, counts
+    train_to_the_end(page)
     shot(page, "text-4-train")
     tab(page, "Evaluate")
     page.wait_for_function("document.querySelector('#confusion-plot .js-plotly-plot')?.data?.[0]?.z?.length === 5",
