@@ -2,6 +2,7 @@
 near copies found on the cached features in a run, both across the split (the leak that inflates validation) and
 under two labels; data.drop_duplicates leaves them out; the Data tab shows the pairs; bad input gets words."""
 import csv
+import ctypes
 import json
 import shutil
 from pathlib import Path
@@ -88,6 +89,9 @@ def planted(tmp_path_factory):
     """Training shapes, and validation shapes (another seed: distinct) plus, planted, an exact copy of a training
     image and two near copies of others (re-encoded at JPEG quality 80 after resizing to 90 %, and cropped by 2 px)."""
     root = tmp_path_factory.mktemp("planted")
+    # PIL's effect_noise (the shapes' grain) draws from the C library's rand(): seeded here, the images are the same
+    # whatever ran before in this process (else chance near copies among them come and go)
+    ctypes.CDLL(None).srand(7)
     train = make_shapes(root / "train", per_class=8)
     val = make_shapes(root / "val", per_class=3, seed=1)
     sources = sorted(p for p in train.rglob("*.jpg"))
