@@ -2,9 +2,10 @@
 near copies found on the cached features in a run, both across the split (the leak that inflates validation) and
 under two labels; data.drop_duplicates leaves them out; the Data tab shows the pairs; bad input gets words."""
 import csv
-import ctypes
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -13,7 +14,6 @@ from PIL import Image
 
 from helpers import finished_run
 from studio import tasks
-from studio.examples import make_shapes
 from studio.recipe import DataSpec, Recipe, RecipeError, TrainSpec
 from studio.run.jobs import JobManager
 from studio.tasks.classification import duplicates
@@ -89,11 +89,12 @@ def planted(tmp_path_factory):
     """Training shapes, and validation shapes (another seed: distinct) plus, planted, an exact copy of a training
     image and two near copies of others (re-encoded at JPEG quality 80 after resizing to 90 %, and cropped by 2 px)."""
     root = tmp_path_factory.mktemp("planted")
-    # PIL's effect_noise (the shapes' grain) draws from the C library's rand(): seeded here, the images are the same
-    # whatever ran before in this process (else chance near copies among them come and go)
-    ctypes.CDLL(None).srand(7)
-    train = make_shapes(root / "train", per_class=8)
-    val = make_shapes(root / "val", per_class=3, seed=1)
+    # Made in a process of their own: PIL's effect_noise (the shapes' grain) draws from the C library's rand(),
+    # whose state here depends on whatever ran before (chance near copies among the shapes came and went)
+    subprocess.run([sys.executable, "-c", "import sys; from studio.examples import make_shapes; "
+                    "make_shapes(sys.argv[1], per_class=8); make_shapes(sys.argv[2], per_class=3, seed=1)",
+                    str(root / "train"), str(root / "val")], check=True)
+    train, val = root / "train", root / "val"
     sources = sorted(p for p in train.rglob("*.jpg"))
     shutil.copyfile(sources[18], val / sources[18].parent.name / "copy.jpg")
     image = Image.open(sources[9])
