@@ -26,6 +26,12 @@ class Example:
     path: Path
 
 
+def guess_column(columns: list[str], names: tuple[str, ...]) -> str | None:
+    """The column whose name says what it holds; None when no name does (never a random column)."""
+    lower = {c.lower().strip(): c for c in columns}
+    return next((lower[k] for k in names if k in lower), None)
+
+
 @dataclass(frozen=True)
 class ColumnChoice:
     """A column of the user's table the task reads, for the Data tab's pickers."""
@@ -172,8 +178,7 @@ class Task:
     def fit(self, columns: list[str]) -> int:
         """How well a table with these columns looks made for this task: how many of its columns the names say
         (0: none of its essential sets is named). The Data tab sends an upload to the task it fits best."""
-        named = {c.key for c in self.table_columns
-                 if any(g in {name.lower().strip() for name in columns} for g in c.guesses)}
+        named = {c.key for c in self.table_columns if guess_column(columns, c.guesses)}
         essential = self.essential_columns or (tuple(c.key for c in self.table_columns if c.required),)
         if not self.table_columns or not any(set(keys) <= named for keys in essential):
             return 0

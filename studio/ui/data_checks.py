@@ -32,12 +32,6 @@ class Checks:
                 self._checked.popitem(last=False)
 
 
-def guess_column(columns: list[str], names: tuple[str, ...]) -> str | None:
-    """The column whose name says what it holds; None when no name does (never a random column)."""
-    lower = {c.lower().strip(): c for c in columns}
-    return next((lower[k] for k in names if k in lower), None)
-
-
 def task_for(path: Path, current: str) -> str:
     """For a table, the task whose columns it names best (the session's on a tie); else the session's task if it
     can read this data, else the first task that can."""

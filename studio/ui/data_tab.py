@@ -19,7 +19,8 @@ from studio.engine.data.tables import TABLE_SUFFIXES, table_columns
 from studio.recipe import DataSpec, RecipeError
 from studio.ui import charts
 from studio.ui import session as sessions
-from studio.ui.data_checks import Checks, guess_column, report_lines, task_for
+from studio.tasks.base import guess_column
+from studio.ui.data_checks import Checks, report_lines, task_for
 from studio.ui.duplicates_view import DuplicatesView
 from studio.ui.i18n import tr
 from studio.ui.label_check_view import LabelCheckView
