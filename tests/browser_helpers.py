@@ -13,8 +13,14 @@ def tab(page, name):
 
 
 def wait_text(page, selector, pattern, timeout=120):
-    page.wait_for_function(f"document.querySelector('{selector}') && "
-                           f"/{pattern}/.test(document.querySelector('{selector}').innerText)", timeout=timeout * 1000)
+    """Waits until the element's text matches; on a timeout the failure says what the element showed instead."""
+    try:
+        page.wait_for_function(f"document.querySelector('{selector}') && "
+                               f"/{pattern}/.test(document.querySelector('{selector}').innerText)",
+                               timeout=timeout * 1000)
+    except Exception as error:  # playwright's TimeoutError
+        shown = page.locator(selector).first.inner_text(timeout=2000) if page.locator(selector).count() else None
+        raise AssertionError(f"{selector} never matched /{pattern}/ in {timeout} s; it shows: {shown!r}") from error
 
 
 def playground_run(page, url, data: str) -> None:
@@ -55,9 +61,10 @@ def try_model(page, name: str) -> None:
     page.locator("#use-custom").click()
 
 
-def set_epochs(page, epochs, patience=None):
-    """Epochs (and early-stopping patience: 0 makes a long run last, whatever the feature cache holds). Feature
-    extraction then trains its head over the epochs (head_solver: sgd), not solved at once."""
+def set_epochs(page, epochs, patience=None, batch_size=None):
+    """Epochs (and early-stopping patience: 0 makes a long run last; a batch size of 1 makes each epoch as many
+    steps as examples: on cached features 1000 epochs of 3 steps end within seconds). Feature extraction then
+    trains its head over the epochs (head_solver: sgd), not solved at once."""
     tab(page, "Strategy")
     # As a person would, only once the tab has shown the strategy's own settings (its answer makes the options
     # visible: a box typed in before it arrives may be written over, an option checked before it is not there).
@@ -67,7 +74,7 @@ def set_epochs(page, epochs, patience=None):
     page.locator("#epochs input").wait_for(state="visible")  # the section opens with an animation
     if page.locator("#option-head-solver").is_visible():
         page.locator("#option-head-solver").get_by_label("sgd").check()
-    for field, value in (("epochs", epochs), ("patience", patience)):
+    for field, value in (("epochs", epochs), ("patience", patience), ("batch-size", batch_size)):
         if value is not None:
             page.locator(f"#{field} input").fill(str(value))
             page.locator(f"#{field} input").press("Tab")
@@ -75,6 +82,8 @@ def set_epochs(page, epochs, patience=None):
     wait_text(page, "#recipe-yaml", f"epochs: {epochs}", timeout=60)
     if patience is not None:
         wait_text(page, "#recipe-yaml", f"early_stopping_patience: {patience}", timeout=60)
+    if batch_size is not None:
+        wait_text(page, "#recipe-yaml", f"batch_size: {batch_size}\\b", timeout=60)
 
 
 SHOT_SECONDS = []  # time spent taking screenshots, left out of the demo's clock

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import pytest  # noqa: E402
 
 from studio.examples import make_shapes  # noqa: E402
-from helpers import free_port, start_server, write_sound_folders, write_text_csv  # noqa: E402
+from helpers import free_port, start_server, stop_server, write_sound_folders, write_text_csv  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -198,8 +198,7 @@ def start_studio():
         return f"http://127.0.0.1:{port}"
     yield start
     for server in servers:
-        server.terminate()
-        server.wait(30)
+        stop_server(server)
 
 
 @pytest.fixture(scope="session")

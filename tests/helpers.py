@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import socket
 import subprocess
 import time
@@ -87,6 +88,7 @@ def start_server(command: list[str], port: int, log_path: Path, **popen) -> subp
     RuntimeError with the log's end if it exits or takes over three minutes."""
     with open(log_path, "w") as log:  # the child keeps its own copy of the file
         process = subprocess.Popen(command, stdout=log, stderr=log, **popen)
+    process.log_path = Path(log_path)
     deadline = time.time() + 180
     while True:
         try:
@@ -97,6 +99,20 @@ def start_server(command: list[str], port: int, log_path: Path, **popen) -> subp
                 process.kill()
                 raise RuntimeError(f"the studio did not start: {Path(log_path).read_text()[-3000:]}") from None
             time.sleep(0.5)
+
+
+# An exception a page handler raised, as gradio logs it (gradio.exceptions.Error is the studio's words to the user,
+# or gradio refusing a value the page never offers: not a mistake of the handler's).
+HANDLER_ERROR = re.compile(r"^(?!gradio\.exceptions\.Error)[\w.]*(Error|Exception): .*", re.MULTILINE)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """Stops a server start_server started, then fails if a page handler raised while it served: a handler that
+    returns a component it does not list, or the wrong number of values, shows only "Error" on the page."""
+    process.terminate()
+    process.wait(30)
+    raised = [m.group(0) for m in HANDLER_ERROR.finditer(process.log_path.read_text(errors="replace"))]
+    assert not raised, f"page handlers raised (see {process.log_path}): {raised[:5]}"
 
 
 def build_backbone(model: str, task: str, pretrained: bool, trust_remote_code: bool = False, max_length: int = 128):

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import free_port, login, start_server, wait_for, write_text_csv
+from helpers import free_port, login, start_server, stop_server, wait_for, write_text_csv
 from studio import audit
 from studio.users import Users
 
@@ -33,8 +33,7 @@ def studio(tmp_path_factory):
     server = start_server([sys.executable, str(ROOT / "launch.py"), "--port", str(port), "--workspace",
                            str(workspace)], port, workspace / "server.log", cwd=ROOT)
     yield f"http://127.0.0.1:{port}", workspace, tokens
-    server.terminate()
-    server.wait(30)
+    stop_server(server)
 
 
 def as_user(studio, name: str | None) -> httpx.Client:

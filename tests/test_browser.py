@@ -127,6 +127,8 @@ def test_text_flow_with_the_help_desk_example(page, url, workspace):
     page.goto(url)
     page.get_by_label("Text (messages, reviews, tickets)").check()
     wait_text(page, "#summary", "Model MiniLM", timeout=20)
+    wait_text(page, "#model-choice", "MiniLM", timeout=20)  # the model cards are the text task's now
+    assert "EfficientNet" not in page.locator("#model-choice").inner_text()
     shot(page, "text-1-model")
     tab(page, "Data")
     page.locator("#example-helpdesk").click()
@@ -288,10 +290,12 @@ def test_two_sessions_keep_their_own_wizard_state(page, browser, url):
 def test_a_second_start_waits_in_a_visible_queue(page, browser, url):
     """Two browser sessions, one device: the second run waits, says so, and trains once the first ends."""
     other = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
-    for session, epochs, patience in ((page, 1000, 0), (other, 30, None)):
+    # the first run lasts (1000 epochs of one example a step, never stopping early: on cached features the
+    # default batch ended 1000 epochs in 9 s once, before the second page had shown its wait)
+    for session, epochs, patience, batch in ((page, 1000, 0, 1), (other, 30, None, None)):
         session.goto(url)
         choose_example(session, "shapes")
-        set_epochs(session, epochs, patience)
+        set_epochs(session, epochs, patience, batch)
     tab(page, "Train")
     page.locator("#start").click()
     wait_text(page, "#progress", "Step|Reading", timeout=60)

@@ -11,7 +11,7 @@ import pytest
 
 from browser_helpers import tab, try_model
 from corpus import CASES, Case, Models
-from helpers import free_port, start_server
+from helpers import free_port, start_server, stop_server
 from studio import tasks
 from studio.workspace import CACHE_VARIABLES
 
@@ -45,8 +45,7 @@ def server(tmp_path_factory):
                            env=env)
     url = f"http://127.0.0.1:{port}"
     yield url, root
-    process.terminate()
-    process.wait(30)
+    stop_server(process)
 
 
 @pytest.fixture(scope="module")

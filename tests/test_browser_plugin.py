@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import tab, wait_text
-from helpers import free_port, start_server
+from helpers import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +22,7 @@ def plugin_url(tmp_path_factory):
     server = start_server([sys.executable, str(ROOT / "launch.py"), "--port", str(port), "--workspace",
                            str(workspace)], port, workspace / "server.log", cwd=ROOT, env=env)
     yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(30)
+    stop_server(server)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from browser_helpers import shot
-from helpers import free_port, login, start_server
+from helpers import free_port, login, start_server, stop_server
 import studio.ui.app as app
 from studio import audit, cli
 from studio.ui import login as login_check
@@ -52,7 +52,7 @@ def studios(tmp_path_factory):
             made[kind] = where
     yield made
     for server in servers:
-        server.terminate()
+        stop_server(server)
         server.wait(30)
 
 

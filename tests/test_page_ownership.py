@@ -19,7 +19,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from browser_helpers import choose_example, shot, tab, wait_text
-from helpers import free_port, start_server, write_text_csv
+from helpers import free_port, start_server, stop_server, write_text_csv
 from studio import audit
 from studio.recipe import DataSpec, Recipe, TrainSpec
 from studio.run.jobs import JobManager
@@ -51,8 +51,7 @@ def studio(tmp_path_factory, tiny_bert):
                            str(workspace)], port, workspace / "server.log", cwd=ROOT,
                           env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     yield f"http://127.0.0.1:{port}", workspace, runs
-    server.terminate()
-    server.wait(30)
+    stop_server(server)
 
 
 @contextlib.contextmanager
@@ -265,7 +264,7 @@ def test_an_upload_over_the_users_limit_is_refused_with_the_numbers(tmp_path):
     big = tmp_path / "big.csv"
     big.write_text("text,label\n" + "some words here,a\n" * 120_000)  # about 2 MB
     with pytest.warns(UserWarning, match=r"This upload is 2\.1 MB; your uploads may be up to 1 MB each"):
-        assert on_upload(str(big), session("bob"), None, gr.Request(username="bob")) == {}
+        assert on_upload(str(big), session("bob"), None, gr.Request(username="bob")) == gr.skip()
     assert not workspace.uploads_dir.exists()
 
 

@@ -131,7 +131,7 @@ def test_the_best_run_of_a_users_sweep_opens_for_them_and_for_no_one_else(studio
     answer = use_best.fn(sweep.id, session("bob", ""), gr.Request(username="bob"))
     state = next(value for component, value in answer.items() if isinstance(component, gr.BrowserState))
     assert state["run_id"] == data["best"]["run_id"] and answer[tabs].selected == "evaluate"
-    assert use_best.fn(sweep.id, session("carol", ""), gr.Request(username="carol")) == {}
+    assert use_best.fn(sweep.id, session("carol", ""), gr.Request(username="carol")) == gr.skip()
 
 
 def test_the_command_line_sweep_owner_must_be_an_account(studio, tmp_path, capsys, monkeypatch):

@@ -243,16 +243,16 @@ class DataTab:
 
     def on_upload(self, file, state, progress=gr.Progress()):
         if not file:
-            return {}
+            return gr.skip()
         if self.too_large([file], state["lang"]):
-            return {}
+            return gr.skip()
         try:
             stored = _store_upload(self.ctx, file)
         except OSError as exc:
             log.exception("storing an upload failed")
             gr.Warning(tr("The upload could not be stored in the workspace ({why}).", state["lang"],
                           why=exc.strerror or type(exc).__name__))
-            return {}
+            return gr.skip()
         checked = self.use_file(state, task_for(stored, state["recipe"]["task"]), stored, progress)
         return {**self.show_task(state), **checked}
 
@@ -274,12 +274,12 @@ class DataTab:
         name = (name or "").strip()
         if not re.fullmatch(r"[\w][\w .-]{0,63}", name):
             gr.Warning(tr("Give the class a short name: letters, digits, spaces, '-', '_' or '.'.", lang))
-            return {}
+            return gr.skip()
         if not files:
             gr.Warning(tr("Choose some files of this class first.", lang))
-            return {}
+            return gr.skip()
         if self.too_large(files, lang):
-            return {}
+            return gr.skip()
         # The task whose files these are: the session's if it reads them, else the first that does.
         suffix = Path(files[0]).suffix.lower()
         readers = [n for n in tasks.names() if tasks.get(n).file_kind and suffix in tasks.get(n).file_kind.extensions]

@@ -68,7 +68,7 @@ def build(ctx, tab) -> None:
         report = ctx.run(run_id).read(EVAL) if run_id else None
         suggestion = ((report or {}).get("lr_finder") or {}).get("suggestion")
         if not suggestion:
-            return {}
+            return gr.skip()
         status = ctx.run_status(run_id)
         recipe = state["recipe"]
         if status.get("task") == recipe["task"] and status.get("strategy"):

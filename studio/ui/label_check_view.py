@@ -85,7 +85,7 @@ class LabelCheckView:
         found = label_check.read(Path(result)) if result else None
         issues = ((found or {}).get("label_issues") or [])[:SHOWN]
         if not issues:
-            return {}
+            return gr.skip()
         lang, files = state["lang"], found.get("items_are_files")
         images = [(thumbnail(i["input"]), caption(i)) for i in issues
                   if files and str(i["input"]).lower().endswith(tuple(IMAGE_EXTENSIONS))]

@@ -125,13 +125,13 @@ class LabelIssues:
         report = self.ctx.run(run_id).read(EVAL) if run_id else None
         shown = [i for i in _issues(report) if copied(i) and not _is_clip(i)]
         if evt.index >= len(shown):
-            return {}
+            return gr.skip()
         name = _name(shown[evt.index])
         return {self.pick: name, **self._chosen(run_id, name, decisions, state["lang"])}
 
     def on_decide(self, run_id, name, decision, decisions, state):
         if not (run_id and name and decision):
-            return {}
+            return gr.skip()
         decisions = {**decisions, name: decision}
         issues = _issues(self.ctx.run(run_id).read(EVAL))
         return {self.decisions: decisions, self.table: rows(issues, state["lang"], _texts(issues), decisions)}

@@ -134,7 +134,7 @@ def build(ctx, tab) -> None:
             state["recipe"]["trust_remote_code"] = False
         return {ctx.session: state}
 
-    ctx.on(task.input, on_task, [task, ctx.session], [model, details, ctx.session, ctx.summary])
+    ctx.on(task.input, on_task, [task, ctx.session], [task, model, details, ctx.session, ctx.summary])
     ctx.on(model.input, on_model, [model, ctx.session], [details, trust, ctx.session, ctx.summary])
     ctx.on(use_custom.click, on_custom, [custom, trust, ctx.session],
            [custom_note, model, details, ctx.session, ctx.summary])

@@ -160,7 +160,7 @@ def build(ctx, tab) -> None:
         """The answer cleared while the input changes: it was computed for what stood there before (unless it was
         computed for this very value: the change reached the server after the answer it led to)."""
         if state.get("answered") and state["answered"] == answered_key(run_id, value):
-            return {}
+            return gr.skip()
         return {answer: tr("Press Enter or Predict for an answer.", state["lang"]), bars: charts.empty_figure(""),
                 **_unseen(explained)}
     ctx.shared["no_answer"] = no_answer

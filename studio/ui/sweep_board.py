@@ -129,7 +129,7 @@ class SweepBoard:
         except sweeps.SweepNotFound:
             best = None
         if best is None:
-            return {}
+            return gr.skip()
         status = self.ctx.run_status(best["run_id"])
         state.update(run_id=best["run_id"], run_strategy=[status.get("task"), status.get("strategy")])
         return {self.ctx.session: state, self.ctx.summary: sessions.summary(state),

@@ -103,7 +103,7 @@ class AudioPanel(ClassificationPanel):
         def on_clip(run_id, path, state):
             """A file that is not a clip the studio can read is answered in words, not with an error."""
             if not path:
-                return {}
+                return gr.skip()
             reason = inspect_clip(Path(path))[0]
             if reason:
                 lang = state["lang"]

@@ -66,7 +66,7 @@ class ImagePanel(ClassificationPanel):
 
         def on_image(run_id, path, state):
             if not path:
-                return {}
+                return gr.skip()
             reason = inspect_image(Path(path))[0]
             if reason:
                 lang = state["lang"]
