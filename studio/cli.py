@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from studio import cli_explain, cli_labels, cli_serve, cli_sweep, cli_tensorboard, cli_users
+from studio import cli_delete, cli_explain, cli_labels, cli_serve, cli_sweep, cli_tensorboard, cli_users
 
 CLUSTER_COMMANDS = ("train", "serve", "sweep")  # the commands that start runs
 PROGRESS_PHASES = {"features": "features", "step": "training", "head": "regularisation search",
@@ -155,13 +155,16 @@ def cmd_runs(args) -> int:
     if not runs:
         print(f"No runs yet in {workspace.root}.")
         return 0
-    print(f"{'id':<52} {'task':<20} {'model':<20} {'strategy':<18} {'status':<10} {'result':>24} {'time':>8}")
+    from studio.users import Users
+    owners = any(run["owner"] for run in runs) or Users(workspace.root).exist()  # whose each run is, in a team's
+    print(f"{'id':<52} {'task':<20} {'model':<20} {'strategy':<18} {'status':<10} {'result':>24} {'time':>8}"
+          + (" owner" if owners else ""))
     for run in runs:
         metric = run["metric"]
         result = f"{metric['words']} {metric['shown']}" if metric and metric["value"] is not None else "-"
         wall = f"{run['wall_time_s']:.0f}s" if run["wall_time_s"] is not None else "-"
         print(f"{run['id']:<52} {run['task'] or '-':<20} {str(run['model'])[:20]:<20} {run['strategy'] or '-':<18} "
-              f"{run['status']:<10} {result[-24:]:>24} {wall:>8}")
+              f"{run['status']:<10} {result[-24:]:>24} {wall:>8}" + (f" {run['owner'] or '-'}" if owners else ""))
     return 0
 
 
@@ -331,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_explain.add_parsers(sub, common, _fail)
     cli_serve.add_parsers(sub, common, _fail)
     cli_users.add_parsers(sub, common, _fail)
+    cli_delete.add_parsers(sub, common, _fail)
     stop = sub.add_parser("stop", parents=[common], help="stop a queued or running run, or a sweep (from any shell)")
     stop.add_argument("run", help="run id (see `studio runs`) or run folder, or a sweep's id")
     stop.set_defaults(func=cmd_stop)

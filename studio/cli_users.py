@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timezone
 
 
-def _by() -> dict:
+def by_command_line() -> dict:
     """Who changed an account from the command line: the machine's user running the command."""
     try:
         return {"by": f"command line ({getpass.getuser()})"}
@@ -52,7 +52,7 @@ def cmd_users(args, fail) -> int:
         if args.action == "add":
             first = not users.exist()
             users.add(args.name, _password(args), admin=args.admin)
-            audit.record(users.root, "user added", args.name, admin=args.admin, **_by())
+            audit.record(users.root, "user added", args.name, admin=args.admin, **by_command_line())
             print(f"Added {'the admin ' if args.admin else ''}{args.name}.", file=sys.stderr)
             if first:  # a studio reads at its start whether its page asks for a login
                 print("This is the workspace's first account: a studio already serving it without logins asks for "
@@ -60,20 +60,20 @@ def cmd_users(args, fail) -> int:
                       "starts none.", file=sys.stderr)
         elif args.action == "remove":
             users.remove(args.name)
-            audit.record(users.root, "user removed", args.name, **_by())
+            audit.record(users.root, "user removed", args.name, **by_command_line())
             print(f"Removed {args.name}.", file=sys.stderr)
         elif args.action == "passwd":
             users.require(args.name)  # before asking for a password
             users.set_password(args.name, _password(args))
-            audit.record(users.root, "password changed", args.name, **_by())
+            audit.record(users.root, "password changed", args.name, **by_command_line())
             print(f"Changed the password of {args.name}.", file=sys.stderr)
         elif args.revoke:
             users.revoke_token(args.name, args.revoke)
-            audit.record(users.root, "token revoked", args.name, token_id=args.revoke, **_by())
+            audit.record(users.root, "token revoked", args.name, token_id=args.revoke, **by_command_line())
             print(f"Revoked token {args.revoke} of {args.name}.", file=sys.stderr)
         else:
             token_id, token = users.new_token(args.name)
-            audit.record(users.root, "token created", args.name, token_id=token_id, **_by())
+            audit.record(users.root, "token created", args.name, token_id=token_id, **by_command_line())
             print(f"A new API token for {args.name} (id {token_id}). It is shown only this once: keep it somewhere "
                   f"safe. `studio users token {args.name} --revoke {token_id}` ends it.", file=sys.stderr)
             print(token)
@@ -107,7 +107,7 @@ def _limit(users, args) -> int:
     else:
         limits = users.set_limits(args.name, **given)
         audit.record(users.root, "limits changed", args.name,
-                     **{k: v for k, v in given.items() if v is not None}, **_by())
+                     **{k: v for k, v in given.items() if v is not None}, **by_command_line())
     print(f"{args.name}: at most {limits.max_runs} run(s) at once, uploads up to {limits.max_upload_mb} MB, "
           f"{limits.max_disk_gb} GB of disk.")
     return 0

@@ -304,6 +304,15 @@ class RunFolder(Folder):
         status = self.status()
         return alive(status.get("pid"), status.get("pid_started")) if status.get("pid") else False
 
+    def remove(self) -> None:
+        """Deletes the folder for good (whoever may: run/deletion.py). status.json goes first: from then on no list
+        shows a run here, even if removing the rest fails half-way."""
+        key = self.path.resolve()
+        (self.path / STATUS).unlink(missing_ok=True)
+        shutil.rmtree(self.path)  # links inside are removed, never followed
+        with _readers_lock:
+            _readers.pop(key, None)
+
 
 class ModelNotReady(LookupError):
     """A run without a saved model (it has not finished successfully)."""

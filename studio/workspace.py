@@ -48,7 +48,7 @@ def confine_caches(root: str | Path) -> dict[str, str]:
 
 # What every run's summary holds (None until the run says): its identity, and the figures of the runs lists.
 SUMMARY_KEYS = ("task", "model", "strategy", "created", "wall_time_s", "error", "world_size", "data_name",
-                "stopped_early", "accuracy", "macro_f1")
+                "stopped_early", "accuracy", "macro_f1", "owner")
 
 
 class RunNotFound(LookupError):

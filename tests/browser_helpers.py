@@ -39,6 +39,11 @@ def ask(page, text: str, expected: str) -> None:
     wait_text(page, "#prediction", expected, timeout=60)
 
 
+def lists(table: str, run_id: str) -> bool:
+    """Whether the table names this run id as a whole (one id may begin another: `…-feature-extraction-2`)."""
+    return re.search(rf"(?<![\w-]){re.escape(run_id)}(?![\w-])", table) is not None
+
+
 def latest_run_id(page) -> str:
     """The run id the top bar names after 'Latest run' (English page)."""
     found = re.search(r"Latest run (\d{8}-\S+)", page.locator("#summary").inner_text())

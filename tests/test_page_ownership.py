@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +17,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from browser_helpers import choose_example, shot, tab, wait_text
+from browser_helpers import choose_example, lists, shot, tab, wait_text
 from helpers import free_port, start_server, stop_server, write_text_csv
 from studio import audit
 from studio.recipe import DataSpec, Recipe, TrainSpec
@@ -167,11 +166,6 @@ def options(page, dropdown: str) -> list[str]:
     found = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
     return found
-
-
-def lists(table: str, run_id: str) -> bool:
-    """Whether the table names this run id as a whole (one id may begin another: `…-feature-extraction-2`)."""
-    return re.search(rf"(?<![\w-]){re.escape(run_id)}(?![\w-])", table) is not None
 
 
 def seen_runs(page) -> dict:

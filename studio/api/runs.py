@@ -1,12 +1,13 @@
 """/api/runs: the caller's runs (an admin's: everyone's), one run's status and evaluation, a file of its folder,
-starting a recipe and stopping a run. Another user's run answers 404 as a missing one does (ownership.find_run)."""
+starting a recipe, stopping and deleting a run. Another user's run answers 404 as a missing one does
+(ownership.find_run)."""
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
 from studio import audit
@@ -15,6 +16,7 @@ from studio.api.auth import Settings, address, caller, settings
 from studio.api.errors import ApiError
 from studio.errors import UserError
 from studio.run import ownership
+from studio.run.deletion import DeleteError, delete_run as delete_folder
 from studio.run.ownership import Viewer
 from studio.run.summary import headline, runs as summaries
 from studio.runfolder import ACTIVE, EVAL, STATUS, read_json
@@ -100,6 +102,19 @@ def stop_run(run_id: str, request: Request, who: Viewer = Depends(caller),
     studio.jobs.cancel(run_id)
     audit.record(studio.workspace.root, "run stopped", who.name, address(request), run=run_id)
     return {"id": run_id, "status": "stopping"}
+
+
+@router.delete("/runs/{run_id}", status_code=204, summary="Delete an ended run and its folder, for good")
+def delete_run(run_id: str, request: Request, who: Viewer = Depends(caller),
+               studio: Settings = Depends(settings)) -> Response:
+    try:
+        delete_folder(studio.workspace, who, run_id, studio.jobs)
+    except RunNotFound as exc:
+        raise ApiError(404, f"{exc} GET /api/runs lists yours.") from None
+    except DeleteError as exc:  # still queued or running
+        raise ApiError(409, str(exc)) from None
+    audit.record(studio.workspace.root, "run deleted", who.name, address(request), run=run_id)
+    return Response(status_code=204)
 
 
 async def _body(request: Request) -> bytes:

@@ -174,6 +174,10 @@ class JobManager:
     def cancel(self, run_id: str) -> None:
         self.get(run_id).cancel()
 
+    def forget(self, run_id: str) -> None:
+        """Drops the handle on a run whose folder is gone (deleted)."""
+        self.jobs.pop(run_id, None)
+
     def active(self) -> list[str]:
         """Ids of the workspace's queued and running runs, oldest first (started by any process)."""
         return [run["id"] for run in self.workspace.runs() if run["status"] in ACTIVE]

@@ -52,6 +52,13 @@ def predictor(run: RunFolder) -> Predictor:
     return loaded
 
 
+def forget(run_dir) -> None:
+    """Lets go of a deleted run's model (its weights in memory)."""
+    with _lock:
+        for key in [k for k in _predictors if k[0] == str(run_dir)]:
+            del _predictors[key]
+
+
 def explaining(run: RunFolder):
     """A run's explainer, loaded once; the last few asked for are kept."""
     return _explainers.get((str(run.path), _stamp(run)), lambda: explainer(run.path))

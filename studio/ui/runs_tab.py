@@ -1,7 +1,7 @@
 """Runs: every run in the workspace, read from disk (so they survive a restart, and runs started from the command
 line or another browser show up too). Compare runs side by side (overlaid validation curves and a table), queue
-the same recipe with another strategy in one click, open a run on the Train tab, resume a stopped run, and export
-a finished model."""
+the same recipe with another strategy in one click, open a run on the Train tab, resume a stopped run, export
+a finished model, and delete a run (ui/run_delete.py)."""
 from __future__ import annotations
 
 import time
@@ -19,6 +19,7 @@ from studio.runfolder import EVAL, FINISHED, ONNX_CHECK, RECIPE, RESUMABLE, read
 from studio.ui import charts
 from studio.ui import session as sessions
 from studio.ui.i18n import mid_sentence, tr
+from studio.ui.run_delete import RunDelete
 from studio.ui.sweep_board import SweepBoard
 from studio.workspace import RunNotFound
 
@@ -117,6 +118,7 @@ class RunsTab:
             self.loss_plot = gr.Plot(charts.empty_figure(""), show_label=False, elem_id="runs-loss-plot")
             self.accuracy_plot = gr.Plot(charts.empty_figure(""), show_label=False)
         self._export()
+        self.deleter = RunDelete(ctx)
         self.recipe_view = gr.Code(language="yaml", label="Recipe", elem_id="runs-recipe", max_lines=None)
         ctx.nav("playground", None)
         self._wire(tab)
@@ -157,6 +159,7 @@ class RunsTab:
                              self.export_refused]
         refreshed = [self.table, self.picked, *self.compare_outputs, self.run, *self.show_outputs]
         ctx.on(tab.select, self.on_open, [session], refreshed)
+        self.deleter.wire(self.run, refreshed, self.on_open)
         self.sweeps.wire(tab)
         ctx.on(self.refresh.click, self.on_open, [session], refreshed)
         ctx.on(self.picked.input, self.on_pick, [self.picked, session], [*self.compare_outputs, session])
@@ -282,7 +285,7 @@ class RunsTab:
 
     def on_open_run(self, run_id, state):
         if not self.ctx.exists(run_id):  # exists: among the runs this user may see
-            return {}
+            return gr.skip()
         state["run_id"] = run_id  # the Train tab shows this run, wherever it was started
         return {self.ctx.session: state, self.ctx.summary: sessions.summary(state),
                 self.ctx.tabs: gr.Tabs(selected="train")}

@@ -41,7 +41,7 @@ def info_markdown(ctx, run_id: str, served, lang: str) -> str:
 
 def build(ctx, run) -> list:
     """The panel under the Playground; returns its components a run change updates."""
-    servers = ModelServers(ctx.workspace)
+    servers = ctx.shared["model_servers"] = ModelServers(ctx.workspace)  # a deleted run's server stops too
     with gr.Accordion("Serve this model", open=False, visible=False, elem_id="serve-panel") as panel:
         ctx.static(gr.Markdown(f"<span class='hint'>{HINT}</span>"))
         with gr.Row():
