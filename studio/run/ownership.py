@@ -90,20 +90,19 @@ def check_owner(workspace: Workspace, name: str | None) -> str | None:
     return Users(workspace.root).require(name).name
 
 
-def check_recipe(recipe: Recipe, who: Viewer, workspace: Workspace, data_roots: list[str | Path] = ()) -> None:
+def check_recipe(recipe: Recipe, who: Viewer, workspace: Workspace, data_roots: list[str | Path] = (),
+                 disk: bool = True) -> None:
     """RecipeError naming the key when `who` may not start this recipe; nothing for an admin or a studio without
     accounts. Paths are taken as the job manager takes them (relative to this process's folder), resolved through
-    symbolic links, so that no name leads outside what the user may read."""
+    symbolic links, so that no name leads outside what the user may read. disk: also check_disk (a sweep checks
+    it once, not for each of its recipes)."""
     if who.sees_everything:
         return
     if who.name is None:  # accounts were added after this studio started: its page asks for no login yet
         raise RecipeError("Log in first: this studio has accounts now, and starts runs only for them. Ask an admin "
                           "to restart it (`studio serve`), and log in.")
-    used = disk_used_gb(workspace, who)
-    if used > who.limits.max_disk_gb:
-        raise RecipeError(f"Your runs and uploads take {used:.1f} GB of the workspace, over your limit of "
-                          f"{who.limits.max_disk_gb} GB: delete runs you no longer need from the workspace, or ask "
-                          "an admin to raise it (studio users limit NAME --max-disk-gb N).")
+    if disk:
+        check_disk(workspace, who)
     if recipe.trust_remote_code:
         raise RecipeError("Recipe key 'trust_remote_code' is true: running the Python code a model ships with is "
                           "for admins only. Leave it false, or ask an admin to start this run.")
@@ -136,6 +135,17 @@ def check_data(spec: DataSpec, who: Viewer, workspace: Workspace, data_roots: li
                               f"the bundled examples{' and the data folders this studio opened' * bool(data_roots)}.")
     if spec.path_column:
         _check_listed_files(Path(spec.path).expanduser().resolve(), spec.path_column, allowed)
+
+
+def check_disk(workspace: Workspace, who: Viewer) -> None:
+    """RecipeError when `who`'s runs and uploads take more of the workspace than their limit allows."""
+    if who.sees_everything:
+        return
+    used = disk_used_gb(workspace, who)
+    if used > who.limits.max_disk_gb:
+        raise RecipeError(f"Your runs and uploads take {used:.1f} GB of the workspace, over your limit of "
+                          f"{who.limits.max_disk_gb} GB: delete runs you no longer need (Runs tab: Delete this "
+                          "run), or ask an admin to raise it (studio users limit NAME --max-disk-gb N).")
 
 
 def disk_used_gb(workspace: Workspace, who: Viewer) -> float:

@@ -158,9 +158,13 @@ class Context:
         """One line of the audit trail for what this event's user did."""
         audit.record(self.workspace.root, what, self.user().name, viewer.address(), **details)
 
-    def check(self, recipe) -> None:
-        """RecipeError in words when this user may not start the recipe (what it reads, its model)."""
-        ownership.check_recipe(recipe, self.user(), self.workspace, self.data_roots)
+    def check(self, recipe, disk: bool = True) -> None:
+        """RecipeError in words when this user may not start the recipe (what it reads, its model; disk: and
+        whether their runs are over their disk limit)."""
+        ownership.check_recipe(recipe, self.user(), self.workspace, self.data_roots, disk=disk)
+
+    def check_disk(self) -> None:
+        ownership.check_disk(self.workspace, self.user())
 
     def check_data(self, spec) -> None:
         """RecipeError in words when this user may not read the data (a session is the browser's: it may name

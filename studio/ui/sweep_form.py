@@ -89,7 +89,9 @@ class SweepForm:
             recipe = sessions.build_recipe(state)
             block = sweep_block(recipe.strategy or name, strategies, rates_of(rates, lang), mode, trials, lang)
             # Every run the sweep may start is checked as this user's: a setting can change what a run reads.
-            plan = sweeps.check({**recipes.to_dict(recipe), "sweep": block}, may_run=self.ctx.check)
+            self.ctx.check_disk()  # once: each check would walk the user's runs again
+            plan = sweeps.check({**recipes.to_dict(recipe), "sweep": block},
+                                may_run=lambda run: self.ctx.check(run, disk=False))
         except recipes.RecipeError as exc:
             return {self.note: f"**{tr('Cannot start the sweep.', lang)}** {exc}", self.ctx.session: state}
         words = tr_said(sweeps.plan_words(self.ctx.workspace, plan), lang)
