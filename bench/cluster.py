@@ -60,11 +60,12 @@ def _answers(address: str) -> bool:
 
 
 @contextmanager
-def local_head(cpus: int = 2, port: int | None = None, timeout_s: float = 180):
-    """A Ray head on 127.0.0.1 with `cpus` CPUs and no GPU (its GCS on `port`, a free one if not given), in a
+def local_head(cpus: int = 2, port: int | None = None, timeout_s: float = 180, dashboard_port: int | None = None):
+    """A Ray head on 127.0.0.1 with `cpus` CPUs and no GPU (its GCS on `port`, its Ray Jobs server on
+    `dashboard_port`: free ones if not given; both given, a head started again has the same address), in a
     temporary folder of its own; yields its Ray Jobs address, and ends only its own processes."""
     tmp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths under it must stay under 108 characters
-    port, dashboard = port or _free_port(), _free_port()
+    port, dashboard = port or _free_port(), dashboard_port or _free_port()
     command = [RAY, "start", "--head", "--num-cpus", str(cpus), "--num-gpus", "0", "--node-ip-address",
                "127.0.0.1", "--port", str(port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
                "--include-dashboard", "true", "--ray-client-server-port", str(_free_port()),

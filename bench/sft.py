@@ -36,7 +36,7 @@ def model_for(ctx) -> tuple[str, str]:
 
 def section(ctx, results: dict) -> None:
     from transformers import AutoTokenizer
-    cfg, smoke = ctx.cfg, ctx.cfg.mode == "smoke"
+    smoke = ctx.cfg.mode == "smoke"
     name, folder = model_for(ctx)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     batch, warmup, measure = (4, 1, 3) if smoke else (8, 2, 8)

@@ -150,3 +150,27 @@ def test_out_of_memory_without_retry_fails_with_advice(tmp_path, tiny_bert, text
     assert "ran out of memory" in status["error"] and "smaller batch size" in status["error"]
     assert "Traceback" not in status["error"] and (job.run_dir / "error.log").exists()
     assert finish(manager.start(make_recipe("text", tiny_bert, text_csv, "full", epochs=1)))["status"] == "completed"
+
+
+def test_a_sigterm_from_outside_the_studio_interrupts_and_the_studios_stop_cancels(tmp_path, tiny_bert, text_csv):
+    """A worker process stopped by a SIGTERM no one sent through the studio (a shutdown, `kill`, Ray's stop_job run
+    by hand) ends interrupted (resumable), in words; the studio's own Stop (its cancel file, then a signal) ends
+    cancelled."""
+    recipe = make_recipe("text", tiny_bert, text_csv, "full", epochs=30, batch_size=2, learning_rate=1e-3)
+    recipe.train.early_stopping_patience = 0
+    manager = JobManager(Workspace(tmp_path / "ws"))
+    ended = {}
+    for how in ("outside", "studio"):
+        job = manager.start(recipe)
+        deadline = time.time() + 180
+        while not any(e["type"] == "step" for e in job.events()) and time.time() < deadline:
+            time.sleep(0.05)
+        if how == "outside":
+            os.kill(job.status["pid"], signal.SIGTERM)
+        else:
+            job.cancel()
+        assert job.wait(120)
+        ended[how] = job.status
+    assert ended["outside"]["status"] == "interrupted", ended["outside"]
+    assert ended["outside"]["message"].startswith("Stopped from outside the studio")
+    assert (ended["studio"]["status"], ended["studio"]["message"]) == ("cancelled", "Stopped by the user.")

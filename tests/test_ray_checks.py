@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from corpus_cluster import said
 from helpers import free_port, wait_for
 
 pytest.importorskip("ray.job_submission", reason="the cluster extra (pip install -e \".[cluster]\")")
@@ -46,4 +47,5 @@ def test_a_node_that_does_not_see_the_workspace_is_refused_in_words(tmp_path):
             stop_session(node.pid)
     assert result.returncode == 2, result.stderr
     assert f"The workspace {workspace} is not visible on node " in result.stderr
+    said("workspace-not-shared", result.stderr)
     assert "put it on a shared filesystem" in result.stderr and "Traceback" not in result.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from corpus_cluster import said
 from helpers import free_port, make_recipe, wait_for
 
 pytest.importorskip("ray.job_submission", reason="the cluster extra (pip install -e \".[cluster]\")")
@@ -73,7 +74,8 @@ def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_as_a_new_job(
                                                                                 text_csv, monkeypatch):
     """The worker SIGKILLed on its node: Ray reports the job failed, the run is interrupted with Ray's reason.
     Resumed, it is submitted again under a new id (Ray never reuses one); stopped then from outside the studio
-    (Ray's own stop_job: the worker's SIGTERM handler), it ends cancelled."""
+    (Ray's own stop_job: the worker's SIGTERM handler, with no cancel file of the studio's), it is interrupted
+    again: no one stopped it in the studio."""
     monkeypatch.setenv("STUDIO_CLUSTER", cluster)
     manager = JobManager(Workspace(tmp_path / "ws"))
     client = ray_jobs.connect(cluster)
@@ -82,11 +84,13 @@ def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_as_a_new_job(
     worker_of(job.run).kill()
     assert job.wait(120) and job.status["status"] == "interrupted", job.status
     assert "Ray reports the job FAILED" in job.status["message"]
+    said("job-killed-on-node", job.status["message"])
     again = manager.resume(job.run_id)
     wait_for(lambda: again.status.get("cluster_job_id") == f"{job.run_id}-2", 60, "the resumed run's new job")
     wait_for(lambda: again.status["status"] == "running", 180, "the resumed run to train")
     client.stop_job(f"{job.run_id}-2")
-    assert again.wait(120) and again.status["status"] == "cancelled", again.status
+    assert again.wait(120) and again.status["status"] == "interrupted", again.status
+    said("job-stopped-from-outside", again.status["message"])
     assert again.process.wait(60) == 0
 
 

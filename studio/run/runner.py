@@ -20,6 +20,7 @@ from studio.engine.distributed import Distributed
 from studio.engine.loop import Cancelled
 from studio.engine.tracking import reporting
 from studio.errors import UserError
+from studio.run.stopping import ending
 from studio.runfolder import ERROR_LOG, RECIPE, RunFolder
 from studio.workspace import Workspace
 from studio.words import said
@@ -77,8 +78,9 @@ def with_retries(run: RunFolder, events, attempt: Callable[[bool], None], resume
             attempt(resume)
             return "completed"
         except Cancelled:
-            events.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
-            return "cancelled"
+            state, message = ending(run)
+            events.set_status(state, finished=time.time(), message=message)
+            return state
         except Exception as exc:  # any failure ends this run only, in words; the traceback goes to error.log
             recipe = _recipe_or_none(run)
             size = recipe.train.batch_size if recipe else None

@@ -32,7 +32,7 @@ from studio.engine.loop import Cancelled
 from studio.errors import UserError
 from studio.run import admission, ray_train
 from studio.run.runner import execute, explain, out_of_memory, with_retries
-from studio.run.stopping import CANCEL_POLL_S, watch_cancel_file, watch_signals
+from studio.run.stopping import CANCEL_POLL_S, ending, watch_cancel_file, watch_signals
 from studio.runfolder import CANCEL, ERROR_LOG, RECIPE, WORKER_LOG, EventWriter, NullWriter, RunFolder, identity
 from studio.workspace import Workspace, confine_caches
 
@@ -111,8 +111,9 @@ def train(run: RunFolder, resume: bool, cancel: threading.Event, callbacks: list
 
 def main_worker(run_dir: Path, resume: bool) -> int:
     cancel = threading.Event()
-    watch_signals(cancel)
-    outcome = train(RunFolder(run_dir), resume, cancel)
+    run = RunFolder(run_dir)
+    watch_signals(cancel, run)
+    outcome = train(run, resume, cancel)
     return 0 if outcome in ("completed", "cancelled") else 1
 
 
@@ -225,7 +226,7 @@ def free_port() -> int:
 def main_rank(run_dir: Path, resume: bool) -> int:
     """One rank of a run on several devices (under accelerate launch)."""
     cancel = threading.Event()
-    watch_signals(cancel)
+    watch_signals(cancel, RunFolder(run_dir))
     return run_rank(run_dir, resume, cancel)
 
 
@@ -246,7 +247,8 @@ def run_rank(run_dir: Path, resume: bool, cancel: threading.Event) -> int:
         execute(run, workspace_of(run), events, cancel, dist, resume=resume)
         return 0
     except Cancelled:
-        events.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
+        state, message = ending(run)
+        events.set_status(state, finished=time.time(), message=message)
         return 0
     except Exception as exc:  # rank 0 says why in status.json; the launcher reads it
         if dist.is_main:

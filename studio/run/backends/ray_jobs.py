@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +25,8 @@ from studio.errors import UserError
 from studio.recipe import Recipe
 from studio.run.admission import PLACED_BY_CLUSTER
 from studio.run.backends.base import Backend
-from studio.runfolder import WORKER_LOG, RunFolder
+from studio.run.backends.ray_log_follow import JobLogFollower
+from studio.runfolder import FINISHED, WORKER_LOG, RunFolder
 from studio.workspace import CACHE_VARIABLES
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ PASSED_ON = ("STUDIO_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")  # environment a 
 # never passed on: Ray keeps a job's environment and shows it on its dashboard (the nodes read the Hugging Face
 # token from the token file in the shared HF_HOME instead). Searched in the name less its TOKENIZERS_ prefix.
 SECRET = re.compile("TOKEN|SECRET|KEY|PASSWORD", re.IGNORECASE)
+KEEP_FOLLOWED = 64  # jobs whose followed logs are kept (the oldest ended ones forgotten first)
+FIRST_WAIT_S = 2.0  # a new follower's first lines (Ray sends the log so far at once)
+LAST_WAIT_S = 5.0  # a finished run's job's last lines: printed a moment after the run's last word
 
 
 class ClusterError(UserError):
@@ -141,6 +146,8 @@ class RayBackend(Backend):
 
     def __init__(self, address: str):
         self.address = address
+        self._followers: dict[str, JobLogFollower] = {}
+        self._lock = threading.Lock()
 
     @functools.cached_property
     def client(self):
@@ -183,13 +190,32 @@ class RayBackend(Backend):
         return status
 
     def logs(self, run: RunFolder, tail: int | None = None) -> str:
-        """The job's log, or its last `tail` lines. Ray's Jobs API sends the whole log (its state API's tail of a
-        job's log answered 500 in Ray 2.60, checked 2026-12-07): a page asks only now and then (run/log_tails.py)."""
-        job_id = run.status().get("cluster_job_id")
+        """The job's log, or its last `tail` lines: those a follower of Ray's tail of the log holds
+        (ray_log_follow.py), or, where following fails, those of the whole log (get_job_logs)."""
+        status = run.status()
+        job_id = status.get("cluster_job_id")
         if not job_id:
             return ""
-        text = self.client.get_job_logs(job_id)
-        return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
+        follower = None if tail is None else self.follower(job_id)
+        if follower is None or follower.failed:
+            text = self.client.get_job_logs(job_id)
+            return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
+        if status.get("status") in FINISHED:
+            follower.ended.wait(LAST_WAIT_S)
+        return "\n".join(follower.lines(tail))
+
+    def follower(self, job_id: str) -> JobLogFollower:
+        """The follower of the job's log: started on the first ask, and again when the last one stopped for want
+        of readers."""
+        with self._lock:
+            follower = self._followers.get(job_id)
+            if follower is None or follower.idle:
+                follower = self._followers[job_id] = JobLogFollower(self.client, job_id)
+                ended = [job for job, f in self._followers.items() if f.ended.is_set()]
+                for job in ended[:len(self._followers) - KEEP_FOLLOWED]:
+                    del self._followers[job]
+        follower.heard.wait(FIRST_WAIT_S)
+        return follower
 
     def cancel(self, run: RunFolder) -> None:
         """The cancel file (and a signal to the placer, which stops the job); the job is also stopped from here, in

@@ -3,8 +3,9 @@ place in the queue until the cluster has the CPUs and GPUs it asks, submits it a
 to its end. Its pid is the run's in status.json, so a studio restarted meanwhile finds the run alive, and a stop
 (the cancel file, SIGUSR1 or SIGTERM) reaches it: it stops the job, whose worker ends the run as cancelled.
 
-A job that ends without the run saying how (Ray reports it FAILED or STOPPED, its node lost) leaves the run
-interrupted, with Ray's reason, and resumable like any other.
+A job that ends without the run saying how (Ray reports it FAILED or STOPPED, its node lost, its head restarted
+and no longer knows it, the cluster silent for LOST_AFTER_S) leaves the run interrupted, with the reason, and
+resumable like any other.
 
     python -m studio.run.backends.ray_placer ADDRESS RUN_DIR [--resume]
 """
@@ -58,14 +59,14 @@ def place(address: str, run: RunFolder, resume: bool, cancel: threading.Event) -
     if job_id is None:
         events.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
         return "cancelled"
-    info = follow(client, job_id, cancel)
+    info = follow(client, job_id, cancel)  # its JobInfo, or why it is lost
     outcome = run.status().get("status")
     if outcome in ACTIVE and cancel.is_set():  # stopped before its worker could say so (still starting)
         events.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
         outcome = "cancelled"
     elif outcome in ACTIVE:  # the job ended without the worker writing the run's end
-        why = f"Ray reports the job {info.status.value if info else 'lost'}" + (
-            f": {info.message}" if info and info.message else "")
+        why = info if isinstance(info, str) else f"Ray reports the job {info.status.value}" + (
+            f": {info.message}" if info.message else "")
         events.set_status("interrupted", finished=time.time(), message=(
             f"The run's job on the cluster ended while it was in progress ({why}). Resume it to continue from its "
             "last checkpoint."))
@@ -75,7 +76,8 @@ def place(address: str, run: RunFolder, resume: bool, cancel: threading.Event) -
 
 
 def follow(client, job_id: str, cancel: threading.Event):
-    """Waits for the job's end (stopping it when asked); its JobInfo, or None if the cluster stopped answering."""
+    """Waits for the job's end (stopping it when asked): its JobInfo, or why it is lost (words) when the cluster
+    stopped answering or, its head restarted, no longer knows the job."""
     stopped, last_answer = False, time.monotonic()
     while True:
         try:
@@ -88,9 +90,20 @@ def follow(client, job_id: str, cancel: threading.Event):
                 stopped = True
         except Exception as exc:  # the head restarting, the network: keep asking a while
             log.warning("the cluster did not answer about job %s: %s", job_id, exc)
+            if forgot(client, job_id):
+                return "the cluster's head was restarted and no longer knows the job"
             if time.monotonic() - last_answer > LOST_AFTER_S:
-                return None
+                return f"the cluster did not answer for {LOST_AFTER_S} s"
         time.sleep(POLL_S)
+
+
+def forgot(client, job_id: str) -> bool:
+    """True when the cluster answers but has no such job: Ray keeps its jobs in the head's memory, so a restarted
+    head has none of the jobs it ran before."""
+    try:
+        return job_id not in {job.submission_id for job in client.list_jobs()}
+    except Exception:  # still not answering
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
