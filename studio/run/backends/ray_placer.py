@@ -21,7 +21,7 @@ from pathlib import Path
 from studio import recipe as recipes
 from studio.run import admission
 from studio.run.backends import ray_jobs
-from studio.run.stopping import watch_cancel_file, watch_signals
+from studio.run.stopping import STOPPED_BY_USER, watch_cancel_file, watch_signals
 from studio.runfolder import ACTIVE, RECIPE, EventWriter, RunFolder, identity
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,12 @@ def place(address: str, run: RunFolder, resume: bool, cancel: threading.Event) -
 
     job_id = admission.wait_turn(run.path, ray_jobs.cluster_key(address), take, cancel, waiting)
     if job_id is None:
-        events.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
+        events.set_status("cancelled", finished=time.time(), message=STOPPED_BY_USER)
         return "cancelled"
     info = follow(client, job_id, cancel)  # its JobInfo, or why it is lost
     outcome = run.status().get("status")
     if outcome in ACTIVE and cancel.is_set():  # stopped before its worker could say so (still starting)
-        events.set_status("cancelled", finished=time.time(), message="Stopped by the user.")
+        events.set_status("cancelled", finished=time.time(), message=STOPPED_BY_USER)
         outcome = "cancelled"
     elif outcome in ACTIVE:  # the job ended without the worker writing the run's end
         why = info if isinstance(info, str) else f"Ray reports the job {info.status.value}" + (
