@@ -305,11 +305,18 @@ class RunFolder(Folder):
         return alive(status.get("pid"), status.get("pid_started")) if status.get("pid") else False
 
     def remove(self) -> None:
-        """Deletes the folder for good (whoever may: run/deletion.py). status.json goes first: from then on no list
-        shows a run here, even if removing the rest fails half-way."""
+        """Deletes the folder for good (whoever may: run/deletion.py). status.json goes last: a removal that fails
+        half-way (OSError) leaves the run listed, to be deleted again, never files no list shows."""
         key = self.path.resolve()
+        for child in self.path.iterdir():
+            if child.name == STATUS:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)  # links inside are removed, never followed
+            else:
+                child.unlink()
         (self.path / STATUS).unlink(missing_ok=True)
-        shutil.rmtree(self.path)  # links inside are removed, never followed
+        self.path.rmdir()
         with _readers_lock:
             _readers.pop(key, None)
 

@@ -144,6 +144,13 @@ class Workspace:
         """One folder per sweep (several settings of one recipe tried): its sweep.json, its optuna study."""
         return self.root / "sweeps"
 
+    @property
+    def own_folders(self) -> tuple[str, ...]:
+        """The workspace's own folders, beside the runs': never an output_dir."""
+        return tuple(dict.fromkeys(p.relative_to(self.root).parts[0] for p in (
+            self.cache_dir, self.recipes_dir, self.mlflow_artifacts, self.trackio_dir, self.uploads_dir,
+            self.explanations_dir("x"), self.serving_dir("x"), self.sweeps_dir)))
+
     def new_run_dir(self, recipe: Recipe) -> Path:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(recipe.model.rstrip("/\\")).name or recipe.model).strip("-.")
         return new_dir(self.root / recipe.output_dir, f"{time.strftime('%Y%m%d-%H%M%S')}-{slug[:40]}-{recipe.strategy}")

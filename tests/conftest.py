@@ -197,6 +197,8 @@ def start_studio():
                                      str(workspace)], port, Path(workspace) / f"server-{port}.log", cwd=root))
         return f"http://127.0.0.1:{port}"
     yield start
+    for server in servers:  # all stopped first: a failed check below leaves none running
+        server.terminate()
     for server in servers:
         stop_server(server)
 

@@ -101,17 +101,31 @@ def start_server(command: list[str], port: int, log_path: Path, **popen) -> subp
             time.sleep(0.5)
 
 
-# An exception a page handler raised, as gradio logs it (gradio.exceptions.Error is the studio's words to the user,
-# or gradio refusing a value the page never offers: not a mistake of the handler's).
-HANDLER_ERROR = re.compile(r"^(?!gradio\.exceptions\.Error)[\w.]*(Error|Exception): .*", re.MULTILINE)
+TRACEBACK = "Traceback (most recent call last):\n"
+# A traceback whose first frame is gradio's (its queue running a page handler) or uvicorn's / starlette's (a route):
+# what a handler let out. The studio's own log.exception tracebacks start in its code: a handled error, said to the
+# user in words. gradio.exceptions.Error is the studio's words, or gradio refusing a value the page never offers.
+SERVING_FRAME = re.compile(r'  File "[^"]*/(gradio|uvicorn|starlette)/')
+
+
+def handler_errors(log_text: str) -> list[str]:
+    """The exceptions page handlers (or routes) let out, by the server's log: each one's line."""
+    found = []
+    for block in log_text.split(TRACEBACK)[1:]:
+        lines = block.splitlines()
+        raised = next((line for line in lines if line and not line.startswith(" ")), "")
+        if lines and SERVING_FRAME.match(lines[0]) and not raised.startswith("gradio.exceptions.Error"):
+            found.append(raised)
+    return found
 
 
 def stop_server(process: subprocess.Popen) -> None:
     """Stops a server start_server started, then fails if a page handler raised while it served: a handler that
     returns a component it does not list, or the wrong number of values, shows only "Error" on the page."""
-    process.terminate()
-    process.wait(30)
-    raised = [m.group(0) for m in HANDLER_ERROR.finditer(process.log_path.read_text(errors="replace"))]
+    if process.poll() is None:
+        process.terminate()
+        process.wait(30)
+    raised = handler_errors(process.log_path.read_text(errors="replace"))
     assert not raised, f"page handlers raised (see {process.log_path}): {raised[:5]}"
 
 

@@ -122,7 +122,8 @@ def test_feature_extraction_shows_progress_before_it_ends(page, url, tmp_path):
     import zipfile
 
     from studio.examples import make_shapes
-    images = make_shapes(tmp_path / "fresh", per_class=30, size=64, seed=7)
+    # enough images for the reading to last several of the page's 1 s refreshes (with 90 it once showed one)
+    images = make_shapes(tmp_path / "fresh", per_class=80, size=64, seed=7)
     archive = tmp_path / "fresh.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in sorted(images.rglob("*.jpg")):

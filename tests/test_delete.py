@@ -191,19 +191,25 @@ def test_the_runs_tab_asks_then_deletes_and_the_run_leaves_every_picker(tmp_path
     assert asked[confirm]["visible"] is True
     hidden = page["on_ask delete-note"](theirs, fresh_session("bob"), as_bob)  # crafted: another user's run
     assert hidden[note] == "Pick a run first." and hidden[confirm]["visible"] is False
-    refused = page["on_confirm delete-note"](theirs, fresh_session("bob"), as_bob)
+    refused = page["on_confirm delete-note"](theirs, theirs, fresh_session("bob"), as_bob)
     assert refused[note].startswith("**Cannot delete.** No run called") and (workspace.root / "runs" / theirs).is_dir()
+    # the picker shows another run than the one the question named (the tab reopened on the latest): nothing goes
+    other = made_run(workspace.root, "bob")
+    moved = page["on_confirm delete-note"](other, mine, state, as_bob)
+    assert moved[note] == "Pick a run first." and moved[confirm]["visible"] is False
+    assert (workspace.root / "runs" / other).is_dir() and (workspace.root / "runs" / mine).is_dir()
 
-    done = page["on_confirm delete-note"](mine, state, as_bob)
+    done = page["on_confirm delete-note"](mine, mine, state, as_bob)
     assert done[note] == f"Deleted run {mine}." and done[confirm]["visible"] is False
     assert mine not in choices(done, ids["runs-run"]) and not (workspace.root / "runs" / mine).exists()
     kept = next(v for c, v in done.items() if isinstance(c, gr.BrowserState))
     assert kept["run_id"] is None and kept["runs"] == []
     for picker in ("evaluate-run", "playground-run"):
-        assert choices(page[f"on_open {picker}"](kept, as_bob), ids[picker]) == []
+        assert choices(page[f"on_open {picker}"](kept, as_bob), ids[picker]) == [other]
     as_ada = gr.Request(username="ada")  # an admin sees cara's run, and deletes it
     assert theirs in choices(page["on_open runs-run"](fresh_session("ada"), as_ada), ids["runs-run"])
-    assert page["on_confirm delete-note"](theirs, fresh_session("ada"), as_ada)[note] == f"Deleted run {theirs}."
+    assert page["on_confirm delete-note"](theirs, theirs, fresh_session("ada"), as_ada)[note] == \
+        f"Deleted run {theirs}."
     assert deleted(workspace) == [("bob", mine), ("ada", theirs)]
 
 
@@ -214,7 +220,7 @@ def test_the_runs_tab_refuses_an_active_run_in_words(tmp_path):
     note, as_bob = page["ids"]["delete-note"], gr.Request(username="bob")
     asked = page["on_ask delete-note"](running, fresh_session("bob"), as_bob)
     assert asked[note] == "This run is running. Stop it first, then delete it."
-    forced = page["on_confirm delete-note"](running, fresh_session("bob"), as_bob)
+    forced = page["on_confirm delete-note"](running, running, fresh_session("bob"), as_bob)
     assert "Stop it first" in forced[note] and (workspace.root / "runs" / running).is_dir()
     assert deleted(workspace) == []
 

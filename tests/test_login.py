@@ -51,6 +51,8 @@ def studios(tmp_path_factory):
             servers.append(server)
             made[kind] = where
     yield made
+    for server in servers:  # all stopped first: a failed check below leaves none running
+        server.terminate()
     for server in servers:
         stop_server(server)
         server.wait(30)

@@ -97,7 +97,8 @@ def test_a_users_recipe_reads_only_their_uploads_the_examples_and_the_opened_fol
         "data.path": [recipe("/etc/passwd"), recipe(str(mine / ".." / ".." / "cara" / "x.csv")), recipe(shared)],
         "trust_remote_code": [recipe(data, trust_remote_code=True)],
         "model": [recipe(data, model="/tmp"), recipe(data, model="./models/x"), recipe(data, model="runs")],
-        "output_dir": [recipe(data, output_dir=name) for name in ("uploads", "cache", "runs/x", "runs/bobs-run",
+        "output_dir": [recipe(data, output_dir=name) for name in ("uploads", "cache", "serving", "explanations",
+                                                                  "sweeps", "runs/x", "runs/bobs-run",
                                                                   "../elsewhere", ".", "runs/", "/tmp/runs")],
     }
     refused["data.validation_path"] = [recipe(data)]

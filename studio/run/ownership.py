@@ -31,7 +31,6 @@ from studio.workspace import RunNotFound, Workspace
 OUTPUT_DIR = re.compile(r"[A-Za-z0-9][\w.-]*")  # a user's output_dir: one folder of the workspace
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")  # a run folder's name; never a path
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")  # name or org/name
-SHARED_FOLDERS = ("uploads", "cache")  # workspace folders a run folder must not be written into
 LOCAL_TRACKING = ("sqlite", "file")  # MLflow stores that are files on this machine
 
 
@@ -113,7 +112,7 @@ def check_recipe(recipe: Recipe, who: Viewer, workspace: Workspace, data_roots: 
     root = workspace.root.resolve()
     out = (root / recipe.output_dir).resolve()
     if not OUTPUT_DIR.fullmatch(str(recipe.output_dir)) or out.parent != root or \
-            _inside(out, [root / name for name in SHARED_FOLDERS]):
+            _inside(out, [root / name for name in workspace.own_folders]):
         raise RecipeError(f"Recipe key 'output_dir' is {recipe.output_dir!r}: give one folder name of the "
                           "workspace for runs, such as 'runs'.")
     uri = recipe.train.mlflow_tracking_uri

@@ -20,7 +20,7 @@ from studio.recipe import RecipeError
 from studio.run.jobs import Job, JobManager
 from studio.run.sweep import DONE, DRIVER_LOG, STOP_FILE, STUDY_FILE, Sweep, best, recipe_for, words
 from studio.runfolder import identity, mark_interrupted
-from studio.workspace import Workspace
+from studio.workspace import RunNotFound, Workspace
 
 POLL_S = 0.5
 # Trials before pruning starts: the median of fewer earlier trials says little.
@@ -89,7 +89,12 @@ class Driver:
             self._save()
             self.say(f"run {entry['index'] + 1}/{self.data['total']} ({words(entry['settings'])}): {job.run_id}")
             return job
-        job = self.manager.get(entry["run_id"])
+        try:
+            job = self.manager.get(entry["run_id"])
+        except RunNotFound:  # deleted since: this combination has no result
+            entry.update(status="failed", error=f"Its run {entry['run_id']} was deleted.")
+            self._save()
+            return None
         if job.status.get("status") in ("cancelled", "interrupted"):
             job = self.manager.resume(entry["run_id"])
         return job
@@ -105,13 +110,15 @@ class Driver:
         seen = 0
         while not job.done:
             if self.sweep.stop_requested():
-                self._end(job, entry, "cancelled")
-                raise Stopped
+                if self._end(job, entry, "cancelled"):
+                    raise Stopped
+                break  # it completed first: recorded below, then the sweep stops
             events = job.events(seen)
             seen += len(events)
             if prune and any(prune(e) for e in events if e["type"] == "epoch"):
-                self._end(job, entry, "pruned")
-                return
+                if self._end(job, entry, "pruned"):
+                    return
+                break  # it completed before the stop reached it: a completed trial
             state = job.status.get("status")
             if state == "running" and job.process is None and not self.manager.in_process:
                 mark_interrupted([job.run.path])  # picked up on resume: its worker is not ours to wait on
@@ -128,12 +135,17 @@ class Driver:
         if self.sweep.stop_requested():  # the stop reached the run before it reached this loop
             raise Stopped
 
-    def _end(self, job: Job, entry: dict, status: str) -> None:
+    def _end(self, job: Job, entry: dict, status: str) -> bool:
+        """Stops the entry's run and records it as `status`; False (nothing recorded) when the run completed before
+        the stop reached it."""
         job.cancel()
         job.wait()
+        if job.status.get("status") == "completed":
+            return False
         entry.update(status=status, wall_time_s=job.status.get("wall_time_s"))
         self._save()
         self.say(f"run {entry['index'] + 1}/{self.data['total']} {status}")
+        return True
 
     # -- the two kinds -----------------------------------------------------------------------------------------------
     def _grid(self) -> None:

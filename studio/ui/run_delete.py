@@ -24,19 +24,24 @@ class RunDelete:
                                      **size)
             self.keep = gr.Button("Keep it", visible=False, elem_id="delete-run-keep", **size)
         self.note = gr.Markdown(elem_id="delete-note")
+        self.asked_for = gr.State(None)  # the run the confirmation names: only that one is deleted
 
     def wire(self, run: gr.Dropdown, refreshed: list, reopen) -> None:
         """run: the tab's run picker; refreshed: what reopen(session) (the tab's opening) updates."""
         ctx, self.reopen = self.ctx, reopen
-        asking = [self.note, self.confirm, self.keep]
+        asking = [self.note, self.confirm, self.keep, self.asked_for]
         ctx.on(self.ask.click, self.on_ask, [run, ctx.session], asking)
         ctx.on(self.keep.click, lambda: self.asked(""), None, asking)
-        ctx.on(run.input, lambda: self.asked(""), None, asking)  # a confirmation is for the run it named
+        # a confirmation is for the run it named: gone once the picker shows another (picked, or the tab reopened)
+        ctx.on(run.change, lambda asked_for: self.asked("") if asked_for else gr.skip(), [self.asked_for], asking)
         outputs = list(dict.fromkeys([*asking, ctx.session, ctx.summary, *refreshed]))
-        ctx.on(self.confirm.click, self.on_confirm, [run, ctx.session], outputs)
+        ctx.on(self.confirm.click, self.on_confirm, [run, self.asked_for, ctx.session], outputs)
 
-    def asked(self, words: str, asking: bool = False) -> dict:
-        return {self.note: words, self.confirm: gr.update(visible=asking), self.keep: gr.update(visible=asking)}
+    def asked(self, words: str, run_id: str | None = None) -> dict:
+        """The note, and the confirmation for run_id (None: no confirmation shown)."""
+        asking = run_id is not None
+        return {self.note: words, self.confirm: gr.update(visible=asking), self.keep: gr.update(visible=asking),
+                self.asked_for: run_id}
 
     def on_ask(self, run_id, state) -> dict:
         lang = state["lang"]
@@ -48,10 +53,12 @@ class RunDelete:
                                  status=tr(status["status"], lang)))
         name = sessions.run_name({**status, "status": ""}, lang) or run_id
         return self.asked(tr("**Delete {run}?** Its folder goes for good: the trained model, its checkpoints, "
-                             "exports, curves and evaluation. Nothing else is touched.", lang, run=name), asking=True)
+                             "exports, curves and evaluation. Nothing else is touched.", lang, run=name), run_id)
 
-    def on_confirm(self, run_id, state) -> dict:
+    def on_confirm(self, run_id, asked_for, state) -> dict:
         lang = state["lang"]
+        if not run_id or run_id != asked_for:  # the picker moved on since the question: ask again
+            return self.asked(tr("Pick a run first.", lang))
         try:
             where = delete_run(self.ctx.workspace, self.ctx.user(), run_id or "", self.ctx.jobs)
         except (RunNotFound, DeleteError) as exc:

@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ SECRET = re.compile("TOKEN|SECRET|KEY|PASSWORD", re.IGNORECASE)
 KEEP_FOLLOWED = 64  # jobs whose followed logs are kept (the oldest ended ones forgotten first)
 FIRST_WAIT_S = 2.0  # a new follower's first lines (Ray sends the log so far at once)
 LAST_WAIT_S = 5.0  # a finished run's job's last lines: printed a moment after the run's last word
+RETRY_S = 30.0  # a follower whose tail failed is tried again after this long (meanwhile: the whole log)
 
 
 class ClusterError(UserError):
@@ -197,7 +199,7 @@ class RayBackend(Backend):
         if not job_id:
             return ""
         follower = None if tail is None else self.follower(job_id)
-        if follower is None or follower.failed:
+        if follower is None or follower.failed is not None:
             text = self.client.get_job_logs(job_id)
             return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
         if status.get("status") in FINISHED:
@@ -206,15 +208,18 @@ class RayBackend(Backend):
 
     def follower(self, job_id: str) -> JobLogFollower:
         """The follower of the job's log: started on the first ask, and again when the last one stopped for want
-        of readers."""
+        of readers, or failed (the head down) RETRY_S ago or more."""
         with self._lock:
             follower = self._followers.get(job_id)
-            if follower is None or follower.idle:
+            new = follower is None or follower.idle or (follower.failed is not None and
+                                                        time.monotonic() - follower.failed_at > RETRY_S)
+            if new:
                 follower = self._followers[job_id] = JobLogFollower(self.client, job_id)
                 ended = [job for job, f in self._followers.items() if f.ended.is_set()]
                 for job in ended[:len(self._followers) - KEEP_FOLLOWED]:
                     del self._followers[job]
-        follower.heard.wait(FIRST_WAIT_S)
+        if new:  # Ray sends the log so far at once: wait for it once, never again on each look
+            follower.heard.wait(FIRST_WAIT_S)
         return follower
 
     def cancel(self, run: RunFolder) -> None:

@@ -13,6 +13,7 @@ from collections import deque
 
 log = logging.getLogger(__name__)
 KEEP_LINES = 2000
+MAX_LINE = 10_000  # characters kept of a line that has not ended yet
 IDLE_S = 60.0
 WATCH_S = 0.5  # how often the thread looks whether anyone still reads
 
@@ -28,6 +29,7 @@ class JobLogFollower:
         self.ended = threading.Event()
         self.idle = False  # ended because no one read it
         self.failed: str | None = None  # ended because the tail failed: why
+        self.failed_at = 0.0  # when (time.monotonic())
         threading.Thread(target=self._follow, name=f"tail-{job_id}", daemon=True).start()
 
     def lines(self, tail: int) -> list[str]:
@@ -39,15 +41,16 @@ class JobLogFollower:
 
     def _add(self, chunk: str) -> None:
         with self._lock:
-            *done, self._partial = (self._partial + chunk).split("\n")
+            *done, partial = (self._partial + chunk).split("\n")
             self._lines.extend(done)
+            self._partial = partial[-MAX_LINE:]  # a progress bar redrawn with \r never ends its line
         self.heard.set()
 
     def _follow(self) -> None:
         try:
             asyncio.run(self._read())
         except Exception as exc:  # the head gone, the websocket refused: the backend falls back on get_job_logs
-            self.failed = f"{type(exc).__name__}: {exc}"
+            self.failed, self.failed_at = f"{type(exc).__name__}: {exc}", time.monotonic()
             log.warning("could not follow the log of job %s: %s", self.job_id, self.failed)
         finally:
             self.ended.set()

@@ -21,7 +21,7 @@ from pathlib import Path
 from studio import recipe as recipes
 from studio.run import admission
 from studio.run.backends import ray_jobs
-from studio.run.stopping import STOPPED_BY_USER, watch_cancel_file, watch_signals
+from studio.run.stopping import ending, watch_cancel_file, watch_signals
 from studio.runfolder import ACTIVE, RECIPE, EventWriter, RunFolder, identity
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,14 @@ def place(address: str, run: RunFolder, resume: bool, cancel: threading.Event) -
 
     job_id = admission.wait_turn(run.path, ray_jobs.cluster_key(address), take, cancel, waiting)
     if job_id is None:
-        events.set_status("cancelled", finished=time.time(), message=STOPPED_BY_USER)
-        return "cancelled"
+        outcome, message = ending(run)
+        events.set_status(outcome, finished=time.time(), message=message)
+        return outcome
     info = follow(client, job_id, cancel)  # its JobInfo, or why it is lost
     outcome = run.status().get("status")
     if outcome in ACTIVE and cancel.is_set():  # stopped before its worker could say so (still starting)
-        events.set_status("cancelled", finished=time.time(), message=STOPPED_BY_USER)
-        outcome = "cancelled"
+        outcome, message = ending(run)
+        events.set_status(outcome, finished=time.time(), message=message)
     elif outcome in ACTIVE:  # the job ended without the worker writing the run's end
         why = info if isinstance(info, str) else f"Ray reports the job {info.status.value}" + (
             f": {info.message}" if info.message else "")
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s placer: %(message)s")
     run, cancel, done = RunFolder(args.run_dir), threading.Event(), threading.Event()
-    watch_signals(cancel)
+    watch_signals(cancel, run)
     watch_cancel_file(run, cancel, done)
     try:
         outcome = place(args.address, run, args.resume, cancel)
