@@ -186,8 +186,9 @@ def test_screenshots_of_every_tab_in_every_language_and_start_over(page, url):
         for name in TABS:
             page.get_by_role("tab", name=i18n.tr(name, code), exact=True).click()
             page.locator(f"#tab-{name.lower()}").wait_for(state="visible")
+            # 35 full-page pictures: one took over 30 s once, late in a long slow run (chromium, not the page)
             page.screenshot(path=str(SHOTS / f"lang-{code}-{TABS.index(name) + 1}-{name.lower()}.png"),
-                            full_page=True)
+                            full_page=True, timeout=90_000)
     page.locator("#start-over").click()
     wait_text(page, "#summary", i18n.tr("none yet", "zh"), timeout=30)  # cleared, language kept
     assert "shapes" not in page.locator("#summary").inner_text()
