@@ -53,7 +53,8 @@ class RunDelete:
                                  status=tr(status["status"], lang)))
         name = sessions.run_name({**status, "status": ""}, lang) or run_id
         return self.asked(tr("**Delete {run}?** Its folder goes for good: the trained model, its checkpoints, "
-                             "exports, curves and evaluation. Nothing else is touched.", lang, run=name), run_id)
+                             "exports, curves and evaluation, with its explanations. Other runs and the shared "
+                             "caches stay.", lang, run=name), run_id)
 
     def on_confirm(self, run_id, asked_for, state) -> dict:
         lang = state["lang"]
