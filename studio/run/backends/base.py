@@ -9,6 +9,11 @@ from studio.recipe import Recipe
 from studio.runfolder import RunFolder
 
 
+def last_lines(text: str, tail: int | None) -> str:
+    """What a process printed: all of it (tail None), or its last `tail` lines (Backend.logs)."""
+    return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
+
+
 class Backend:
     name = ""
 

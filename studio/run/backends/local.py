@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from studio.run import worker
-from studio.run.backends.base import Backend
+from studio.run.backends.base import Backend, last_lines
 from studio.runfolder import WORKER_LOG, RunFolder
 
 
@@ -36,7 +36,7 @@ class LocalBackend(Backend):
             text = run.file(WORKER_LOG).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
-        return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
+        return last_lines(text, tail)
 
     def worker_ended(self) -> None:
         self._replace_spare()

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from studio.errors import UserError
 from studio.recipe import Recipe
 from studio.run.admission import PLACED_BY_CLUSTER
-from studio.run.backends.base import Backend
+from studio.run.backends.base import Backend, last_lines
 from studio.run.backends.ray_log_follow import JobLogFollower
 from studio.runfolder import FINISHED, WORKER_LOG, RunFolder
 from studio.workspace import CACHE_VARIABLES
@@ -200,8 +200,7 @@ class RayBackend(Backend):
             return ""
         follower = None if tail is None else self.follower(job_id)
         if follower is None or follower.failed is not None:
-            text = self.client.get_job_logs(job_id)
-            return text if tail is None else "".join(text.splitlines(keepends=True)[-tail:])
+            return last_lines(self.client.get_job_logs(job_id), tail)
         if status.get("status") in FINISHED:
             follower.ended.wait(LAST_WAIT_S)
         return "\n".join(follower.lines(tail))
